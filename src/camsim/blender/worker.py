@@ -1,0 +1,309 @@
+"""Host side of a Blender worker: one long-lived Blender process that renders many frames and scenes.
+
+The host listens on a UNIX socket in a private (0700) folder, or on 127.0.0.1 where UNIX sockets
+do not exist, and hands the worker a random key through its stdin. Connections without the key
+are refused by `multiprocessing.connection`'s challenge. The worker's stdout and stderr go to a
+log file; every failure names that log and quotes its last lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+from pathlib import Path
+from typing import Any
+
+from camsim.errors import RenderFailure, SceneError, WorkerError, WorkerTimeout
+
+log = logging.getLogger(__name__)
+
+SERVICE_SCRIPT = Path(__file__).with_name("service.py")
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How to start a worker; derived from RenderConfig by the caller."""
+
+    executable: Path | None = None
+    log_dir: Path = Path("logs")
+    timeout: float = 600.0
+    startup_timeout: float = 120.0
+    autoexec: bool = False
+    name: str = ""
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 8192))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    kept = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("Fra:")]
+    return "\n".join(kept[-lines:])
+
+
+class BlenderWorker:
+    """A warm Blender process. Use as a context manager, or call `start()` and `close()`."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.name = options.name or f"worker-{next(_counter)}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conn: Connection | None = None
+        self.log_path: Path | None = None
+        self.blender_version: str = ""
+        self.sequences_done = 0
+        self._sockdir: str | None = None
+
+    # ---------------------------------------------------------------------------------- lifecycle
+
+    def _command(self, address: str, family: str) -> list[str]:
+        args = ["--address", address, "--family", family]
+        if self.options.executable is None:
+            return [sys.executable, "-u", str(SERVICE_SCRIPT), *args]
+        scripts = "--enable-autoexec" if self.options.autoexec else "--disable-autoexec"
+        return [
+            str(self.options.executable), "--background", "--factory-startup", scripts,
+            "--python", str(SERVICE_SCRIPT), "--", *args,
+        ]  # fmt: skip
+
+    def start(self) -> BlenderWorker:
+        """Start Blender and wait until it has connected and answered `hello`."""
+        try:
+            self.options.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkerError(f"cannot create log folder {self.options.log_dir}: {exc.strerror}") from None
+        self.log_path = self.options.log_dir / f"{self.name}-{os.getpid()}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        key = secrets.token_bytes(32)
+        listener, address, family = self._listen()
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            with open(self.log_path, "ab") as log_fh:
+                self.proc = subprocess.Popen(
+                    self._command(address, family),
+                    stdin=subprocess.PIPE,
+                    stdout=log_fh,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,  # Ctrl-C reaches the host, which shuts workers down in order
+                )
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(key.hex().encode() + b"\n")
+            self.proc.stdin.flush()
+            self.conn = self._accept(listener, key)
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            listener.close()
+            self._remove_sockdir()
+        info = self.request({"cmd": "hello"}, timeout=self.options.startup_timeout)
+        self.blender_version = info["blender_version"]
+        log.debug("%s started: pid %s, Blender %s, log %s", self.name, self.pid, self.blender_version, self.log_path)
+        return self
+
+    def _listen(self) -> tuple[socket.socket, str, str]:
+        if hasattr(socket, "AF_UNIX"):
+            self._sockdir = tempfile.mkdtemp(prefix="camsim-")  # mode 0700: only this user can connect
+            address = os.path.join(self._sockdir, "worker.sock")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(address)
+            os.chmod(address, 0o600)
+            sock.listen(1)
+            return sock, address, "AF_UNIX"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        host, port = sock.getsockname()
+        return sock, f"{host}:{port}", "AF_INET"
+
+    def _accept(self, listener: socket.socket, key: bytes) -> Connection:
+        deadline = time.monotonic() + self.options.startup_timeout
+        listener.settimeout(0.25)
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise self._died("exited while starting")
+            if time.monotonic() > deadline:
+                raise WorkerTimeout(
+                    f"{self.name} did not connect within {self.options.startup_timeout:.0f} s",
+                    str(self.log_path), _tail(self.log_path) if self.log_path else "",
+                )  # fmt: skip
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            client.setblocking(True)
+            conn = Connection(client.detach())
+            try:
+                deliver_challenge(conn, key)
+                answer_challenge(conn, key)
+            except Exception as exc:  # a client without the key: drop it and keep waiting for ours
+                conn.close()
+                log.warning("%s: rejected a connection that failed authentication (%s)", self.name, exc)
+                continue
+            return conn
+
+    def _remove_sockdir(self) -> None:
+        if self._sockdir:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
+            self._sockdir = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.conn is not None
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the Blender process (0 if unknown)."""
+        if not self.alive:
+            return 0
+        try:
+            import psutil
+
+            return int(psutil.Process(self.pid).memory_info().rss)
+        except Exception:
+            return 0
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ask Blender to quit; kill it if it does not."""
+        if self.proc is None:
+            return
+        if self.conn is not None and self.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self.conn.send({"cmd": "shutdown"})
+                if self.conn.poll(timeout):
+                    self.conn.recv()
+        with contextlib.suppress(Exception):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._release()
+
+    def kill(self) -> None:
+        """Kill Blender (and anything it started) at once."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.proc.kill()
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=10)
+        self._release()
+
+    def _release(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+        if self.proc is not None and self.proc.stdin:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()
+        self._remove_sockdir()
+
+    def __enter__(self) -> BlenderWorker:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------ requests
+
+    def _died(self, what: str) -> WorkerError:
+        code = self.proc.poll() if self.proc else None
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        err = WorkerError(
+            f"Blender {self.name} {what} ({how})", str(self.log_path), _tail(self.log_path) if self.log_path else ""
+        )
+        self.kill()
+        return err
+
+    def request(self, msg: dict[str, Any], timeout: float | None = None) -> Any:
+        """Send one command and wait for its answer, watching for death and the timeout."""
+        if self.conn is None or self.proc is None:
+            raise WorkerError(f"{self.name} is not running", str(self.log_path))
+        limit = self.options.timeout if timeout is None else timeout
+        deadline = None if limit is None or limit < 0 else time.monotonic() + limit
+        try:
+            self.conn.send(msg)
+            while not self.conn.poll(0.2):
+                if self.proc.poll() is not None:
+                    raise self._died(f"died during {msg['cmd']}")
+                if deadline is not None and time.monotonic() > deadline:
+                    tail = _tail(self.log_path) if self.log_path else ""
+                    self.kill()
+                    raise WorkerTimeout(
+                        f"{self.name} timed out after {limit:.0f} s in {msg['cmd']}", str(self.log_path), tail
+                    )
+            reply = self.conn.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            raise self._died(f"lost its connection during {msg['cmd']}") from None
+        if reply["ok"]:
+            return reply["result"]
+        if reply.get("kind") == "scene":
+            raise SceneError(reply["error"])
+        raise RenderFailure(f"{reply['error']} (log: {self.log_path})")
+
+    # Typed commands: the whole surface the host uses.
+
+    def open_scene(self, path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+        return self.request({"cmd": "open_scene", "path": str(path), "settings": settings})
+
+    def scene_range(self, path: Path) -> dict[str, Any]:
+        return self.request({"cmd": "scene_range", "path": str(path), "autoexec": self.options.autoexec})
+
+    def cameras(self, frames: list[int]) -> list[dict[str, Any]]:
+        return self.request({"cmd": "cameras", "frames": [int(f) for f in frames]})
+
+    def render_frame(
+        self, frame: int, rgb_path: Path, exr_path: Path | None, file_format: str = "PNG", bit_depth: int = 8
+    ) -> dict[str, Any]:
+        return self.request(
+            {
+                "cmd": "render_frame",
+                "frame": int(frame),
+                "rgb_path": str(rgb_path),
+                "exr_path": str(exr_path) if exr_path else None,
+                "file_format": file_format,
+                "bit_depth": bit_depth,
+            }
+        )
+
+    def build_scene(self, script: Path, output: Path, **kwargs: Any) -> dict[str, Any]:
+        return self.request({"cmd": "build_scene", "script": str(script), "output": str(output), "kwargs": kwargs})
+
+
+def options_from_config(config: Any, name: str = "") -> WorkerOptions:
+    """WorkerOptions from a RenderConfig (kept here so the worker does not depend on config)."""
+    return dataclasses.replace(
+        WorkerOptions(),
+        executable=config.executable,
+        log_dir=config.log_dir,
+        timeout=config.timeout,
+        startup_timeout=max(120.0, config.timeout) if config.timeout > 0 else 120.0,
+        autoexec=config.autoexec,
+        name=name,
+    )

@@ -1,0 +1,114 @@
+"""Colorize ground truth for people: depth (turbo), flow (Middlebury colour wheel), normals, ids.
+
+Pure numpy; every function takes float/int arrays and returns HxWx3 uint8 RGB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_TURBO_R = (0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943)
+_TURBO_G = (0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604)
+_TURBO_B = (0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973)
+
+
+def turbo(x: np.ndarray) -> np.ndarray:
+    """Google's Turbo colormap (polynomial fit by Ruofei Du) of values in [0, 1]."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    out = np.empty((*x.shape, 3))
+    for c, coeffs in enumerate((_TURBO_R, _TURBO_G, _TURBO_B)):
+        acc = np.zeros_like(x)
+        for k in reversed(coeffs):
+            acc = acc * x + k
+        out[..., c] = acc
+    return (np.clip(out, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def robust_limits(values: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
+    """Percentile limits of the finite values (so a few far pixels do not wash the image out)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(v, [low, high])
+    if hi <= lo:
+        hi = lo + 1e-6
+    return float(lo), float(hi)
+
+
+def depth(d: np.ndarray, limits: tuple[float, float] | None = None) -> np.ndarray:
+    """Turbo of inverse depth (near = red, far = blue); background (inf) is black."""
+    d = np.asarray(d, dtype=np.float64)
+    finite = np.isfinite(d) & (d > 0)
+    inv = np.where(finite, 1.0 / np.where(finite, d, 1.0), np.nan)
+    if limits is None:
+        lo, hi = robust_limits(inv)
+    else:
+        lo, hi = 1.0 / max(limits[1], 1e-12), 1.0 / max(limits[0], 1e-12)
+    rgb = turbo((np.nan_to_num(inv, nan=lo) - lo) / (hi - lo))
+    rgb[~finite] = 0
+    return rgb
+
+
+def _make_colorwheel() -> np.ndarray:
+    ry, yg, gc, cb, bm, mr = 15, 6, 4, 11, 13, 6
+    wheel = []
+    for n, (a, b) in zip(
+        (ry, yg, gc, cb, bm, mr),
+        (((255, 0, 0), (255, 255, 0)), ((255, 255, 0), (0, 255, 0)), ((0, 255, 0), (0, 255, 255)),
+         ((0, 255, 255), (0, 0, 255)), ((0, 0, 255), (255, 0, 255)), ((255, 0, 255), (255, 0, 0))),
+        strict=True,
+    ):
+        t = np.arange(n)[:, None] / n
+        wheel.append(np.array(a) * (1 - t) + np.array(b) * t)
+    return np.concatenate(wheel)
+
+
+_WHEEL = _make_colorwheel()
+
+
+def flow(f: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Middlebury colour coding of an HxWx2 flow (hue = direction, saturation = magnitude)."""
+    f = np.nan_to_num(np.asarray(f, dtype=np.float64)[..., :2])
+    u, v = f[..., 0], f[..., 1]
+    mag = np.hypot(u, v)
+    scale = max_magnitude if max_magnitude else max(float(mag.max()), 1e-9)
+    u, v, mag = u / scale, v / scale, np.minimum(mag / scale, 1.0)
+    n = len(_WHEEL)
+    angle = np.arctan2(-v, -u) / np.pi
+    fk = (angle + 1) / 2 * (n - 1)
+    k0 = np.floor(fk).astype(int) % n
+    k1 = (k0 + 1) % n
+    w = (fk - np.floor(fk))[..., None]
+    col = ((1 - w) * _WHEEL[k0] + w * _WHEEL[k1]) / 255.0
+    col = 1 - mag[..., None] * (1 - col)
+    return (np.clip(col, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def normals(n: np.ndarray) -> np.ndarray:
+    """Map unit normals from [-1, 1] to RGB; zero-length (background) is black."""
+    n = np.nan_to_num(np.asarray(n, dtype=np.float64))
+    rgb = ((n * 0.5 + 0.5) * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    rgb[np.all(n == 0, axis=-1)] = 0
+    return rgb
+
+
+def segmentation(ids: np.ndarray) -> np.ndarray:
+    """Distinct, deterministic colours per integer id (golden-ratio hues); id 0 is black."""
+    ids = np.asarray(ids).astype(np.int64)
+    hue = (ids * 0.6180339887498949) % 1.0
+    sat = 0.55 + 0.45 * ((ids * 7) % 3) / 2
+    val = 0.75 + 0.25 * ((ids * 5) % 2)
+    rgb = _hsv_to_rgb(hue, sat, val)
+    rgb[ids == 0] = 0
+    return rgb
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    r = np.choose(i, [v, q, p, p, t, v])
+    g = np.choose(i, [t, v, v, q, p, p])
+    b = np.choose(i, [p, p, t, v, v, q])
+    return (np.stack([r, g, b], axis=-1) * 255 + 0.5).astype(np.uint8)

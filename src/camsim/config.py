@@ -1,0 +1,147 @@
+"""Dataclass configs. Field docstrings are the `--help` text (tyro reads them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from camsim.errors import ConfigError
+
+DeviceType = Literal["auto", "cpu", "cuda", "optix", "hip", "metal", "oneapi"]
+GPU_BACKENDS: tuple[str, ...] = ("optix", "cuda", "hip", "metal", "oneapi")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How each frame is rendered, and which ground truth is written beside it."""
+
+    executable: Path | None = None
+    """An installed Blender executable (3.6+) to run the workers with. Default: the `bpy` module in this
+    Python environment."""
+    height: int | None = None
+    """Frame height in pixels. Default: the scene's own (times its resolution percentage)."""
+    width: int | None = None
+    """Frame width in pixels. Default: the scene's own (times its resolution percentage)."""
+    bit_depth: Literal[8, 16] = 8
+    """Bits per channel of the RGB frames (PNG only)."""
+    file_format: Literal["PNG", "JPEG"] = "PNG"
+    """Image format of the RGB frames."""
+    exr_codec: Literal["none", "rle", "zips", "zip", "piz"] = "zip"
+    """Lossless compression of the ground-truth EXR files."""
+    depths: bool = True
+    """Write planar z-depth maps (depths/depth_NNNNNN.exr)."""
+    normals: bool = True
+    """Write camera-frame surface normals (normals/normal_NNNNNN.exr)."""
+    flows: bool = True
+    """Write forward and backward optical flow (flows/flow_NNNNNN.exr). Needs motion blur off."""
+    segmentations: bool = True
+    """Write object-id segmentation (segmentations/segmentation_NNNNNN.exr)."""
+    linear: bool = False
+    """Also keep the scene-linear RGB of each frame (linear/linear_NNNNNN.exr), for sensor emulation."""
+    debug: bool = True
+    """Write colorized PNGs of each ground truth under debug/."""
+    keyframe_multiplier: float = 1.0
+    """Stretch every animation in time by this factor: m times as many frames cover the same motion
+    (the frame range is scaled too)."""
+    timeout: float = 600.0
+    """Seconds a worker may take for one step (start, scene load, one frame) before it is killed. -1: no
+    limit."""
+    autoexec: bool = False
+    """Let Python scripts embedded in .blend files run. Off by default: a scene is untrusted code."""
+    device_type: DeviceType = "auto"
+    """Cycles device: `auto` uses a GPU when Blender finds one (OptiX, CUDA, HIP, Metal, oneAPI, in that
+    order) and the CPU otherwise; a named GPU backend falls back to the CPU, with a warning, when absent."""
+    adaptive_threshold: float = 0.05
+    """Cycles adaptive sampling noise threshold (0 disables adaptive sampling)."""
+    max_samples: int = 128
+    """Cycles samples per pixel (the maximum when adaptive sampling is on)."""
+    use_denoising: bool = True
+    """Denoise the RGB frame (OpenImageDenoise). Ground-truth passes are never denoised."""
+    log_dir: Path = Path("logs")
+    """Folder for one log file per Blender worker."""
+    allow_skips: bool = False
+    """Resume: skip frames (and sequences) whose outputs exist and decode."""
+    unbind_camera: bool = False
+    """Free the camera from its parent, constraints and animation (it keeps its first-frame pose)."""
+    use_animations: bool = True
+    """Play the scene's animations. Off: objects stay at the first frame; the camera still moves."""
+    use_motion_blur: bool | None = None
+    """Force motion blur on or off. Default: the scene's setting, turned off when flows are asked for."""
+    addons: tuple[str, ...] = ()
+    """Blender add-ons to enable in each worker (module names)."""
+    jobs: int = 1
+    """Number of warm Blender workers rendering in parallel."""
+    threads: int | None = None
+    """Cycles CPU threads per worker. Default: the machine's cores divided among the workers."""
+    max_sequences_per_worker: int = 0
+    """Restart a worker after this many sequences (0: never), to bound Blender's memory growth."""
+    max_worker_memory: float = 0.0
+    """Restart a worker between sequences once its resident memory passes this many GiB (0: never)."""
+
+    def validate(self) -> RenderConfig:
+        """Check ranges and combinations; raise ConfigError with the flag name."""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"--render-config.{name.replace('_', '-')} {why}")
+
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            if v is not None and not 1 <= v <= 65536:
+                raise bad(name, f"must be between 1 and 65536, got {v}")
+        if not (math.isfinite(self.keyframe_multiplier) and self.keyframe_multiplier > 0):
+            raise bad("keyframe_multiplier", f"must be a positive number, got {self.keyframe_multiplier}")
+        if not (self.timeout == -1 or (math.isfinite(self.timeout) and self.timeout > 0)):
+            raise bad("timeout", f"must be positive seconds or -1, got {self.timeout}")
+        if not 0 <= self.adaptive_threshold < 1:
+            raise bad("adaptive_threshold", f"must be in [0, 1), got {self.adaptive_threshold}")
+        if self.max_samples < 1:
+            raise bad("max_samples", f"must be at least 1, got {self.max_samples}")
+        if self.jobs < 1:
+            raise bad("jobs", f"must be at least 1, got {self.jobs}")
+        if self.threads is not None and self.threads < 1:
+            raise bad("threads", f"must be at least 1, got {self.threads}")
+        if self.max_sequences_per_worker < 0:
+            raise bad("max_sequences_per_worker", "must be 0 or more")
+        if self.max_worker_memory < 0:
+            raise bad("max_worker_memory", "must be 0 or more")
+        if self.flows and self.use_motion_blur:
+            raise ConfigError(
+                "flows need motion blur off: drop --render-config.use-motion-blur or pass "
+                "--render-config.no-flows"
+            )
+        if self.file_format == "JPEG" and self.bit_depth != 8:
+            raise bad("bit_depth", "must be 8 for JPEG frames")
+        if self.executable is not None and not (
+            self.executable.is_file() and os.access(self.executable, os.X_OK)
+        ):
+            raise bad("executable", f"is not an executable file: {self.executable}")
+        return self
+
+    @property
+    def ground_truth(self) -> tuple[str, ...]:
+        """Names of the ground-truth kinds asked for, in output order."""
+        kinds = ("depths", "normals", "flows", "segmentations", "linear")
+        return tuple(k for k in kinds if getattr(self, k))
+
+    def threads_for(self, jobs: int) -> int:
+        """Render threads per worker: the user's value, else cores split evenly among `jobs` workers."""
+        if self.threads is not None:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+    def replace(self, **changes: object) -> RenderConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, object]:
+        """The settings as written into transforms.json (paths as strings)."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+        return out
+
+

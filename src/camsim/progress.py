@@ -1,0 +1,105 @@
+"""Progress reporting for the CLI: a rich bar on a terminal, periodic plain log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+log = logging.getLogger("camsim")
+
+
+class PlainProgress:
+    """Same interface as the parts of rich.Progress we use; logs at most every `interval` seconds."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self.tasks: dict[int, dict[str, object]] = {}
+        self._last = 0.0
+        self._start = time.monotonic()
+
+    def add_task(self, description: str, total: float | None = None, **fields: object) -> int:
+        tid = len(self.tasks)
+        self.tasks[tid] = {"description": description, "total": total, "completed": 0.0, **fields}
+        return tid
+
+    def update(self, task_id: int, advance: float = 0, **fields: object) -> None:
+        task = self.tasks[task_id]
+        task["completed"] = float(task["completed"]) + advance  # type: ignore[arg-type]
+        task.update({k: v for k, v in fields.items() if k != "completed"})
+        if "completed" in fields:
+            task["completed"] = fields["completed"]
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.report()
+
+    advance = update
+
+    def report(self) -> None:
+        elapsed = time.monotonic() - self._start
+        for task in self.tasks.values():
+            done, total = float(task["completed"]), task["total"]  # type: ignore[arg-type]
+            rate = done / elapsed if elapsed > 0 else 0.0
+            if total:
+                eta = (float(total) - done) / rate if rate > 0 else float("inf")
+                log.info("%s: %d/%d (%.2f/s, ETA %.0f s)", task["description"], done, total, rate, eta)
+            else:
+                log.info("%s: %s", task["description"], task.get("status", ""))
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.report()
+
+
+class RateColumn(ProgressColumn):
+    """Units per second, as measured by rich over its speed window."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-" if speed is None else f"{speed:.2f} {self.unit}/s", style="cyan")
+
+
+@contextmanager
+def progress_bar(unit: str = "frames") -> Iterator[Progress | PlainProgress]:
+    """A rich progress bar (frames done of total, rate, ETA) on a TTY, plain log lines otherwise."""
+    console = Console(stderr=True)
+    if not console.is_terminal or not sys.stderr.isatty():
+        with PlainProgress() as plain:
+            yield plain
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        yield bar
+
+
+__all__ = ["PlainProgress", "TaskID", "progress_bar"]

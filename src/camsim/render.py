@@ -1,0 +1,312 @@
+"""Render one sequence with one warm worker: frames -> files -> transforms.json.
+
+The worker renders frame k+1 while a host thread turns frame k's passes into ground-truth files,
+so the conversion costs (almost) no wall time. Every file is written atomically; transforms.json
+is written last, so a folder without it is visibly incomplete and is resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from camsim import __version__, transforms
+from camsim.blender.worker import BlenderWorker
+from camsim.config import RenderConfig
+from camsim.errors import DatasetError, OutputWriteError, SceneError, UserInputError
+from camsim.fileio import TMP_MARK, clean_temporaries, move_into_place, read_exr_parts, read_image
+from camsim.groundtruth import (
+    DEBUG_KINDS,
+    JSON_KEYS,
+    LAYOUT,
+    FrameCameras,
+    debug_relpath,
+    relpath,
+    write_ground_truth,
+)
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int], None]
+
+BLEND_MAGIC = (b"BLENDER", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # plain, gzip, zstd
+
+
+@dataclass(frozen=True)
+class SequenceJob:
+    """One unit of work everywhere (local pool or Dask): a frame range of a scene into a folder."""
+
+    scene: Path
+    output: Path
+    config: RenderConfig
+    frame_start: int | None = None
+    """First frame (after keyframe scaling); None: the scene's first frame."""
+    frame_end: int | None = None
+    """Last frame, inclusive; None: the scene's last frame."""
+    scene_name: str = ""
+    sequence_id: str = ""
+
+
+@dataclass
+class SequenceResult:
+    job: SequenceJob
+    frames_total: int = 0
+    frames_rendered: int = 0
+    frames_skipped: int = 0
+    seconds: float = 0.0
+    scene_info: dict[str, Any] = field(default_factory=dict)
+
+
+def check_blend_file(path: Path) -> None:
+    """Fail early, with a clear message, on a missing file or one that is not a .blend."""
+    if not path.exists():
+        raise SceneError(f"scene file not found: {path}")
+    if not path.is_file():
+        raise SceneError(f"scene path is not a file: {path}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise SceneError(f"cannot read scene {path}: {exc.strerror}") from None
+    if not head.startswith(BLEND_MAGIC):
+        raise SceneError(f"not a .blend file: {path}")
+
+
+def prepare_output_parent(folder: Path) -> None:
+    """Check, without creating anything, that `folder` is or can become a writable folder."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserInputError(f"output path is not a folder: {probe}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserInputError(f"output folder is not writable: {probe}")
+
+
+def prepare_output(folder: Path) -> None:
+    """Create the sequence folder and prove it is writable, before anything is rendered."""
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(f"output path exists and is not a folder: {folder}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe", suffix=TMP_MARK):
+            pass
+    except OSError as exc:
+        raise UserInputError(f"output folder is not writable: {folder} ({exc.strerror})") from None
+    clean_temporaries(folder)
+    for stale in folder.glob(f".scratch*{TMP_MARK}"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def worker_settings(config: RenderConfig, threads: int | None = None, gpu_index: int | None = None) -> dict[str, Any]:
+    """What the Blender side needs of the config (plain data: it crosses a process boundary)."""
+    s = config.to_json()
+    s["threads"] = threads or config.threads_for(1)
+    s["gpu_index"] = gpu_index
+    return s
+
+
+def expected_files(kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bool) -> list[str]:
+    files = [relpath("frames", frame, frame_ext)] + [relpath(k, frame) for k in kinds]
+    if debug:
+        files += [debug_relpath(k, frame) for k in kinds if k in DEBUG_KINDS]
+    return files
+
+
+def frame_is_complete(folder: Path, kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bool) -> bool:
+    """True when every file of the frame exists and decodes (a truncated file is not complete)."""
+    for rel in expected_files(kinds, frame, frame_ext, debug):
+        path = folder / rel
+        if not path.is_file():
+            return False
+        try:
+            if path.suffix == ".exr":
+                read_exr_parts(path)
+            elif read_image(path).size == 0:
+                return False
+        except DatasetError:
+            return False
+    return True
+
+
+def frame_ext_of(config: RenderConfig) -> str:
+    return ".jpg" if config.file_format == "JPEG" else ".png"
+
+
+def build_transforms(
+    job: SequenceJob, info: dict[str, Any], cams: dict[int, dict[str, Any]], frames: list[int]
+) -> dict[str, Any]:
+    """The transforms.json of a finished sequence (pure)."""
+    config = job.config
+    first = cams[frames[0]]
+    kinds = config.ground_truth
+    ext = frame_ext_of(config)
+    fps = float(info["fps"])
+    intr = ("fl_x", "fl_y", "cx", "cy")
+    animated_lens = any(any(abs(cams[f][k] - first[k]) > 1e-9 for k in intr) for f in frames)
+    out_frames = []
+    for f in frames:
+        cam = cams[f]
+        entry: dict[str, Any] = {
+            "file_path": relpath("frames", f, ext),
+            "transform_matrix": cam["transform_matrix"],
+            "frame_number": f,
+            "time": (f - info["frame_start"]) / fps,
+        }
+        for kind in kinds:
+            entry[JSON_KEYS[kind]] = relpath(kind, f)
+        if animated_lens:
+            entry.update({k: cam[k] for k in intr})
+        out_frames.append(entry)
+    return {
+        "format": transforms.FORMAT_VERSION,
+        "camera_model": "OPENCV",
+        "fl_x": first["fl_x"],
+        "fl_y": first["fl_y"],
+        "cx": first["cx"],
+        "cy": first["cy"],
+        "w": first["w"],
+        "h": first["h"],
+        "k1": 0.0,
+        "k2": 0.0,
+        "p1": 0.0,
+        "p2": 0.0,
+        "fps": fps,
+        "keyframe_multiplier": config.keyframe_multiplier,
+        "scene": job.scene_name or info["scene"],
+        "scene_file": job.scene.name,
+        "sequence_id": job.sequence_id,
+        "frame_start": frames[0],
+        "frame_end": frames[-1],
+        "scene_frame_range": [info["frame_start"], info["frame_end"]],
+        "blender_version": info["blender_version"],
+        "camsim_version": __version__,
+        "device": info["device"],
+        "render": {k: v for k, v in config.to_json().items() if k not in ("log_dir", "executable")},
+        "conventions": transforms.CONVENTIONS,
+        "segmentation_ids": {str(k): v for k, v in sorted(info["segmentation_ids"].items(), key=lambda kv: int(kv[0]))},
+        "frames": out_frames,
+    }
+
+
+def render_sequence(
+    worker: BlenderWorker,
+    job: SequenceJob,
+    progress: ProgressFn | None = None,
+    threads: int | None = None,
+    gpu_index: int | None = None,
+    allow_skips: bool | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> SequenceResult:
+    """Render `job` with a started worker. Raises SceneError for unusable scenes or ranges.
+
+    `progress(n)` is called as frames finish (skipped ones included); `on_total(n)` once the frame
+    count is known.
+    """
+    t0 = time.perf_counter()
+    config = job.config
+    resume = config.allow_skips if allow_skips is None else allow_skips
+    check_blend_file(job.scene)
+    prepare_output(job.output)
+    info = worker.open_scene(job.scene, worker_settings(config, threads, gpu_index))
+    start = info["frame_start"] if job.frame_start is None else job.frame_start
+    end = info["frame_end"] if job.frame_end is None else job.frame_end
+    if start > end:
+        raise SceneError(f"empty frame range {start}..{end} for {job.scene.name}")
+    if start < info["frame_start"] or end > info["frame_end"]:
+        raise SceneError(
+            f"frames {start}..{end} are outside the scene's range "
+            f"{info['frame_start']}..{info['frame_end']} ({job.scene.name})"
+        )
+    frames = list(range(start, end + 1))
+    result = SequenceResult(job, frames_total=len(frames), scene_info=info)
+    if on_total:
+        on_total(len(frames))
+    cams = {c["frame"]: c for c in worker.cameras(list(range(start - 1, end + 2)))}
+
+    kinds = config.ground_truth
+    ext = frame_ext_of(config)
+    for kind in ("frames", *kinds):
+        (job.output / LAYOUT[kind][0]).mkdir(exist_ok=True)
+    if config.debug:
+        for kind in kinds:
+            if kind in DEBUG_KINDS:
+                (job.output / "debug" / LAYOUT[kind][0]).mkdir(parents=True, exist_ok=True)
+
+    todo = frames
+    if resume:
+        todo = [f for f in frames if not frame_is_complete(job.output, kinds, f, ext, config.debug)]
+        result.frames_skipped = len(frames) - len(todo)
+        if result.frames_skipped and progress:
+            progress(result.frames_skipped)
+    need_exr = bool(kinds)
+    scratch = Path(tempfile.mkdtemp(prefix=".scratch", suffix=TMP_MARK, dir=job.output))
+    pending: deque[Future[None]] = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camsim-gt") as pool:
+            for f in todo:
+                rgb_tmp = scratch / f"rgb_{f:06d}{ext}"
+                exr_tmp = scratch / f"passes_{f:06d}.exr" if need_exr else None
+                worker.render_frame(f, rgb_tmp, exr_tmp, config.file_format, config.bit_depth)
+                frame_cams = FrameCameras(cams[f], cams[f - 1], cams[f + 1])
+                pending.append(pool.submit(_finish_frame, job.output, f, rgb_tmp, exr_tmp, info["layer"], kinds,
+                                           frame_cams, config, ext))  # fmt: skip
+                while len(pending) > 1 or (pending and pending[0].done()):
+                    pending.popleft().result()
+                    result.frames_rendered += 1
+                    if progress:
+                        progress(1)
+            while pending:
+                pending.popleft().result()
+                result.frames_rendered += 1
+                if progress:
+                    progress(1)
+        meta = build_transforms(job, info, cams, frames)
+        transforms.write(job.output / "transforms.json", meta)
+    finally:
+        for fut in pending:
+            fut.cancel()
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _finish_frame(
+    out: Path,
+    frame: int,
+    rgb_tmp: Path,
+    exr_tmp: Path | None,
+    layer: str,
+    kinds: tuple[str, ...],
+    cams: FrameCameras,
+    config: RenderConfig,
+    ext: str,
+) -> None:
+    """Ground truth first, RGB frame last: a frame's PNG at its final path implies the rest is there."""
+    if not rgb_tmp.is_file():
+        raise OutputWriteError(f"Blender did not write frame {frame} (disk full?)")
+    if exr_tmp is not None:
+        write_ground_truth(exr_tmp, layer, out, frame, kinds, cams, config.exr_codec, config.debug)
+        with contextlib.suppress(OSError):
+            os.unlink(exr_tmp)
+    move_into_place(rgb_tmp, out / relpath("frames", frame, ext))
+
+
+def camera_distance(meta: dict[str, Any]) -> float:
+    """Length of the camera path through the frames' positions (scene units)."""
+    pos = np.array([np.asarray(f["transform_matrix"])[:3, 3] for f in meta["frames"]])
+    return float(np.linalg.norm(np.diff(pos, axis=0), axis=1).sum()) if len(pos) > 1 else 0.0

@@ -1,0 +1,179 @@
+"""The `transforms.json` schema: a superset of nerfstudio's, with every convention written down.
+
+A sequence folder is complete when its `transforms.json` exists and validates; it is written last
+and atomically. Paths inside it are relative to the folder holding it and may not escape it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from camsim.errors import DatasetError
+from camsim.fileio import write_json_atomic
+
+FORMAT_VERSION = "camsim/1"
+
+CONVENTIONS: dict[str, str] = {
+    "camera_axes": "OpenGL/Blender: +X right, +Y up, +Z toward the viewer (camera looks along -Z)",
+    "transform_matrix": "camera-to-world, 4x4, row-major, rotation without scale",
+    "world_axes": "Blender world: +Z up, right-handed, scene units (metres unless the scene says otherwise)",
+    "pixel_origin": "top-left corner of the top-left pixel; pixel centres at integer + 0.5; x right, y down",
+    "intrinsics": "pinhole: u = fl_x * X/(-Z) + cx, v = -fl_y * Y/(-Z) + cy for camera-frame (X, Y, Z)",
+    "depth": "planar z-depth (distance along the optical axis, not along the ray) in scene units; "
+    "EXR channel Y; background +inf",
+    "normal": "unit surface normals in the camera frame (+X right, +Y up, +Z toward the viewer); "
+    "EXR channels R, G, B = x, y, z; background 0",
+    "flow": "pixels, x right, y down; EXR channels R, G = forward flow (dx, dy) from this frame to the next, "
+    "B, A = backward flow (dx, dy) from this frame to the previous; 0 where unknown (world background)",
+    "segmentation": "EXR channel Y, uint32 object ids, 0 = background; ids stable for a scene, "
+    "names in segmentation_ids",
+    "time": "seconds since the scene's first frame, after keyframe scaling",
+    "frame_number": "Blender frame number after keyframe scaling",
+    "rgb": "colour-managed (view transform of the scene) sRGB-encoded frames",
+}
+
+GROUND_TRUTH_KEYS = ("depth_file_path", "normal_file_path", "flow_file_path", "segmentation_file_path")
+_INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy")
+
+
+def resolve_path(root: str | os.PathLike[str], rel: str) -> Path:
+    """Resolve a path written in transforms.json against its folder, refusing escapes.
+
+    Absolute paths, drive letters and `..` components are rejected: a dataset from someone else
+    must not make a reader open files outside the dataset.
+    """
+    if not isinstance(rel, str) or not rel:
+        raise DatasetError(f"bad file path {rel!r} in transforms.json")
+    pure = PurePosixPath(rel.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
+        raise DatasetError(f"file path {rel!r} in transforms.json escapes the dataset folder")
+    return Path(root) / Path(*pure.parts)
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise DatasetError(msg)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_matrix(m: Any, where: str) -> None:
+    ok = (
+        isinstance(m, list)
+        and len(m) == 4
+        and all(isinstance(r, list) and len(r) == 4 and all(_is_number(v) for v in r) for r in m)
+    )
+    _require(ok, f"{where}: transform_matrix must be a 4x4 list of finite numbers")
+
+
+def validate(meta: Any, source: str = "transforms.json") -> dict[str, Any]:
+    """Check the structure of a parsed transforms.json; return it unchanged or raise DatasetError."""
+    _require(isinstance(meta, dict), f"{source}: top level must be an object")
+    frames = meta.get("frames")
+    _require(isinstance(frames, list), f"{source}: 'frames' must be a list")
+    for key in ("w", "h"):
+        if key in meta:
+            _require(
+                isinstance(meta[key], int) and not isinstance(meta[key], bool) and meta[key] > 0,
+                f"{source}: '{key}' must be a positive integer",
+            )
+    for key in (*_INTRINSIC_KEYS, "fps"):
+        if key in meta:
+            _require(_is_number(meta[key]), f"{source}: '{key}' must be a finite number")
+    if "fps" in meta:
+        _require(meta["fps"] > 0, f"{source}: 'fps' must be positive")
+    has_top_intrinsics = all(k in meta for k in _INTRINSIC_KEYS)
+    seen_numbers: set[int] = set()
+    for i, fr in enumerate(frames):
+        where = f"{source}: frames[{i}]"
+        _require(isinstance(fr, dict), f"{where} must be an object")
+        _check_matrix(fr.get("transform_matrix"), where)
+        if "file_path" in fr:
+            resolve_path(".", fr["file_path"])
+        for key in GROUND_TRUTH_KEYS:
+            if key in fr:
+                resolve_path(".", fr[key])
+        for key in _INTRINSIC_KEYS:
+            if key in fr:
+                _require(_is_number(fr[key]), f"{where}: '{key}' must be a finite number")
+        if not has_top_intrinsics and "file_path" in fr:
+            _require(all(k in fr for k in _INTRINSIC_KEYS), f"{where}: no intrinsics (fl_x, fl_y, cx, cy)")
+        if "time" in fr:
+            _require(_is_number(fr["time"]), f"{where}: 'time' must be a finite number")
+        if "frame_number" in fr:
+            n = fr["frame_number"]
+            _require(isinstance(n, int) and not isinstance(n, bool), f"{where}: 'frame_number' must be an integer")
+            _require(n not in seen_numbers, f"{where}: frame_number {n} appears twice")
+            seen_numbers.add(n)
+    if "file_path" in meta:
+        resolve_path(".", meta["file_path"])
+    ids = meta.get("segmentation_ids", {})
+    _require(
+        isinstance(ids, dict) and all(str(k).isdigit() and isinstance(v, str) for k, v in ids.items()),
+        f"{source}: 'segmentation_ids' must map integer ids to object names",
+    )
+    return meta
+
+
+def read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a transforms.json (or the one inside a folder)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "transforms.json"
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise DatasetError(f"no transforms.json at {p}") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{p} is not valid JSON: {exc}") from None
+    return validate(meta, str(p))
+
+
+def write(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    """Validate then write atomically (temporary file + rename)."""
+    validate(meta, str(path))
+    write_json_atomic(path, meta)
+
+
+def intrinsics(meta: dict[str, Any], index: int | None = None) -> np.ndarray:
+    """The 3x3 pinhole matrix K (top-left pixel-corner origin) for a frame, honouring per-frame values."""
+    fr = meta["frames"][index] if index is not None else {}
+    fx, fy, cx, cy = (float(fr.get(k, meta.get(k))) for k in _INTRINSIC_KEYS)
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def pose(meta: dict[str, Any], index: int) -> np.ndarray:
+    """Camera-to-world 4x4 (OpenGL camera axes) of frame `index`."""
+    return np.asarray(meta["frames"][index]["transform_matrix"], dtype=np.float64)
+
+
+def project(points_world: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project world points (N,3) to pixel coordinates (N,2) and planar depths (N,) for an OpenGL camera."""
+    w2c = np.linalg.inv(c2w)
+    pc = points_world @ w2c[:3, :3].T + w2c[:3, 3]
+    z = -pc[:, 2]
+    u = K[0, 0] * pc[:, 0] / z + K[0, 2]
+    v = -K[1, 1] * pc[:, 1] / z + K[1, 2]
+    return np.stack([u, v], axis=1), z
+
+
+def unproject(depth: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """World points (H,W,3) of every pixel centre from planar depth (H,W)."""
+    h, w = depth.shape
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    x = (u - K[0, 2]) / K[0, 0] * depth
+    y = -(v - K[1, 2]) / K[1, 1] * depth
+    pc = np.stack([x, y, -depth], axis=-1)
+    return pc @ c2w[:3, :3].T + c2w[:3, 3]
