@@ -20,6 +20,9 @@ from camsim.errors import DatasetError, OutputWriteError
 
 TMP_MARK = ".camsim-tmp"
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 EXR_CODECS = ("none", "rle", "zips", "zip", "piz")
 """Lossless EXR codecs; ground truth is never written lossy."""
 
@@ -36,6 +39,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp_path, final)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -158,6 +158,8 @@ def write_ground_truth(
         previews["depths"] = colorize.depth(depth)
     if "normals" in kinds:
         n = normals_to_camera(_channel(chans, layer, "Normal", "XYZ"), c2w)
+        if depth is not None:  # one background mask for every pass: where the depth sample saw sky
+            n[~np.isfinite(depth)] = 0.0
         out["normals"] = {"R": n[..., 0], "G": n[..., 1], "B": n[..., 2]}
         previews["normals"] = colorize.normals(n)
     if "flows" in kinds:

@@ -66,8 +66,9 @@ class PlainProgress:
     def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.report()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.report()
 
 
 class RateColumn(ProgressColumn):

@@ -26,7 +26,14 @@ from camsim import __version__, transforms
 from camsim.blender.worker import BlenderWorker
 from camsim.config import RenderConfig
 from camsim.errors import DatasetError, OutputWriteError, SceneError, UserInputError
-from camsim.fileio import TMP_MARK, clean_temporaries, move_into_place, read_exr_parts, read_image
+from camsim.fileio import (
+    TMP_MARK,
+    clean_temporaries,
+    move_into_place,
+    read_exr_parts,
+    read_image,
+    write_json_atomic,
+)
 from camsim.groundtruth import (
     DEBUG_KINDS,
     JSON_KEYS,
@@ -276,7 +283,9 @@ def render_sequence(
                 if progress:
                     progress(1)
         meta = build_transforms(job, info, cams, frames)
-        transforms.write(job.output / "transforms.json", meta)
+        result.seconds = time.perf_counter() - t0
+        write_json_atomic(job.output / "info.json", sequence_info(meta, result))
+        transforms.write(job.output / "transforms.json", meta)  # last: marks the sequence complete
     finally:
         for fut in pending:
             fut.cancel()
@@ -310,3 +319,41 @@ def camera_distance(meta: dict[str, Any]) -> float:
     """Length of the camera path through the frames' positions (scene units)."""
     pos = np.array([np.asarray(f["transform_matrix"])[:3, 3] for f in meta["frames"]])
     return float(np.linalg.norm(np.diff(pos, axis=0), axis=1).sum()) if len(pos) > 1 else 0.0
+
+
+def sequence_info(meta: dict[str, Any], result: SequenceResult) -> dict[str, Any]:
+    """info.json: what a person wants to know about a sequence at a glance (pure).
+
+    The duration is the time between the first and last frame, (N - 1) / fps; the average speed is
+    the camera's path length over that duration.
+    """
+    n = len(meta["frames"])
+    duration = (n - 1) / meta["fps"] if n > 1 else 0.0
+    distance = camera_distance(meta)
+    return {
+        "scene": meta["scene"],
+        "sequence_id": meta.get("sequence_id", ""),
+        "num_frames": n,
+        "frame_start": meta["frame_start"],
+        "frame_end": meta["frame_end"],
+        "fps": meta["fps"],
+        "keyframe_multiplier": meta["keyframe_multiplier"],
+        "duration_seconds": duration,
+        "camera_distance": distance,
+        "average_speed": distance / duration if duration > 0 else 0.0,
+        "resolution": [meta["w"], meta["h"]],
+        "ground_truth": [k for k in JSON_KEYS if k != "frames" and JSON_KEYS[k] in meta["frames"][0]],
+        "frames_rendered": result.frames_rendered,
+        "frames_skipped": result.frames_skipped,
+        "render_seconds": result.seconds,
+        "device": meta.get("device", ""),
+    }
+
+
+def sequence_is_complete(folder: Path, first: int, last: int) -> bool:
+    """A sequence is complete when its transforms.json is valid and lists exactly frames first..last."""
+    try:
+        meta = transforms.read(folder / "transforms.json")
+    except DatasetError:
+        return False
+    return [f.get("frame_number") for f in meta["frames"]] == list(range(first, last + 1))

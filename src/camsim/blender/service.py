@@ -232,7 +232,7 @@ def open_scene(path: str, settings: dict) -> dict:
     elif blur is not None:
         render.use_motion_blur = bool(blur)
     layer.use_pass_combined = True
-    layer.use_pass_z = bool(settings.get("depths", True)) or flows
+    layer.use_pass_z = True  # also marks the background for the other passes
     layer.use_pass_normal = bool(settings.get("normals", True))
     layer.use_pass_vector = flows
     layer.use_pass_object_index = bool(settings.get("segmentations", True))
@@ -335,6 +335,7 @@ def build_scene(script: str, output: str, kwargs: dict) -> dict:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     namespace = runpy.run_path(script)
     info = namespace["build"](**kwargs) or {}
+    bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups of the file we replace
     bpy.ops.wm.save_as_mainfile(filepath=output, compress=True)
     return info
 

@@ -1,0 +1,207 @@
+"""`camsim create-datasets`: many scenes, non-overlapping sequences, a pool of warm workers, resume."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from camsim.config import RenderConfig
+
+log = logging.getLogger("camsim")
+
+
+@dataclass
+class CreateDatasets:
+    """Render sequences sampled from every scene in a folder into DATASETS/renders/SCENE/SEQUENCE-ID/."""
+
+    scenes_dir: Path
+    """Folder of .blend scenes (and one level of sub-folders)."""
+    datasets_dir: Path
+    """Output folder; sequences go to renders/SCENE/SEQUENCE-ID/ inside it."""
+    render_config: RenderConfig = field(default_factory=RenderConfig)
+    """Rendering and ground-truth settings."""
+    sequences_per_scene: int = 1
+    """Non-overlapping sequences to sample from each scene."""
+    num_frames: int | None = None
+    """Frames per sequence. Default: the whole range for one sequence, else the range split evenly."""
+    allow_skips: bool = False
+    """Resume: skip complete sequences and render only the missing or unreadable frames of the rest."""
+    dry_run: bool = False
+    """Print the plan (scenes, sequences, frame ranges, total frames) and render nothing."""
+    anim_start: int | None = None
+    """First frame of every scene's range (keyframe-multiplied), instead of the scene's own."""
+    anim_end: int | None = None
+    """Last frame of every scene's range (keyframe-multiplied), instead of the scene's own."""
+    sampling: Literal["even", "random"] = "even"
+    """Where sequences go in a scene's range: spread evenly, or uniformly at random without overlap."""
+    seed: int = 0
+    """Seed of random sampling and of the dispatch order."""
+    max_retries: int = 2
+    """Retries of a failed sequence on a fresh worker (crash, hang, render error)."""
+    cluster: str | None = None
+    """Run on Dask: `tcp://HOST:PORT` of a running scheduler, or `local` for a LocalCluster."""
+
+    def run(self) -> int:
+        from camsim.errors import UserInputError
+
+        config = self.render_config.validate()
+        if self.max_retries < 0:
+            raise UserInputError(f"--max-retries must be 0 or more, got {self.max_retries}")
+        if self.datasets_dir.exists() and not self.datasets_dir.is_dir():
+            raise UserInputError(f"--datasets-dir exists and is not a folder: {self.datasets_dir}")
+        from camsim.render import prepare_output_parent
+        from camsim.sampling import find_scenes
+
+        prepare_output_parent(self.datasets_dir)
+        scenes = find_scenes(self.scenes_dir)
+        plan = self._plan(scenes, config)
+        if self.dry_run:
+            _print_plan(plan)
+            return 0
+        if not plan.jobs:
+            for f in plan.failures:
+                log.error("%s: %s", f.scene.name, f.error)
+            raise UserInputError("no scene could be planned; nothing to render")
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return self._render(plan, config)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _plan(self, scenes, config):  # type: ignore[no-untyped-def]
+        from camsim.blender.worker import BlenderWorker, options_from_config
+        from camsim.datasets import PlanOptions, plan_datasets
+
+        options = PlanOptions(self.sequences_per_scene, self.num_frames, self.anim_start, self.anim_end,
+                              self.sampling, self.seed)  # fmt: skip
+        holder: dict[str, BlenderWorker] = {}
+
+        def read_range(scene):  # type: ignore[no-untyped-def]
+            from camsim.errors import SceneError, WorkerError
+
+            if "w" not in holder or not holder["w"].alive:
+                holder["w"] = BlenderWorker(options_from_config(config, "planner")).start()
+            try:
+                info = holder["w"].scene_range(scene.path.resolve())
+            except WorkerError as exc:
+                raise SceneError(f"Blender could not read the scene: {exc}") from None
+            if not info["has_camera"]:
+                raise SceneError("scene has no camera")
+            return info["frame_start"], info["frame_end"]
+
+        try:
+            return plan_datasets(scenes, self.datasets_dir, config, options, read_range)
+        finally:
+            if "w" in holder:
+                holder["w"].close()
+
+    def _render(self, plan, config) -> int:  # type: ignore[no-untyped-def]
+        from camsim.datasets import dispatch_order
+        from camsim.executors import JobOutcome, LocalPool
+        from camsim.progress import progress_bar
+
+        allow_skips = self.allow_skips or config.allow_skips
+        jobs = dispatch_order(plan.jobs, self.seed)
+        t0 = time.monotonic()
+        if self.cluster:
+            from camsim.cluster import DaskRunner
+
+            runner = DaskRunner(self.cluster, config, self.max_retries, allow_skips, self.datasets_dir)
+        else:
+            runner = LocalPool(config, min(config.jobs, len(jobs)), self.max_retries, allow_skips)
+        with progress_bar("frames") as bar:
+            view = _PoolView(bar, len(jobs), plan.total_frames)
+            try:
+                outcomes: list[JobOutcome] = runner.run(jobs, view.on_event)
+            except KeyboardInterrupt:
+                log.warning("interrupted: workers stopped; rerun with --allow-skips to continue")
+                raise
+        elapsed = time.monotonic() - t0
+        return _summarise(outcomes, plan, elapsed)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class _PoolView:
+    """Turns pool events into one overall bar and one line per worker."""
+
+    def __init__(self, bar, sequences: int, frames: int) -> None:  # type: ignore[no-untyped-def]
+        self.bar = bar
+        self.sequences = sequences
+        self.finished = 0
+        self.overall = bar.add_task(self._title(), total=frames)
+        self.workers: dict[int, int] = {}
+        self.started: dict[int, tuple[str, int]] = {}
+
+    def _title(self) -> str:
+        return f"sequences {self.finished}/{self.sequences}"
+
+    def on_event(self, e) -> None:  # type: ignore[no-untyped-def]
+        if e.kind == "start":
+            name = f"  {e.message}: {e.job.scene_name}/{e.job.sequence_id}"
+            if e.slot not in self.workers:
+                self.workers[e.slot] = self.bar.add_task(name, total=None)
+            self.bar.update(self.workers[e.slot], description=name, completed=0, total=None)
+        elif e.kind == "total":
+            self.bar.update(self.workers[e.slot], total=e.value, completed=0)
+        elif e.kind == "frames":
+            self.bar.update(self.workers[e.slot], advance=e.value)
+            self.bar.update(self.overall, advance=e.value)
+        elif e.kind == "retry":
+            log.warning("retrying %s/%s: %s", e.job.scene_name, e.job.sequence_id, e.message)
+        elif e.kind == "finished":
+            self.finished += 1
+            o = e.outcome
+            if o.status == "skipped":
+                self.bar.update(self.overall, advance=o.job.frame_end - o.job.frame_start + 1)
+            elif o.status == "failed":
+                log.error("failed %s/%s: %s", o.job.scene_name, o.job.sequence_id, o.error)
+            self.bar.update(self.overall, description=self._title())
+
+
+def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    from camsim.datasets import describe_plan
+
+    table = Table(title="create-datasets plan")
+    for col in ("scene", "sequence", "first", "last", "frames"):
+        table.add_column(col, justify="right" if col in ("first", "last", "frames") else "left")
+    for row in describe_plan(plan):
+        table.add_row(*(str(row[c]) for c in ("scene", "sequence", "first", "last", "frames")))
+    console = Console()
+    console.print(table)
+    for f in plan.failures:
+        console.print(f"[red]cannot plan {f.scene.name}: {f.error}")
+    scenes = len({j.scene_name for j in plan.jobs})
+    console.print(f"{scenes} scenes, {len(plan.jobs)} sequences, {plan.total_frames} frames in total")
+
+
+def _summarise(outcomes, plan, elapsed: float) -> int:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    done = [o for o in outcomes if o.status == "done"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    rendered = sum(o.result.frames_rendered for o in done if o.result)
+    console = Console(stderr=True)
+    console.print(
+        f"sequences: {len(done)} done, {len(skipped)} skipped, {len(failed) + len(plan.failures)} failed; "
+        f"{rendered} frames rendered in {elapsed:.1f} s ({rendered / elapsed if elapsed > 0 else 0:.2f} frames/s)"
+    )
+    for f in plan.failures:
+        console.print(f"[red]FAILED[/] {f.scene.name}: {f.error}", markup=True, highlight=False)
+    for o in failed:
+        console.print(
+            f"[red]FAILED[/] {o.job.scene_name}/{o.job.sequence_id}: {o.error} (log: {o.log_path or '-'})",
+            markup=True,
+            highlight=False,
+        )
+    return 1 if failed or plan.failures else 0

@@ -1,0 +1,117 @@
+"""create-datasets: plan sequences over many scenes, then render them with an executor.
+
+Planning is pure given each scene's frame range (read by one Blender worker); execution is the
+executor's business (local pool or Dask). Layout: DATASETS/renders/SCENE/SEQUENCE-ID/.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from camsim.config import RenderConfig
+from camsim.errors import CamsimError, UserInputError
+from camsim.render import SequenceJob, check_blend_file
+from camsim.sampling import SceneEntry, Sampling, place_sequences, scaled_range, sequence_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    sequences_per_scene: int = 1
+    num_frames: int | None = None
+    anim_start: int | None = None
+    anim_end: int | None = None
+    sampling: Sampling = "even"
+    seed: int = 0
+
+
+@dataclass
+class ScenePlanFailure:
+    scene: SceneEntry
+    error: str
+
+
+@dataclass
+class DatasetPlan:
+    jobs: list[SequenceJob] = field(default_factory=list)
+    failures: list[ScenePlanFailure] = field(default_factory=list)
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(j.frame_end - j.frame_start + 1 for j in self.jobs)  # type: ignore[operator]
+
+
+def renders_dir(datasets_dir: Path) -> Path:
+    return datasets_dir / "renders"
+
+
+def plan_datasets(
+    scenes: list[SceneEntry],
+    datasets_dir: Path,
+    config: RenderConfig,
+    options: PlanOptions,
+    read_range: Callable[[SceneEntry], tuple[int, int]],
+) -> DatasetPlan:
+    """Place sequences in every scene. A scene that cannot be read fails alone; bad numbers fail all."""
+    if options.sequences_per_scene < 1:
+        raise UserInputError(f"--sequences-per-scene must be at least 1, got {options.sequences_per_scene}")
+    if options.num_frames is not None and options.num_frames < 1:
+        raise UserInputError(f"--num-frames must be at least 1, got {options.num_frames}")
+    if (options.anim_start is None) != (options.anim_end is None):
+        raise UserInputError("--anim-start and --anim-end go together")
+    if options.anim_start is not None and options.anim_end is not None and options.anim_start > options.anim_end:
+        raise UserInputError(f"--anim-start {options.anim_start} is after --anim-end {options.anim_end}")
+    plan = DatasetPlan()
+    m = config.keyframe_multiplier
+    for scene in scenes:
+        try:
+            check_blend_file(scene.path)
+            if options.anim_start is not None and options.anim_end is not None:
+                start, end = options.anim_start, options.anim_end
+            else:
+                start, end = scaled_range(*read_range(scene), m)
+        except CamsimError as exc:
+            plan.failures.append(ScenePlanFailure(scene, str(exc)))
+            continue
+        plan.ranges[scene.name] = (start, end)
+        try:
+            spans = place_sequences(start, end, options.sequences_per_scene, options.num_frames, options.sampling,
+                                    options.seed, scene.name)  # fmt: skip
+        except UserInputError as exc:
+            raise UserInputError(f"scene {scene.name}: {exc}") from None
+        for first, last in spans:
+            seq = sequence_id(first, last, m)
+            plan.jobs.append(
+                SequenceJob(
+                    scene=scene.path.resolve(),
+                    output=renders_dir(datasets_dir) / scene.name / seq,
+                    config=config,
+                    frame_start=first,
+                    frame_end=last,
+                    scene_name=scene.name,
+                    sequence_id=seq,
+                )
+            )
+    return plan
+
+
+def dispatch_order(jobs: list[SequenceJob], seed: int = 0) -> list[SequenceJob]:
+    """A deterministic shuffle, so parallel workers render different scenes at the same time."""
+    order = list(jobs)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def describe_plan(plan: DatasetPlan) -> list[dict[str, Any]]:
+    return [
+        {"scene": j.scene_name, "sequence": j.sequence_id, "first": j.frame_start, "last": j.frame_end,
+         "frames": j.frame_end - j.frame_start + 1}  # type: ignore[operator]
+        for j in plan.jobs
+    ]  # fmt: skip

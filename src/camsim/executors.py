@@ -1,0 +1,239 @@
+"""Run sequence jobs on warm Blender workers: a local pool of threads, one worker each.
+
+`run_job` is the one function every executor calls (the local pool here, Dask in `cluster.py`):
+get a warm worker, render, retry on a fresh worker when Blender dies or hangs. Events go to a
+callback so the CLI can draw progress without the pool knowing about terminals.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from camsim.blender.worker import BlenderWorker, options_from_config
+from camsim.config import GPU_BACKENDS, RenderConfig
+from camsim.errors import CamsimError, SceneError, UserInputError
+from camsim.render import SequenceJob, SequenceResult, render_sequence, sequence_is_complete
+
+log = logging.getLogger(__name__)
+
+Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass
+class JobOutcome:
+    job: SequenceJob
+    status: Status
+    result: SequenceResult | None = None
+    error: str = ""
+    log_path: str = ""
+    attempts: int = 0
+    worker: str = ""
+
+
+@dataclass
+class Event:
+    """What the pool tells its observer: kind in start | total | frames | retry | finished."""
+
+    kind: str
+    slot: int
+    job: SequenceJob | None = None
+    value: int = 0
+    outcome: JobOutcome | None = None
+    message: str = ""
+
+
+EventFn = Callable[[Event], None]
+
+
+@dataclass
+class WorkerSlot:
+    """One warm worker, started on first use and replaced when it dies or should be recycled."""
+
+    config: RenderConfig
+    index: int = 0
+    jobs: int = 1
+    worker: BlenderWorker | None = None
+    started: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self) -> BlenderWorker:
+        with self._lock:
+            if self.worker is not None and not self.worker.alive:
+                self.worker.kill()
+                self.worker = None
+            if self.worker is None:
+                self.started += 1
+                name = f"worker-{self.index + 1}" + (f"-r{self.started - 1}" if self.started > 1 else "")
+                self.worker = BlenderWorker(options_from_config(self.config, name)).start()
+            return self.worker
+
+    def recycle_if_due(self) -> None:
+        """Restart between sequences after N sequences or past the memory limit (Blender grows)."""
+        w = self.worker
+        if w is None:
+            return
+        cfg = self.config
+        over_count = cfg.max_sequences_per_worker and w.sequences_done >= cfg.max_sequences_per_worker
+        over_mem = cfg.max_worker_memory and w.rss_bytes() > cfg.max_worker_memory * 2**30
+        if over_count or over_mem:
+            log.info("recycling %s (%s)", w.name, "sequence limit" if over_count else "memory limit")
+            self.close()
+
+    def discard(self) -> None:
+        with self._lock:
+            if self.worker is not None:
+                self.worker.kill()
+                self.worker = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self.worker is not None:
+                self.worker.close()
+                self.worker = None
+
+    @property
+    def gpu_index(self) -> int | None:
+        return self.index if self.config.device_type in (*GPU_BACKENDS, "auto") else None
+
+
+def run_job(
+    slot: WorkerSlot,
+    job: SequenceJob,
+    max_retries: int = 2,
+    allow_skips: bool = False,
+    on_event: EventFn | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> JobOutcome:
+    """Render one job on `slot`, retrying on a fresh worker after a crash, hang or render error.
+
+    Scene errors (no camera, bad range, unreadable file) are the user's to fix and are not retried.
+    A retry resumes: frames already written (atomically) are kept.
+    """
+    emit = on_event or (lambda e: None)
+    if allow_skips and job.frame_start is not None and job.frame_end is not None:
+        if sequence_is_complete(job.output, job.frame_start, job.frame_end):
+            return JobOutcome(job, "skipped", attempts=0)
+    attempts = 0
+    last_error, last_log = "", ""
+    while attempts <= max_retries and not should_stop():
+        attempts += 1
+        worker_name = ""
+        try:
+            worker = slot.get()
+            worker_name = worker.name
+            emit(Event("start", slot.index, job, message=worker.name))
+            result = render_sequence(
+                worker,
+                job,
+                progress=lambda n: emit(Event("frames", slot.index, job, value=n)),
+                on_total=lambda n: emit(Event("total", slot.index, job, value=n)),
+                threads=slot.config.threads_for(slot.jobs),
+                gpu_index=slot.gpu_index,
+                allow_skips=allow_skips or attempts > 1,
+            )
+            worker.sequences_done += 1
+            slot.recycle_if_due()
+            return JobOutcome(job, "done", result, attempts=attempts, worker=worker_name,
+                              log_path=str(worker.log_path))  # fmt: skip
+        except (SceneError, UserInputError) as exc:
+            log_path = str(slot.worker.log_path) if slot.worker else ""
+            return JobOutcome(job, "failed", error=str(exc), attempts=attempts, log_path=log_path, worker=worker_name)
+        except CamsimError as exc:
+            last_error = str(exc)
+            last_log = getattr(exc, "log_path", None) or (str(slot.worker.log_path) if slot.worker else "")
+            slot.discard()
+            if should_stop():
+                break
+            if attempts <= max_retries:
+                emit(Event("retry", slot.index, job, value=attempts, message=last_error))
+                log.warning("%s/%s failed (attempt %d): %s; retrying on a fresh worker",
+                            job.scene_name, job.sequence_id, attempts, last_error)  # fmt: skip
+        except Exception as exc:  # a bug of ours: report it, do not kill the whole run
+            last_error = f"{type(exc).__name__}: {exc}"
+            last_log = str(slot.worker.log_path) if slot.worker else ""
+            log.debug("unexpected error\n%s", traceback.format_exc())
+            slot.discard()
+    return JobOutcome(job, "failed", error=last_error or "stopped", log_path=last_log, attempts=attempts)
+
+
+class LocalPool:
+    """`jobs` threads, each driving one warm Blender worker; jobs are taken from a shared queue."""
+
+    def __init__(self, config: RenderConfig, jobs: int, max_retries: int = 2, allow_skips: bool = False) -> None:
+        self.config = config
+        self.slots = [WorkerSlot(config, index=i, jobs=jobs) for i in range(jobs)]
+        self.max_retries = max_retries
+        self.allow_skips = allow_skips
+        self._stop = threading.Event()
+
+    def run(self, jobs: list[SequenceJob], on_event: EventFn | None = None) -> list[JobOutcome]:
+        """Render every job; return outcomes in job order. Ctrl-C kills the workers and re-raises."""
+        todo: queue.Queue[tuple[int, SequenceJob]] = queue.Queue()
+        for i, job in enumerate(jobs):
+            todo.put((i, job))
+        outcomes: dict[int, JobOutcome] = {}
+        done: queue.Queue[tuple[int, JobOutcome]] = queue.Queue()
+        emit = on_event or (lambda e: None)
+
+        def drive(slot: WorkerSlot) -> None:
+            while not self._stop.is_set():
+                try:
+                    i, job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                outcome = run_job(slot, job, self.max_retries, self.allow_skips, emit, self._stop.is_set)
+                done.put((i, outcome))
+
+        threads = [
+            threading.Thread(target=drive, args=(slot,), name=f"camsim-slot-{slot.index}", daemon=True)
+            for slot in self.slots[: max(1, min(len(self.slots), len(jobs)))]
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while len(outcomes) < len(jobs):
+                try:
+                    i, outcome = done.get(timeout=0.2)
+                except queue.Empty:
+                    if not any(t.is_alive() for t in threads) and done.empty():
+                        break
+                    continue
+                outcomes[i] = outcome
+                emit(Event("finished", -1, outcome.job, outcome=outcome))
+        except BaseException:
+            self.stop()
+            for t in threads:
+                t.join(timeout=30)
+            raise
+        for t in threads:
+            t.join()
+        self.close()
+        return [outcomes.get(i, JobOutcome(job, "failed", error="not run")) for i, job in enumerate(jobs)]
+
+    def stop(self) -> None:
+        """Kill every worker now (Ctrl-C, SIGTERM): nothing half-written reaches a final path."""
+        self._stop.set()
+        for slot in self.slots:
+            slot.discard()
+
+    def close(self) -> None:
+        for slot in self.slots:
+            slot.close()
+
+
+def describe(outcome: JobOutcome) -> dict[str, Any]:
+    return {
+        "scene": outcome.job.scene_name,
+        "sequence": outcome.job.sequence_id,
+        "status": outcome.status,
+        "error": outcome.error,
+        "log": outcome.log_path,
+        "attempts": outcome.attempts,
+    }
+

@@ -1,0 +1,66 @@
+"""Shared fixtures: one warm Blender worker per test session, and helpers to build and render scenes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camsim.blender.worker import BlenderWorker, WorkerOptions
+from camsim.config import RenderConfig
+from camsim.render import SequenceJob, render_sequence
+
+TESTS = Path(__file__).parent
+ANALYTIC = TESTS / "scenes" / "analytic.py"
+SHARED_CUBE = TESTS.parent.parent / "shared" / "scenes" / "cube.blend"
+
+# Tiny, fast, deterministic renders for tests.
+FAST = RenderConfig(width=64, height=48, max_samples=4, adaptive_threshold=0.0, use_denoising=False, threads=2)
+
+
+@pytest.fixture(scope="session")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BlenderWorker]:
+    logs = tmp_path_factory.mktemp("worker-logs")
+    with BlenderWorker(WorkerOptions(log_dir=logs, timeout=300, name="tests")) as w:
+        yield w
+
+
+@pytest.fixture(scope="session")
+def build_scene(worker: BlenderWorker, tmp_path_factory: pytest.TempPathFactory):
+    """build_scene(name, **kwargs) -> path of a .blend made by tests/scenes/analytic.py:build(**kwargs)."""
+    folder = tmp_path_factory.mktemp("scenes")
+
+    def _build(name: str, script: Path = ANALYTIC, **kwargs: Any) -> Path:
+        path = folder / f"{name}.blend"
+        worker.build_scene(script, path, **kwargs)
+        return path
+
+    return _build
+
+
+@pytest.fixture(scope="session")
+def render(worker: BlenderWorker, tmp_path_factory: pytest.TempPathFactory):
+    """render(blend, name, config=FAST, **job) -> output folder of a rendered sequence."""
+
+    def _render(blend: Path, name: str, config: RenderConfig = FAST, **job: Any) -> Path:
+        out = tmp_path_factory.mktemp(name)
+        render_sequence(worker, SequenceJob(scene=blend, output=out, config=config.validate(), **job))
+        return out
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def demo_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three real demo scenes built by `make_scenes` (shared by the tests that need them)."""
+    from camsim.scenes import make_scenes
+
+    out = tmp_path_factory.mktemp("demo-scenes")
+    return make_scenes(out, 3, seed=0, options=WorkerOptions(log_dir=out / "logs", name="demo-scenes"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("CAMSIM_LOG", "WARNING")
