@@ -18,7 +18,9 @@ ANALYTIC = TESTS / "scenes" / "analytic.py"
 SHARED_CUBE = TESTS.parent.parent / "shared" / "scenes" / "cube.blend"
 
 # Tiny, fast, deterministic renders for tests.
-FAST = RenderConfig(width=64, height=48, max_samples=4, adaptive_threshold=0.0, use_denoising=False, threads=2)
+FAST = RenderConfig(
+    width=64, height=48, max_samples=4, adaptive_threshold=0.0, use_denoising=False, threads=2
+)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -77,7 +78,11 @@ def test_background_depth_is_inf_and_normals_zero(build_scene, render):
 
 @pytest.mark.parametrize(
     ("cam_v", "obj_v"),
-    [((0.05, 0.0, 0.0), (0.0, 0.0, 0.0)), ((0.0, 0.0, 0.0), (0.03, -0.02, 0.0)), ((-0.04, 0.02, 0.0), (0.05, 0.03, 0.0))],
+    [
+        ((0.05, 0.0, 0.0), (0.0, 0.0, 0.0)),
+        ((0.0, 0.0, 0.0), (0.03, -0.02, 0.0)),
+        ((-0.04, 0.02, 0.0), (0.05, 0.03, 0.0)),
+    ],
 )
 def test_forward_and_backward_flow_of_translations(build_scene, render, cam_v, obj_v):
     depth, obj_depth = 6.0, 3.0
@@ -126,7 +131,9 @@ def test_known_point_projects_through_intrinsics_and_pose(build_scene, render, w
 
 
 def test_segmentation_ids_stable_across_frames_and_named(build_scene, render):
-    blend = build_scene("ids", kind="flow", camera_velocity=(0.02, 0.0, 0.0), object_velocity=(0.05, 0.0, 0.0))
+    blend = build_scene(
+        "ids", kind="flow", camera_velocity=(0.02, 0.0, 0.0), object_velocity=(0.05, 0.0, 0.0)
+    )
     a = render(blend, "ids_a", frame_start=2, frame_end=4)
     b = render(blend, "ids_b", frame_start=7, frame_end=8)
     meta_a, meta_b = transforms.read(a), transforms.read(b)
@@ -146,7 +153,7 @@ def test_animated_focal_length_gives_per_frame_intrinsics(build_scene, render):
     fls = [fr["fl_x"] for fr in meta["frames"]]
     assert fls[0] == pytest.approx(meta["fl_x"])
     assert fls[-1] == pytest.approx(1.5 * fls[0])
-    assert all(b > a for a, b in zip(fls, fls[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(fls))
 
 
 def test_keyframe_multiplier_stretches_time(build_scene, render):

@@ -15,10 +15,16 @@ from collections.abc import Sequence
 # Registry: subcommand name -> "module:Class". Imported lazily so `camsim --help` stays fast and
 # no command pays for another's imports.
 COMMANDS: dict[str, str] = {
+    "convert": "camsim.commands.convert:Convert",
+    "preview": "camsim.commands.preview:Preview",
+    "validate": "camsim.commands.validate:Validate",
+    "info": "camsim.commands.info:Info",
     "render-animation": "camsim.commands.render:RenderAnimation",
     "create-datasets": "camsim.commands.datasets:CreateDatasets",
     "make-scenes": "camsim.commands.scenes:MakeScenes",
     "demo": "camsim.commands.demo:Demo",
+    "emulate": "camsim.commands.emulate:Emulate",
+    "interpolate": "camsim.commands.interpolate:Interpolate",
 }
 
 

@@ -143,5 +143,3 @@ class RenderConfig:
             v = getattr(self, f.name)
             out[f.name] = str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
         return out
-
-

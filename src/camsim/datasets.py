@@ -16,7 +16,7 @@ from typing import Any
 from camsim.config import RenderConfig
 from camsim.errors import CamsimError, UserInputError
 from camsim.render import SequenceJob, check_blend_file
-from camsim.sampling import SceneEntry, Sampling, place_sequences, scaled_range, sequence_id
+from camsim.sampling import Sampling, SceneEntry, place_sequences, scaled_range, sequence_id
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,11 @@ def plan_datasets(
         raise UserInputError(f"--num-frames must be at least 1, got {options.num_frames}")
     if (options.anim_start is None) != (options.anim_end is None):
         raise UserInputError("--anim-start and --anim-end go together")
-    if options.anim_start is not None and options.anim_end is not None and options.anim_start > options.anim_end:
+    if (
+        options.anim_start is not None
+        and options.anim_end is not None
+        and options.anim_start > options.anim_end
+    ):
         raise UserInputError(f"--anim-start {options.anim_start} is after --anim-end {options.anim_end}")
     plan = DatasetPlan()
     m = config.keyframe_multiplier

@@ -116,9 +116,13 @@ def run_job(
     A retry resumes: frames already written (atomically) are kept.
     """
     emit = on_event or (lambda e: None)
-    if allow_skips and job.frame_start is not None and job.frame_end is not None:
-        if sequence_is_complete(job.output, job.frame_start, job.frame_end):
-            return JobOutcome(job, "skipped", attempts=0)
+    if (
+        allow_skips
+        and job.frame_start is not None
+        and job.frame_end is not None
+        and sequence_is_complete(job.output, job.frame_start, job.frame_end)
+    ):
+        return JobOutcome(job, "skipped", attempts=0)
     attempts = 0
     last_error, last_log = "", ""
     while attempts <= max_retries and not should_stop():
@@ -143,7 +147,9 @@ def run_job(
                               log_path=str(worker.log_path))  # fmt: skip
         except (SceneError, UserInputError) as exc:
             log_path = str(slot.worker.log_path) if slot.worker else ""
-            return JobOutcome(job, "failed", error=str(exc), attempts=attempts, log_path=log_path, worker=worker_name)
+            return JobOutcome(
+                job, "failed", error=str(exc), attempts=attempts, log_path=log_path, worker=worker_name
+            )
         except CamsimError as exc:
             last_error = str(exc)
             last_log = getattr(exc, "log_path", None) or (str(slot.worker.log_path) if slot.worker else "")
@@ -165,7 +171,9 @@ def run_job(
 class LocalPool:
     """`jobs` threads, each driving one warm Blender worker; jobs are taken from a shared queue."""
 
-    def __init__(self, config: RenderConfig, jobs: int, max_retries: int = 2, allow_skips: bool = False) -> None:
+    def __init__(
+        self, config: RenderConfig, jobs: int, max_retries: int = 2, allow_skips: bool = False
+    ) -> None:
         self.config = config
         self.slots = [WorkerSlot(config, index=i, jobs=jobs) for i in range(jobs)]
         self.max_retries = max_retries
@@ -236,4 +244,3 @@ def describe(outcome: JobOutcome) -> dict[str, Any]:
         "log": outcome.log_path,
         "attempts": outcome.attempts,
     }
-

@@ -119,7 +119,9 @@ def prepare_output(folder: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def worker_settings(config: RenderConfig, threads: int | None = None, gpu_index: int | None = None) -> dict[str, Any]:
+def worker_settings(
+    config: RenderConfig, threads: int | None = None, gpu_index: int | None = None
+) -> dict[str, Any]:
     """What the Blender side needs of the config (plain data: it crosses a process boundary)."""
     s = config.to_json()
     s["threads"] = threads or config.threads_for(1)
@@ -205,7 +207,9 @@ def build_transforms(
         "device": info["device"],
         "render": {k: v for k, v in config.to_json().items() if k not in ("log_dir", "executable")},
         "conventions": transforms.CONVENTIONS,
-        "segmentation_ids": {str(k): v for k, v in sorted(info["segmentation_ids"].items(), key=lambda kv: int(kv[0]))},
+        "segmentation_ids": {
+            str(k): v for k, v in sorted(info["segmentation_ids"].items(), key=lambda kv: int(kv[0]))
+        },
         "frames": out_frames,
     }
 

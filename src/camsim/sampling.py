@@ -124,11 +124,10 @@ def place_sequences(
         )
     slack = length - count * num_frames
     if sampling == "even":
-        if count == 1:
-            gaps = [slack // 2]
-        else:
-            gaps = [i * slack // (count - 1) for i in range(count)]
+        gaps = [slack // 2] if count == 1 else [i * slack // (count - 1) for i in range(count)]
     else:
         rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
         gaps = sorted(int(g) for g in rng.integers(0, slack + 1, size=count))
-    return [(start + g + i * num_frames, start + g + i * num_frames + num_frames - 1) for i, g in enumerate(gaps)]
+    return [
+        (start + g + i * num_frames, start + g + i * num_frames + num_frames - 1) for i, g in enumerate(gaps)
+    ]

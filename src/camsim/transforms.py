@@ -110,7 +110,9 @@ def validate(meta: Any, source: str = "transforms.json") -> dict[str, Any]:
             _require(_is_number(fr["time"]), f"{where}: 'time' must be a finite number")
         if "frame_number" in fr:
             n = fr["frame_number"]
-            _require(isinstance(n, int) and not isinstance(n, bool), f"{where}: 'frame_number' must be an integer")
+            _require(
+                isinstance(n, int) and not isinstance(n, bool), f"{where}: 'frame_number' must be an integer"
+            )
             _require(n not in seen_numbers, f"{where}: frame_number {n} appears twice")
             seen_numbers.add(n)
     if "file_path" in meta:

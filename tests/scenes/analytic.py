@@ -5,8 +5,6 @@ moved by `rig_rotation`/`rig_location`, so camera-frame truths (depths, normals,
 in closed form while the camera's world pose is arbitrary.
 """
 
-import math
-
 import bpy
 
 
@@ -106,7 +104,9 @@ def build(
         mover = _plane("Mover", 1.0, (0.0, 0.0, -object_depth), parent=rig)
         span = frames[1] - frames[0]
         mover.keyframe_insert("location", frame=frames[0])
-        mover.location = tuple(p + v * span for p, v in zip((0.0, 0.0, -object_depth), object_velocity))
+        mover.location = tuple(
+            p + v * span for p, v in zip((0.0, 0.0, -object_depth), object_velocity, strict=False)
+        )
         mover.keyframe_insert("location", frame=frames[1])
         _linear(mover)
     elif kind == "point":

@@ -71,7 +71,7 @@ def camera_intrinsics(scene, cam_obj) -> dict[str, float]:
     fy = fx / pixel_aspect
     cx = w / 2.0 - cam.shift_x * view_fac
     cy = h / 2.0 + cam.shift_y * view_fac / pixel_aspect
-    return {"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": int(round(w)), "h": int(round(h))}
+    return {"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": round(w), "h": round(h)}
 
 
 def camera_state(scene) -> dict:
@@ -81,7 +81,9 @@ def camera_state(scene) -> dict:
     if cam.type != "CAMERA":
         raise SceneProblem(f"active camera '{cam.name}' is not a camera object")
     if cam.data.type != "PERSP":
-        raise SceneProblem(f"camera '{cam.name}' is {cam.data.type.lower()}; camsim renders perspective cameras")
+        raise SceneProblem(
+            f"camera '{cam.name}' is {cam.data.type.lower()}; camsim renders perspective cameras"
+        )
     state = camera_intrinsics(scene, cam)
     state["transform_matrix"] = _normalized_c2w(cam.matrix_world)
     state["camera"] = cam.name
@@ -94,9 +96,9 @@ def camera_state(scene) -> dict:
 def _frame_map(scene, multiplier: float) -> None:
     """Stretch time with Blender's time remapping, which every time-driven thing honours
     (actions, NLA, shape keys, drivers, constraints): ctime = frame * old / new."""
-    ratio = Fraction(scene.render.frame_map_old, scene.render.frame_map_new) / Fraction(multiplier).limit_denominator(
-        900
-    )
+    ratio = Fraction(scene.render.frame_map_old, scene.render.frame_map_new) / Fraction(
+        multiplier
+    ).limit_denominator(900)
     ratio = ratio.limit_denominator(900)
     while ratio.numerator > 900:  # both terms must lie in 1..900
         ratio = Fraction(round(ratio.numerator / 2), max(1, round(ratio.denominator / 2)))
@@ -181,7 +183,9 @@ def open_scene(path: str, settings: dict) -> dict:
     prefs = bpy.context.preferences
     prefs.filepaths.use_scripts_auto_execute = bool(settings.get("autoexec", False))
     try:
-        bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=bool(settings.get("autoexec", False)))
+        bpy.ops.wm.open_mainfile(
+            filepath=path, load_ui=False, use_scripts=bool(settings.get("autoexec", False))
+        )
     except RuntimeError as exc:
         raise SceneProblem(f"cannot open {path}: {str(exc).strip().splitlines()[-1]}") from None
     for addon in settings.get("addons", ()):
@@ -279,7 +283,9 @@ def cameras(frames: list[int]) -> list[dict]:
     return out
 
 
-def _save(path: str, media: str, fmt: str, depth: str, codec: str | None = None, mode: str | None = None) -> None:
+def _save(
+    path: str, media: str, fmt: str, depth: str, codec: str | None = None, mode: str | None = None
+) -> None:
     settings = bpy.context.scene.render.image_settings
     settings.media_type = media  # Blender 5: media type before file format
     settings.file_format = fmt
@@ -350,7 +356,11 @@ HANDLERS = {
     "scene_range": lambda msg: scene_range(msg["path"], msg.get("autoexec", False)),
     "cameras": lambda msg: cameras(msg["frames"]),
     "render_frame": lambda msg: render_frame(
-        msg["frame"], msg["rgb_path"], msg.get("exr_path"), msg.get("file_format", "PNG"), msg.get("bit_depth", 8)
+        msg["frame"],
+        msg["rgb_path"],
+        msg.get("exr_path"),
+        msg.get("file_format", "PNG"),
+        msg.get("bit_depth", 8),
     ),
     "build_scene": lambda msg: build_scene(msg["script"], msg["output"], msg.get("kwargs", {})),
 }

@@ -90,7 +90,9 @@ class BlenderWorker:
             self.options.log_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkerError(f"cannot create log folder {self.options.log_dir}: {exc.strerror}") from None
-        self.log_path = self.options.log_dir / f"{self.name}-{os.getpid()}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        self.log_path = (
+            self.options.log_dir / f"{self.name}-{os.getpid()}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        )
         key = secrets.token_bytes(32)
         listener, address, family = self._listen()
         env = dict(os.environ)
@@ -117,7 +119,9 @@ class BlenderWorker:
             self._remove_sockdir()
         info = self.request({"cmd": "hello"}, timeout=self.options.startup_timeout)
         self.blender_version = info["blender_version"]
-        log.debug("%s started: pid %s, Blender %s, log %s", self.name, self.pid, self.blender_version, self.log_path)
+        log.debug(
+            "%s started: pid %s, Blender %s, log %s", self.name, self.pid, self.blender_version, self.log_path
+        )
         return self
 
     def _listen(self) -> tuple[socket.socket, str, str]:
@@ -236,7 +240,9 @@ class BlenderWorker:
         code = self.proc.poll() if self.proc else None
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         err = WorkerError(
-            f"Blender {self.name} {what} ({how})", str(self.log_path), _tail(self.log_path) if self.log_path else ""
+            f"Blender {self.name} {what} ({how})",
+            str(self.log_path),
+            _tail(self.log_path) if self.log_path else "",
         )
         self.kill()
         return err
@@ -293,7 +299,9 @@ class BlenderWorker:
         )
 
     def build_scene(self, script: Path, output: Path, **kwargs: Any) -> dict[str, Any]:
-        return self.request({"cmd": "build_scene", "script": str(script), "output": str(output), "kwargs": kwargs})
+        return self.request(
+            {"cmd": "build_scene", "script": str(script), "output": str(output), "kwargs": kwargs}
+        )
 
 
 def options_from_config(config: Any, name: str = "") -> WorkerOptions:

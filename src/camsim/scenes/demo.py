@@ -115,7 +115,8 @@ def build(seed: int = 0) -> dict:
         _link(obj, _material(f"{kind}_mat", rng, texture="noise" if i % 2 else None))
         if i % 2 == 0:  # translating along a smooth loop
             pts = [
-                (base[0] + rng.uniform(-1.5, 1.5), base[1] + rng.uniform(-1.5, 1.5), base[2]) for _ in frames[:-1]
+                (base[0] + rng.uniform(-1.5, 1.5), base[1] + rng.uniform(-1.5, 1.5), base[2])
+                for _ in frames[:-1]
             ]
             _keyframe_path(obj, [*pts, pts[0]], frames)
         if i % 3 != 2:  # rotating about z (and a little about x)

@@ -1,0 +1,128 @@
+"""Interpolation vs rendering: quality against rendered truth, and cost against rendering the same frames.
+
+For each demo scene: render frames A..A+N-1 at keyframe multiplier 1 and the same span at multiplier
+m (= --factor) with the same settings, interpolate the first by m, and compare every new frame with
+the rendered frame of the same frame number (the renderer numbers frame f as f*m, as interpolation
+does). Baseline: a linear-light cross-fade of the two neighbours. Cost: interpolation wall time vs
+(render time at m) - (render time at 1), i.e. rendering the same extra frames, measured in this run.
+
+    python benchmarks/interpolate_quality.py --scenes 3 --frames 13
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from camsim import transforms
+from camsim.fileio import read_image
+from camsim.interpolate import interpolate_sequence, srgb
+from camsim.interpolate.metrics import psnr, ssim
+
+CAMSIM = [sys.executable, "-m", "camsim"]
+
+
+def _run(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", type=int, default=3, help="demo scenes (seeds 0..)")
+    ap.add_argument("--frames", type=int, default=13, help="source frames per scene at multiplier 1")
+    ap.add_argument("--start", type=int, default=200, help="first scene frame")
+    ap.add_argument("--factor", type=int, default=4)
+    ap.add_argument(
+        "--base-multiplier",
+        type=float,
+        default=1.0,
+        help="keyframe multiplier of the source render (<1: faster motion)",
+    )
+    ap.add_argument("--size", type=int, default=64, help="width = height in pixels")
+    ap.add_argument("--samples", type=int, default=8, help="Cycles max samples")
+    ap.add_argument("--workers", type=int, default=1, help="interpolation processes (0: one per core)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="camsim-interp-bench-"))
+    m, bm = args.factor, args.base_multiplier
+    _run(
+        [
+            *CAMSIM,
+            "make-scenes",
+            str(work / "scenes"),
+            "--count",
+            str(args.scenes),
+            "--log-dir",
+            str(work / "logs"),
+        ]
+    )
+    common = [
+        "--render-config.width", str(args.size), "--render-config.height", str(args.size),
+        "--render-config.max-samples", str(args.samples), "--render-config.no-debug",
+    ]  # fmt: skip
+    rows = []
+    for blend in sorted((work / "scenes").glob("*.blend")):
+        name = blend.stem
+        a, b = args.start, args.start + args.frames - 1
+        t1 = _run([*CAMSIM, "render-animation", str(blend), str(work / name / "m1"), "--frame-start", str(a),
+                   "--frame-end", str(b), *common, "--render-config.keyframe-multiplier", str(bm)])  # fmt: skip
+        tm = _run([*CAMSIM, "render-animation", str(blend), str(work / name / f"m{m}"), "--frame-start",
+                   str(a * m), "--frame-end", str(b * m), *common, "--render-config.keyframe-multiplier", str(bm * m)])  # fmt: skip
+        t0 = time.perf_counter()
+        meta = interpolate_sequence(
+            work / name / "m1", work / name / "interp", m, workers=args.workers, overwrite=True
+        )
+        ti = time.perf_counter() - t0
+        truth_meta = transforms.read(work / name / f"m{m}")
+        truth = {f["frame_number"]: f for f in truth_meta["frames"]}
+        src = meta["frames"]
+        ours, fade = [], []
+        for j, fr in enumerate(src):
+            if not fr["interpolated"]:
+                continue
+            ref = read_image(
+                transforms.resolve_path(work / name / f"m{m}", truth[fr["frame_number"]]["file_path"])
+            )
+            img = read_image(transforms.resolve_path(work / name / "interp", fr["file_path"]))
+            left = next(src[i] for i in range(j, -1, -1) if not src[i]["interpolated"])
+            right = next(src[i] for i in range(j, len(src)) if not src[i]["interpolated"])
+            s = (fr["time"] - left["time"]) / (right["time"] - left["time"])
+            la = srgb.decode(read_image(work / name / "interp" / left["file_path"]))
+            lb = srgb.decode(read_image(work / name / "interp" / right["file_path"]))
+            cross = srgb.encode((1 - s) * la + s * lb, ref.dtype)
+            peak = float(np.iinfo(ref.dtype).max)
+            ours.append((psnr(img, ref, peak), ssim(img, ref, peak)))
+            fade.append((psnr(cross, ref, peak), ssim(cross, ref, peak)))
+        extra = (args.frames - 1) * (m - 1)
+        o, f = np.mean(ours, axis=0), np.mean(fade, axis=0)
+        holes = np.mean([fr["hole_fraction"] for fr in src if fr["interpolated"]])
+        rows.append((name, o[0], o[1], f[0], f[1], o[0] - f[0], holes, ti, tm - t1, extra))
+        print(f"{name}: done", file=sys.stderr)
+
+    print(f"\n{args.scenes} demo scenes, {args.frames} source frames from frame {args.start}, x{m}, "
+          f"{args.size}x{args.size}, {args.samples} samples, multipliers {bm:g} -> {bm * m:g}, interpolation workers={args.workers}\n")  # fmt: skip
+    print("| scene | interp PSNR | interp SSIM | cross-fade PSNR | cross-fade SSIM | gain dB | holes % "
+          "| interp s | render extra s | cost ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, op, os_, fp, fs, gain, holes, ti, tr, extra in rows:
+        print(f"| {name} | {op:.2f} | {os_:.4f} | {fp:.2f} | {fs:.4f} | {gain:+.2f} | {100 * holes:.2f} "
+              f"| {ti:.2f} | {tr:.2f} ({extra} frames) | {ti / tr:.1%} |")  # fmt: skip
+    arr = np.array([r[1:9] for r in rows], dtype=float)
+    mean = arr.mean(axis=0)
+    print(f"| **mean** | {mean[0]:.2f} | {mean[1]:.4f} | {mean[2]:.2f} | {mean[3]:.4f} | {mean[4]:+.2f} "
+          f"| {100 * mean[5]:.2f} | {arr[:, 6].sum():.2f} | {arr[:, 7].sum():.2f} | {arr[:, 6].sum() / arr[:, 7].sum():.1%} |")  # fmt: skip
+    print(f"\nworkdir: {work}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Lossless conversion between the IMG layout (a file per frame) and the NPY layout (one array each).
+
+NPY arrays are written frame by frame into a memory map (never the whole sequence in memory) under a
+temporary name and renamed into place; transforms.json is written last, as everywhere in camsim.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from camsim import transforms
+from camsim.dataset import BY_NAME, FRAME, MODALITIES, Modality, SequenceDataset, find_sequences
+from camsim.errors import DatasetError, UserInputError
+from camsim.fileio import atomic_path, write_exr, write_image
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None] | None
+
+NPY_NAMES = {m.name: f"{m.folder}.npy" for m in MODALITIES}
+"""File name of each modality's array in an NPY sequence."""
+
+
+def _prefix(m: Modality) -> str:
+    return "frame" if m is FRAME else m.name
+
+
+def _check_dst(src: Path, dst: Path, overwrite: bool) -> None:
+    if dst.resolve() == src.resolve():
+        raise UserInputError(f"output folder {dst} is the input folder")
+    if (dst / "transforms.json").exists() and not overwrite:
+        raise UserInputError(f"{dst} already holds a transforms.json (pass --overwrite to replace it)")
+    dst.mkdir(parents=True, exist_ok=True)
+
+
+def _as_hwc(arr: np.ndarray) -> np.ndarray:
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _check_binary(arr: np.ndarray, where: str) -> None:
+    if arr.dtype not in (np.uint8, np.bool_) or (arr.size and int(arr.max()) > 1):
+        raise UserInputError(
+            f"{where}: bit-packing needs binary frames (uint8 values 0 and 1), got {arr.dtype} "
+            f"with maximum {arr.max() if arr.size else 0}"
+        )
+
+
+def img_to_npy(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    bitpack: bool = False,
+    bitpack_dim: int = 2,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> Path:
+    """Convert one IMG sequence to NPY: `frames.npy` (N,H,W,C) (+ `depths.npy` etc.); returns dst.
+
+    With `bitpack`, binary frames are packed with `np.packbits` on axis `bitpack_dim` of (N,H,W,C).
+    """
+    src, dst = Path(src), Path(dst)
+    seq = SequenceDataset(src)
+    if seq.is_npy:
+        raise UserInputError(f"{src} is already an NPY sequence")
+    if not 0 <= bitpack_dim <= 3:
+        raise UserInputError(f"--bitpack-dim must be 0, 1, 2 or 3 (an axis of N,H,W,C), got {bitpack_dim}")
+    _check_dst(src, dst, overwrite)
+    n = len(seq)
+    if n == 0:
+        raise DatasetError(f"{src}: no frames to convert")
+    meta = copy.deepcopy(seq.meta)
+    for name in seq.modalities():
+        m = BY_NAME[name]
+        first = _as_hwc(seq.read(name, 0))
+        packed = bitpack and m is FRAME
+        if packed:
+            _write_packed(seq, dst / NPY_NAMES[name], first, bitpack_dim, progress)
+        else:
+            with atomic_path(dst / NPY_NAMES[name]) as tmp:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, *first.shape))
+                for i in range(n):
+                    arr = first if i == 0 else _as_hwc(seq.read(name, i))
+                    if arr.shape != first.shape or arr.dtype != first.dtype:
+                        raise DatasetError(
+                            f"{seq.file_for(name, i)}: {arr.shape} {arr.dtype} differs from frame 0 "
+                            f"({first.shape} {first.dtype})"
+                        )
+                    out[i] = arr
+                    if progress and m is FRAME:
+                        progress(1)
+                out.flush()
+                del out
+        for fr in meta["frames"]:
+            fr.pop(m.key, None)
+        meta[m.key] = NPY_NAMES[name]
+        if m is FRAME:
+            meta.setdefault("h", int(first.shape[0]))
+            meta.setdefault("w", int(first.shape[1]))
+            meta["channels"] = int(first.shape[2])
+    if bitpack:
+        meta["bitpack"] = True
+        meta["bitpack_dim"] = bitpack_dim
+    transforms.write(dst / "transforms.json", meta)
+    return dst
+
+
+def _write_packed(seq: SequenceDataset, path: Path, first: np.ndarray, dim: int, progress: Progress) -> None:
+    n = len(seq)
+    shape = ((n + 7) // 8, *first.shape) if dim == 0 else (n, *np.packbits(first, axis=dim - 1).shape)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        group: list[np.ndarray] = []
+        for i in range(n):
+            arr = first if i == 0 else _as_hwc(seq.read("frame", i))
+            where = str(seq.file_for("frame", i))
+            if arr.shape != first.shape:
+                raise DatasetError(f"{where}: shape {arr.shape} differs from frame 0 ({first.shape})")
+            _check_binary(arr, where)
+            if dim == 0:
+                group.append(arr.astype(np.uint8))
+                if len(group) == 8 or i == n - 1:
+                    out[i // 8] = np.packbits(np.stack(group), axis=0)[0]
+                    group = []
+            else:
+                out[i] = np.packbits(arr.astype(np.uint8), axis=dim - 1)
+            if progress:
+                progress(1)
+        out.flush()
+        del out
+
+
+def _write_frame_file(path: Path, arr: np.ndarray, m: Modality) -> None:
+    if m is FRAME and arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2:
+        img = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+        write_image(path, img.astype(np.uint8) if arr.dtype == np.bool_ else img)
+        return
+    hwc = _as_hwc(arr)
+    names = m.channels if m is not FRAME else ("R", "G", "B", "A")[: hwc.shape[2]]
+    if m is FRAME and hwc.shape[2] == 1:
+        names = ("Y",)
+    if len(names) != hwc.shape[2]:
+        raise DatasetError(f"{m.name}: {hwc.shape[2]} channels, expected {len(names)} ({', '.join(names)})")
+    write_exr(path, {c: hwc[..., k] for k, c in enumerate(names)})
+
+
+def npy_to_img(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> Path:
+    """Convert one NPY sequence (bit-packed or not) to the IMG layout of a rendered sequence."""
+    src, dst = Path(src), Path(dst)
+    seq = SequenceDataset(src)
+    if not seq.is_npy:
+        raise UserInputError(f"{src} is not an NPY sequence (its transforms.json has no top-level file_path)")
+    _check_dst(src, dst, overwrite)
+    meta = copy.deepcopy(seq.meta)
+    names = seq.modalities()
+    for i, fr in enumerate(meta["frames"]):
+        number = int(fr.get("frame_number", i))
+        for name in names:
+            m = BY_NAME[name]
+            arr = seq.read(name, i)
+            integer_frame = m is FRAME and arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2
+            ext = "png" if integer_frame else "exr"
+            rel = f"{m.folder}/{_prefix(m)}_{number:06d}.{ext}"
+            (dst / m.folder).mkdir(parents=True, exist_ok=True)
+            _write_frame_file(dst / rel, arr, m)
+            fr[m.key] = rel
+        if progress:
+            progress(1)
+    for name in names:
+        meta.pop(BY_NAME[name].key, None)
+    for key in ("bitpack", "bitpack_dim", "channels"):
+        meta.pop(key, None)
+    transforms.write(dst / "transforms.json", meta)
+    return dst
+
+
+def convert_tree(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    fn: Callable[..., Path],
+    **kwargs: Any,
+) -> list[Path]:
+    """Apply a sequence conversion to `src` (one sequence) or every sequence under it, mirroring paths."""
+    src, dst = Path(src), Path(dst)
+    seqs = find_sequences(src)
+    if not seqs:
+        raise UserInputError(f"no transforms.json under {src}")
+    out = []
+    for s in seqs:
+        target = dst / s.relative_to(src)
+        log.debug("converting %s -> %s", s, target)
+        out.append(fn(s, target, **kwargs))
+    return out

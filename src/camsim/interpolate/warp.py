@@ -1,0 +1,294 @@
+"""Forward-warp two neighbouring frames to an intermediate time with depth-aware softmax splatting.
+
+Every source pixel of frame A (time 0) moves along its exact forward flow and every pixel of frame B
+(time 1) along its exact backward flow; world-background pixels (depth +inf, zero flow in Blender)
+move with the camera rotation (`background.py`). Each moved pixel is splatted bilinearly onto its
+four nearest target pixels. Collisions are resolved by depth: a contribution's weight is
+
+    w = time weight · bilinear weight · exp(-beta · max(0, (z - z_min) / z_min - tau))
+
+where z_min is the nearest depth landing on that target pixel (both frames together) and tau is the
+contribution's own relative depth slope per pixel (so a slanted surface is not mistaken for an
+occlusion). Contributions from both frames share one accumulator, so a region only one frame sees
+is filled from that frame alone; pixels no contribution reaches are holes, filled from the nearest
+covered pixel and reported in a mask. Colours are blended in linear light; segmentation takes the
+single heaviest contribution (no blending); depth and normals average only surface contributions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from camsim.interpolate.background import map_points, rotation_homography
+
+BACKGROUND_DEPTH_FACTOR = 1e6
+"""World background takes part in the depth test as a surface this many times farther than the farthest one."""
+
+CONSISTENCY_PX = 1.0
+"""Forward/backward flow disagreement (pixels) above which a pixel counts as occluded in the other frame."""
+
+HOLE_COVERAGE = 1e-3
+"""Target pixels whose summed (time x bilinear) coverage is below this are holes."""
+
+
+@dataclass
+class FrameData:
+    """One rendered frame in memory, in the units the warp needs."""
+
+    rgb: np.ndarray
+    """HxWxC float64 linear light (sRGB decoded)."""
+    depth: np.ndarray
+    """HxW planar depth, +inf for world background."""
+    flow: np.ndarray
+    """HxWx4: forward (dx, dy) to the next frame, backward (dx, dy) to the previous; pixels, y down."""
+    c2w: np.ndarray
+    """4x4 camera-to-world, OpenGL camera axes."""
+    K: np.ndarray
+    """3x3 intrinsics, top-left-corner pixel origin."""
+    segmentation: np.ndarray | None = None
+    """HxW uint32 object ids."""
+    normals: np.ndarray | None = None
+    """HxWx3 unit normals in the camera frame (0 on background)."""
+    linear: np.ndarray | None = None
+    """HxWx3 scene-linear RGB (optional render output)."""
+
+
+@dataclass
+class WarpedFrame:
+    """An interpolated frame and its ground truth at the new time."""
+
+    rgb: np.ndarray
+    """HxWxC linear light."""
+    depth: np.ndarray
+    flow: np.ndarray
+    """HxWx4 flow in units of the new frame spacing (forward, backward)."""
+    hole: np.ndarray
+    """HxW bool: no source pixel of either frame landed here (filled from the nearest covered pixel)."""
+    segmentation: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    linear: np.ndarray | None = None
+
+
+def _relative_slope(depth: np.ndarray) -> np.ndarray:
+    """Per pixel, relative depth change to its smoother neighbour along x plus along y (0 where unknown)."""
+    z = np.where(np.isfinite(depth), depth, np.nan)
+    pad = np.pad(z, 1, mode="constant", constant_values=np.nan)
+    c = pad[1:-1, 1:-1]
+    with np.errstate(invalid="ignore"):
+        gx = np.fmin(np.abs(pad[1:-1, 2:] - c), np.abs(pad[1:-1, :-2] - c))
+        gy = np.fmin(np.abs(pad[2:, 1:-1] - c), np.abs(pad[:-2, 1:-1] - c))
+        slope = (np.nan_to_num(gx) + np.nan_to_num(gy)) / c
+    return np.nan_to_num(slope, nan=0.0, posinf=0.0)
+
+
+class _Side:
+    """Everything about one source frame that does not depend on the target time."""
+
+    def __init__(self, src: FrameData, other: FrameData, direction: int) -> None:
+        h, w = src.depth.shape
+        self.src, self.direction = src, direction
+        self.u, self.v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+        flow = src.flow[..., 0:2] if direction > 0 else src.flow[..., 2:4]
+        other_back = other.flow[..., 2:4] if direction > 0 else other.flow[..., 0:2]
+        self.bg = ~np.isfinite(src.depth)
+        self.flow = np.where(self.bg[..., None], 0.0, np.nan_to_num(flow.astype(np.float64)))
+        # Where the other frame sees the same point (forward-backward consistent), its depth there
+        # lets depth be interpolated; elsewhere the point is reprojected as if static.
+        qx = np.floor(self.u + self.flow[..., 0]).astype(np.int64)
+        qy = np.floor(self.v + self.flow[..., 1]).astype(np.int64)
+        inside = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h) & ~self.bg
+        qxc, qyc = np.clip(qx, 0, w - 1), np.clip(qy, 0, h - 1)
+        z_other = other.depth[qyc, qxc].astype(np.float64)
+        err = np.linalg.norm(self.flow + other_back[qyc, qxc], axis=-1)
+        self.consistent = inside & np.isfinite(z_other) & (err < CONSISTENCY_PX)
+        self.z_src = np.where(self.bg, 1.0, src.depth).astype(np.float64)
+        self.z_other = np.where(self.consistent, z_other, self.z_src)
+        # World points of every surface pixel (for the static-reprojection depth).
+        from camsim.transforms import unproject
+
+        self.points = unproject(self.z_src, src.c2w, src.K)
+        self.slope = _relative_slope(src.depth)
+
+    def contributions(self, frac: float, c2w_t: np.ndarray, K_t: np.ndarray, n_new: int):
+        """Target positions, depths, time weights and values of every source pixel at fraction `frac`."""
+        x = self.u + frac * self.flow[..., 0]
+        y = self.v + frac * self.flow[..., 1]
+        valid = np.ones(x.shape, dtype=bool)
+        if self.bg.any():
+            H = rotation_homography(self.src.c2w, self.src.K, c2w_t, K_t)
+            bx, by, bvalid = map_points(H, self.u[self.bg], self.v[self.bg])
+            x[self.bg], y[self.bg] = bx, by
+            valid[self.bg] = bvalid
+        w2c = np.eye(4)  # rigid inverse: rotation transposed
+        w2c[:3, :3] = c2w_t[:3, :3].T
+        w2c[:3, 3] = -c2w_t[:3, :3].T @ c2w_t[:3, 3]
+        z_static = -(self.points @ w2c[2, :3] + w2c[2, 3])
+        z = np.where(self.consistent, (1 - frac) * self.z_src + frac * self.z_other, z_static)
+        z = np.where(self.bg, np.inf, z)
+        valid &= self.bg | (z > 0)
+        motion = self.direction * self.flow / n_new  # per new frame step, forward in time
+        flow_new = np.concatenate([motion, -motion], axis=-1)
+        rot = w2c[:3, :3] @ self.src.c2w[:3, :3]  # source camera frame -> target camera frame
+        normals = None if self.src.normals is None else self.src.normals.astype(np.float64) @ rot.T
+        return x, y, z, valid, flow_new, normals
+
+
+def _fill_holes(arrays: list[np.ndarray], hole: np.ndarray) -> None:
+    """Copy each hole pixel from its nearest covered pixel, in place."""
+    if not hole.any() or hole.all():
+        return
+    from scipy.ndimage import distance_transform_edt
+
+    _, (iy, ix) = distance_transform_edt(hole, return_distances=True, return_indices=True)
+    for a in arrays:
+        a[hole] = a[iy[hole], ix[hole]]
+
+
+class PairWarper:
+    """Interpolates any number of intermediate frames between two neighbouring rendered frames."""
+
+    def __init__(self, a: FrameData, b: FrameData, beta: float = 60.0) -> None:
+        if a.depth.shape != b.depth.shape:
+            raise ValueError("frames of a pair differ in size")
+        self.a, self.b, self.beta = a, b, beta
+        self.sides = (_Side(a, b, +1), _Side(b, a, -1))
+        finite = [d[np.isfinite(d)] for d in (a.depth, b.depth)]
+        far = max([float(f.max()) for f in finite if f.size] + [1.0])
+        self.bg_depth = far * BACKGROUND_DEPTH_FACTOR
+
+    def frame(self, s: float, c2w_t: np.ndarray, K_t: np.ndarray, n_new: int) -> WarpedFrame:
+        """The frame at fraction `s` in (0, 1) of the pair, with camera `c2w_t`/`K_t`; flows per 1/n_new step."""
+        h, w = self.a.depth.shape
+        has_seg = self.a.segmentation is not None and self.b.segmentation is not None
+        has_nrm = self.a.normals is not None and self.b.normals is not None
+        has_lin = self.a.linear is not None and self.b.linear is not None
+        xs, ys, zs, tws, vals, segs, finite, slopes = [], [], [], [], [], [], [], []
+        for side, frac, src in ((self.sides[0], s, self.a), (self.sides[1], 1.0 - s, self.b)):
+            x, y, z, valid, flow_new, normals = side.contributions(frac, c2w_t, K_t, n_new)
+            cols = [src.rgb.reshape(h, w, -1), flow_new]
+            if has_nrm:
+                cols.append(normals)
+            if has_lin:
+                cols.append(src.linear)
+            v = np.concatenate(cols, axis=-1)[valid]
+            xs.append(x[valid])
+            ys.append(y[valid])
+            fin = np.isfinite(z[valid])
+            finite.append(fin)
+            zs.append(np.where(fin, z[valid], self.bg_depth))
+            tws.append(np.full(int(valid.sum()), 1.0 - frac))
+            vals.append(v)
+            slopes.append(side.slope[valid])
+            if has_seg:
+                segs.append(src.segmentation[valid])
+        x, y, z, tw = (np.concatenate(p) for p in (xs, ys, zs, tws))
+        fin, slope, val = np.concatenate(finite), np.concatenate(slopes), np.concatenate(vals)
+        seg = np.concatenate(segs) if has_seg else None
+
+        # Bilinear footprint: four target pixels per contribution.
+        fx, fy = x - 0.5, y - 0.5
+        x0, y0 = np.floor(fx), np.floor(fy)
+        ax, ay = fx - x0, fy - y0
+        x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+        idx_l, b_l, src_l = [], [], []
+        ar = np.arange(len(x))
+        for dx, dy, bw in (
+            (0, 0, (1 - ax) * (1 - ay)),
+            (1, 0, ax * (1 - ay)),
+            (0, 1, (1 - ax) * ay),
+            (1, 1, ax * ay),
+        ):
+            xi, yi = x0 + dx, y0 + dy
+            ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h) & (bw > 0)
+            idx_l.append((yi * w + xi)[ok])
+            b_l.append(bw[ok])
+            src_l.append(ar[ok])
+        idx, bil, k = np.concatenate(idx_l), np.concatenate(b_l), np.concatenate(src_l)
+        npx = h * w
+        zk = z[k]
+        side = (k >= len(xs[0])).astype(np.int64)  # 0: frame A, 1: frame B
+        bins = idx + side * npx
+        zmin = np.full(npx, np.inf)
+        np.minimum.at(zmin, idx, zk)
+        excess = np.maximum(0.0, (zk - zmin[idx]) / zmin[idx] - 2.0 * slope[k])
+        m = np.exp(-self.beta * excess)  # membership of the nearest surface at this target pixel
+
+        # Per side and target pixel: near coverage N, total coverage A, best membership mu. The near
+        # layer covers alpha = min(1, N) of the pixel (bilinear weights are overlap areas), the rest
+        # shows whatever lies behind; sides are then blended by time weight, coverage and nearness.
+        near_cov = np.bincount(bins, weights=bil * m, minlength=2 * npx)
+        all_cov = np.bincount(bins, weights=bil, minlength=2 * npx)
+        far_cov = np.maximum(all_cov - near_cov, 0.0)
+        mu = np.zeros(2 * npx)
+        np.maximum.at(mu, bins, m)
+        has_far = far_cov > 1e-9
+        alpha = np.where(has_far, np.minimum(1.0, near_cov), 1.0)
+        side_w = np.repeat([1.0 - s, s], npx) * np.minimum(1.0, all_cov) * mu
+        wk = side_w[bins]
+        wn = wk * bil * m  # near-layer weights
+        wfar = wk * bil * (1.0 - m)
+        e = alpha[bins] * wn / np.where(near_cov > 0, near_cov, 1.0)[bins]
+        e += (1.0 - alpha[bins]) * wfar / np.where(has_far, far_cov, 1.0)[bins]
+
+        hole = np.bincount(idx, weights=tw[k] * bil, minlength=npx) < HOLE_COVERAGE
+        esum = np.bincount(idx, weights=e, minlength=npx)
+        safe = np.where(esum > 0, esum, 1.0)
+        acc = (
+            np.stack(
+                [np.bincount(idx, weights=e * val[k, c], minlength=npx) for c in range(val.shape[1])], axis=1
+            )
+            / safe[:, None]
+        )
+        sw = side_w.reshape(2, npx)
+        alpha_tot = (sw * alpha.reshape(2, npx)).sum(0) / np.maximum(sw.sum(0), 1e-300)
+        use_near = alpha_tot >= 0.5
+        layer_w = np.where(use_near[idx], wn, wfar)  # weights of the surface this pixel shows
+        fink = fin[k]
+        lw_all = np.bincount(idx, weights=layer_w, minlength=npx)
+        lw_fin = np.bincount(idx, weights=layer_w * fink, minlength=npx)
+        zacc = np.bincount(idx, weights=layer_w * np.where(fink, zk, 0.0), minlength=npx)
+        surface = (lw_fin > 0.5 * lw_all) & (lw_fin > 0)
+        depth = np.where(surface, zacc / np.where(lw_fin > 0, lw_fin, 1.0), np.inf)
+
+        nc = self.a.rgb.reshape(h, w, -1).shape[2]
+        rgb = acc[:, :nc].reshape(h, w, nc)
+        flow = acc[:, nc : nc + 4].reshape(h, w, 4)
+        flow[~surface.reshape(h, w)] = 0.0  # convention: zero flow on world background
+        col = nc + 4
+        normals = linear = segmentation = None
+        fill: list[np.ndarray] = [rgb, flow, depth.reshape(h, w)]
+        if has_nrm:
+            nsum = np.stack(
+                [np.bincount(idx, weights=layer_w * fink * val[k, col + c], minlength=npx) for c in range(3)],
+                1,
+            ).reshape(h, w, 3)
+            norm = np.linalg.norm(nsum, axis=-1, keepdims=True)
+            normals = np.where(norm > 1e-12, nsum / np.where(norm > 1e-12, norm, 1.0), 0.0)
+            normals[~surface.reshape(h, w)] = 0.0
+            col += 3
+            fill.append(normals)
+        if has_lin:
+            linear = acc[:, col : col + 3].reshape(h, w, 3)
+            fill.append(linear)
+        if has_seg:
+            order = np.lexsort((layer_w, idx))
+            last = np.r_[idx[order][1:] != idx[order][:-1], True]
+            win = order[last]
+            segmentation = np.zeros(npx, dtype=np.uint32)
+            segmentation[idx[win]] = seg[k[win]]
+            segmentation = segmentation.reshape(h, w)
+            fill.append(segmentation)
+        hole2 = hole.reshape(h, w)
+        depth2 = fill[2]
+        _fill_holes(fill, hole2)
+        return WarpedFrame(
+            rgb=rgb,
+            depth=depth2,
+            flow=flow,
+            hole=hole2,
+            segmentation=segmentation,
+            normals=normals,
+            linear=linear,
+        )

@@ -1,0 +1,52 @@
+"""--consistency on real renders: tiny error on a static demo sequence, and a corrupted flow is caught."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from camsim.config import RenderConfig
+from camsim.fileio import read_exr, write_exr
+from camsim.validate import validate_dataset
+
+STATIC = RenderConfig(
+    width=32,
+    height=24,
+    max_samples=4,
+    adaptive_threshold=0.0,
+    use_denoising=False,
+    threads=2,
+    debug=False,
+    use_animations=False,
+)
+
+
+@pytest.fixture(scope="module")
+def static_demo(render, demo_scenes):
+    return render(demo_scenes[1], "static-demo", config=STATIC, frame_start=1, frame_end=5)
+
+
+@pytest.mark.blender
+def test_validate_consistency_under_a_tenth_of_a_pixel_on_a_static_demo(static_demo):
+    rep = validate_dataset(static_demo, consistency=True)
+    assert rep.ok, rep.problems
+    c = rep.sequences[0].consistency
+    assert c is not None and c.pairs == 4
+    assert c.epe < 0.1 and c.static_fraction > 0.9 and c.cycle_median < 0.1
+
+
+@pytest.mark.blender
+def test_validate_consistency_flags_corrupted_flow_of_a_render(static_demo, tmp_path):
+    seq = shutil.copytree(static_demo, tmp_path / "seq")
+    path = sorted((seq / "flows").iterdir())[2]
+    f = read_exr(path, tuple("RGBA"))
+    f[..., 0] *= 1.5  # flow 50% too long in x
+    f[..., 1] += 0.8
+    write_exr(path, {c: f[..., j] for j, c in enumerate("RGBA")})
+    rep = validate_dataset(seq, consistency=True)
+    assert not rep.ok
+    assert [(p.kind, p.path.name) for p in rep.problems] == [("inconsistent", path.name)]
+    assert rep.sequences[0].status == "corrupted"
+    assert not np.isnan(rep.sequences[0].consistency.epe)
