@@ -1,12 +1,14 @@
 """Interpolation vs rendering: quality against rendered truth, and cost against rendering the same frames.
 
-For each demo scene: render frames A..A+N-1 at keyframe multiplier 1 and the same span at multiplier
-m (= --factor) with the same settings, interpolate the first by m, and compare every new frame with
+For each demo scene: render frames A..A+N-1 at keyframe multiplier b and the same span at multiplier
+b*m (m = --factor) with the same settings, interpolate the first by m, and compare every new frame with
 the rendered frame of the same frame number (the renderer numbers frame f as f*m, as interpolation
 does). Baseline: a linear-light cross-fade of the two neighbours. Cost: interpolation wall time vs
-(render time at m) - (render time at 1), i.e. rendering the same extra frames, measured in this run.
+(render time at b*m) - (render time at b), i.e. rendering the same extra frames, measured in this run.
+"motion" is the mean forward-flow length of the source frames in pixels per source frame.
 
-    python benchmarks/interpolate_quality.py --scenes 3 --frames 13
+    python benchmarks/interpolate_quality.py --scenes 3 --frames 9 --start 200 --base-multiplier 1
+    python benchmarks/interpolate_quality.py --scenes 3 --frames 9 --start 50 --base-multiplier 0.25
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from camsim import transforms
-from camsim.fileio import read_image
+from camsim.fileio import read_exr, read_image
 from camsim.interpolate import interpolate_sequence, srgb
 from camsim.interpolate.metrics import psnr, ssim
 
@@ -39,7 +41,7 @@ def _run(cmd: list[str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=3, help="demo scenes (seeds 0..)")
-    ap.add_argument("--frames", type=int, default=13, help="source frames per scene at multiplier 1")
+    ap.add_argument("--frames", type=int, default=9, help="source frames per scene at multiplier 1")
     ap.add_argument("--start", type=int, default=200, help="first scene frame")
     ap.add_argument("--factor", type=int, default=4)
     ap.add_argument(
@@ -48,8 +50,9 @@ def main() -> None:
         default=1.0,
         help="keyframe multiplier of the source render (<1: faster motion)",
     )
-    ap.add_argument("--size", type=int, default=64, help="width = height in pixels")
-    ap.add_argument("--samples", type=int, default=8, help="Cycles max samples")
+    ap.add_argument("--width", type=int, default=160, help="pixels")
+    ap.add_argument("--height", type=int, default=120, help="pixels")
+    ap.add_argument("--samples", type=int, default=64, help="Cycles max samples (denoising stays on)")
     ap.add_argument("--workers", type=int, default=1, help="interpolation processes (0: one per core)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
@@ -67,7 +70,7 @@ def main() -> None:
         ]
     )
     common = [
-        "--render-config.width", str(args.size), "--render-config.height", str(args.size),
+        "--render-config.width", str(args.width), "--render-config.height", str(args.height),
         "--render-config.max-samples", str(args.samples), "--render-config.no-debug",
     ]  # fmt: skip
     rows = []
@@ -103,24 +106,32 @@ def main() -> None:
             peak = float(np.iinfo(ref.dtype).max)
             ours.append((psnr(img, ref, peak), ssim(img, ref, peak)))
             fade.append((psnr(cross, ref, peak), ssim(cross, ref, peak)))
+        motion = np.mean(
+            [
+                np.hypot(
+                    *read_exr(transforms.resolve_path(work / name / "m1", fr["flow_file_path"]), ("R", "G")).T
+                ).mean()
+                for fr in transforms.read(work / name / "m1")["frames"][:-1]
+            ]
+        )
         extra = (args.frames - 1) * (m - 1)
         o, f = np.mean(ours, axis=0), np.mean(fade, axis=0)
         holes = np.mean([fr["hole_fraction"] for fr in src if fr["interpolated"]])
-        rows.append((name, o[0], o[1], f[0], f[1], o[0] - f[0], holes, ti, tm - t1, extra))
+        rows.append((name, motion, o[0], o[1], f[0], f[1], o[0] - f[0], holes, ti, tm - t1, extra))
         print(f"{name}: done", file=sys.stderr)
 
     print(f"\n{args.scenes} demo scenes, {args.frames} source frames from frame {args.start}, x{m}, "
-          f"{args.size}x{args.size}, {args.samples} samples, multipliers {bm:g} -> {bm * m:g}, interpolation workers={args.workers}\n")  # fmt: skip
-    print("| scene | interp PSNR | interp SSIM | cross-fade PSNR | cross-fade SSIM | gain dB | holes % "
-          "| interp s | render extra s | cost ratio |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, op, os_, fp, fs, gain, holes, ti, tr, extra in rows:
-        print(f"| {name} | {op:.2f} | {os_:.4f} | {fp:.2f} | {fs:.4f} | {gain:+.2f} | {100 * holes:.2f} "
+          f"{args.width}x{args.height}, {args.samples} samples + denoising, multipliers {bm:g} -> {bm * m:g}, interpolation workers={args.workers}\n")  # fmt: skip
+    print("| scene | motion px/frame | interp PSNR | interp SSIM | cross-fade PSNR | cross-fade SSIM | gain dB "
+          "| holes % | interp s | render extra s | cost ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, mo, op, os_, fp, fs, gain, holes, ti, tr, extra in rows:
+        print(f"| {name} | {mo:.2f} | {op:.2f} | {os_:.4f} | {fp:.2f} | {fs:.4f} | {gain:+.2f} | {100 * holes:.2f} "
               f"| {ti:.2f} | {tr:.2f} ({extra} frames) | {ti / tr:.1%} |")  # fmt: skip
-    arr = np.array([r[1:9] for r in rows], dtype=float)
+    arr = np.array([r[1:10] for r in rows], dtype=float)
     mean = arr.mean(axis=0)
-    print(f"| **mean** | {mean[0]:.2f} | {mean[1]:.4f} | {mean[2]:.2f} | {mean[3]:.4f} | {mean[4]:+.2f} "
-          f"| {100 * mean[5]:.2f} | {arr[:, 6].sum():.2f} | {arr[:, 7].sum():.2f} | {arr[:, 6].sum() / arr[:, 7].sum():.1%} |")  # fmt: skip
+    print(f"| **mean** | {mean[0]:.2f} | {mean[1]:.2f} | {mean[2]:.4f} | {mean[3]:.2f} | {mean[4]:.4f} | {mean[5]:+.2f} "
+          f"| {100 * mean[6]:.2f} | {arr[:, 7].sum():.2f} | {arr[:, 8].sum():.2f} | {arr[:, 7].sum() / arr[:, 8].sum():.1%} |")  # fmt: skip
     print(f"\nworkdir: {work}")
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from camsim.blender.worker import BlenderWorker, options_from_config
 from camsim.config import GPU_BACKENDS, RenderConfig
-from camsim.errors import CamsimError, SceneError, UserInputError
+from camsim.errors import CamsimError, OutputWriteError, SceneError, UserInputError, WorkerError
 from camsim.render import SequenceJob, SequenceResult, render_sequence, sequence_is_complete
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,14 @@ class WorkerSlot:
     jobs: int = 1
     worker: BlenderWorker | None = None
     started: int = 0
+    stopped: bool = False
+    """Set by `stop()`: no new worker may start (closes the window between a stop and a retry)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self) -> BlenderWorker:
         with self._lock:
+            if self.stopped:
+                raise WorkerError(f"worker-{self.index + 1} is stopping; no new worker is started")
             if self.worker is not None and not self.worker.alive:
                 self.worker.kill()
                 self.worker = None
@@ -84,6 +88,12 @@ class WorkerSlot:
         if over_count or over_mem:
             log.info("recycling %s (%s)", w.name, "sequence limit" if over_count else "memory limit")
             self.close()
+
+    def stop(self) -> None:
+        """Kill the worker now and refuse to start another (Ctrl-C, SIGTERM)."""
+        with self._lock:
+            self.stopped = True
+        self.discard()
 
     def discard(self) -> None:
         with self._lock:
@@ -145,7 +155,8 @@ def run_job(
             slot.recycle_if_due()
             return JobOutcome(job, "done", result, attempts=attempts, worker=worker_name,
                               log_path=str(worker.log_path))  # fmt: skip
-        except (SceneError, UserInputError) as exc:
+        except (SceneError, UserInputError, OutputWriteError) as exc:
+            # Not retried: the user must fix the scene or free the disk; the worker itself is fine.
             log_path = str(slot.worker.log_path) if slot.worker else ""
             return JobOutcome(
                 job, "failed", error=str(exc), attempts=attempts, log_path=log_path, worker=worker_name
@@ -228,7 +239,7 @@ class LocalPool:
         """Kill every worker now (Ctrl-C, SIGTERM): nothing half-written reaches a final path."""
         self._stop.set()
         for slot in self.slots:
-            slot.discard()
+            slot.stop()
 
     def close(self) -> None:
         for slot in self.slots:

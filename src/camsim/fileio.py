@@ -7,6 +7,7 @@ reader (or a resumed run) never sees half a file at a final path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -39,6 +40,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        raise_if_disk_full(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp_path, final)
     except OSError as exc:
@@ -49,6 +51,22 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def raise_if_disk_full(path: str | os.PathLike[str]) -> None:
+    """Raise ENOSPC when the file system holding `path` has no block left.
+
+    Some encoders (OpenEXR's, Blender's image writers) ignore a failed write and leave a truncated
+    file without an error; a file system with nothing free means the file just written may be cut
+    short, so it must not be renamed into place.
+    """
+    try:
+        st = os.statvfs(path)
+    except (OSError, AttributeError):  # no statvfs (Windows): rely on the encoder's own errors
+        return
+    free = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
+    if st.f_blocks and free == 0:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -65,6 +83,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 def move_into_place(src: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
     """Rename a finished file (written elsewhere on the same file system) to its final path."""
     try:
+        raise_if_disk_full(src)
         os.replace(src, final)
     except OSError as exc:
         raise OutputWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc

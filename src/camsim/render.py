@@ -48,6 +48,13 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
 
+# How a run is executed, not what is rendered: left out of transforms.json so that the same render
+# through a different pool, cluster or machine gives the same file.
+EXECUTION_SETTINGS = frozenset(
+    {"log_dir", "executable", "jobs", "threads", "timeout", "allow_skips", "max_sequences_per_worker",
+     "max_worker_memory"}
+)  # fmt: skip
+
 BLEND_MAGIC = (b"BLENDER", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # plain, gzip, zstd
 
 
@@ -205,7 +212,7 @@ def build_transforms(
         "blender_version": info["blender_version"],
         "camsim_version": __version__,
         "device": info["device"],
-        "render": {k: v for k, v in config.to_json().items() if k not in ("log_dir", "executable")},
+        "render": {k: v for k, v in config.to_json().items() if k not in EXECUTION_SETTINGS},
         "conventions": transforms.CONVENTIONS,
         "segmentation_ids": {
             str(k): v for k, v in sorted(info["segmentation_ids"].items(), key=lambda kv: int(kv[0]))
@@ -310,13 +317,28 @@ def _finish_frame(
     ext: str,
 ) -> None:
     """Ground truth first, RGB frame last: a frame's PNG at its final path implies the rest is there."""
-    if not rgb_tmp.is_file():
-        raise OutputWriteError(f"Blender did not write frame {frame} (disk full?)")
+    # Blender reports no error when a save fails: a full disk leaves a truncated file behind. So the
+    # frame must decode, and the passes must hold every channel, before anything reaches a final path.
+    try:
+        if not rgb_tmp.is_file() or read_image(rgb_tmp).size == 0:
+            raise DatasetError(f"no image at {rgb_tmp}")
+        if exr_tmp is not None:
+            write_ground_truth(exr_tmp, layer, out, frame, kinds, cams, config.exr_codec, config.debug)
+    except (DatasetError, KeyError) as exc:
+        raise OutputWriteError(_unwritten(out, frame, exc)) from None
     if exr_tmp is not None:
-        write_ground_truth(exr_tmp, layer, out, frame, kinds, cams, config.exr_codec, config.debug)
         with contextlib.suppress(OSError):
             os.unlink(exr_tmp)
     move_into_place(rgb_tmp, out / relpath("frames", frame, ext))
+
+
+def _unwritten(out: Path, frame: int, exc: BaseException) -> str:
+    try:
+        free = f"{shutil.disk_usage(out).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    detail = f"missing channel {exc}" if isinstance(exc, KeyError) else str(exc)
+    return f"Blender could not write frame {frame} completely (disk full? {free} in {out}): {detail}"
 
 
 def camera_distance(meta: dict[str, Any]) -> float:

@@ -46,6 +46,15 @@ class CreateDatasets:
     """Run on Dask: `tcp://HOST:PORT` of a running scheduler, or `local` for a LocalCluster."""
 
     def run(self) -> int:
+        # SIGTERM (kill, SLURM, Kubernetes) stops the run like Ctrl-C from the very start: planning starts
+        # a Blender worker too, and the default action would skip every cleanup.
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return self._run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _run(self) -> int:
         from camsim.errors import UserInputError
 
         config = self.render_config.validate()
@@ -66,11 +75,7 @@ class CreateDatasets:
             for f in plan.failures:
                 log.error("%s: %s", f.scene.name, f.error)
             raise UserInputError("no scene could be planned; nothing to render")
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        try:
-            return self._render(plan, config)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        return self._render(plan, config)
 
     def _plan(self, scenes, config):  # type: ignore[no-untyped-def]
         from camsim.blender.worker import BlenderWorker, options_from_config

@@ -22,13 +22,13 @@ class Demo:
     """Demo scenes to build."""
     sequences_per_scene: int = 2
     """Sequences per scene."""
-    num_frames: int = 24
+    num_frames: int = 16
     """Frames per sequence."""
-    width: int = 192
+    width: int = 160
     """Frame width in pixels."""
-    height: int = 144
+    height: int = 120
     """Frame height in pixels."""
-    samples: int = 32
+    samples: int = 16
     """Cycles samples per pixel."""
     jobs: int = 1
     """Warm Blender workers."""
@@ -83,4 +83,44 @@ class Demo:
 
 def run_extras(datasets: Path, sequences: list[Path]) -> list[tuple[str, Path]]:
     """Interpolation, sensor emulation, previews and validation of the demo dataset."""
-    return []
+    from camsim.interpolate import interpolate_sequence
+    from camsim.preview import make_previews
+    from camsim.validate import validate_dataset
+
+    first = sequences[0]
+    name = f"{first.parent.name}/{first.name}"
+    shown: list[tuple[str, Path]] = []
+    interp = datasets / "interpolated" / first.parent.name / f"{first.name}-interp4"
+    log.info("interpolating %s by 4", name)
+    interpolate_sequence(first, interp, 4, overwrite=True)
+    shown.append(("interpolated", interp))
+    for label, path in emulate_all(first, datasets / "emulated" / first.parent.name / first.name):
+        shown.append((label, path))
+    previews = datasets.parent / "previews"
+    log.info("writing preview videos to %s", previews)
+    make_previews(datasets / "renders", previews)
+    shown.append(("previews", previews))
+    report = validate_dataset(datasets, consistency=True)
+    counts = report.counts()
+    log.info("validate: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if not report.ok:
+        for problem in report.problems[:20]:
+            log.warning("validate: %s", problem)
+    shown.append(("validation", Path(f"{counts}")))
+    return shown
+
+
+def emulate_all(sequence: Path, out: Path) -> list[tuple[str, Path]]:
+    """Every sensor emulator on one sequence (linear light from the renderer's linear EXRs)."""
+    from camsim.emulate import emulate_events, emulate_imu, emulate_rgb, emulate_spad
+
+    done = []
+    for name, fn in (
+        ("spad", emulate_spad),
+        ("rgb", emulate_rgb),
+        ("events", emulate_events),
+        ("imu", emulate_imu),
+    ):
+        log.info("emulating %s on %s", name, sequence.name)
+        done.append((f"emulated {name}", fn(sequence, out / name, overwrite=True)))
+    return done

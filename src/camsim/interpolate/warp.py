@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from camsim.interpolate import reverse
 from camsim.interpolate.background import map_points, rotation_homography
 
 BACKGROUND_DEPTH_FACTOR = 1e6
@@ -157,6 +158,16 @@ class PairWarper:
         finite = [d[np.isfinite(d)] for d in (a.depth, b.depth)]
         far = max([float(f.max()) for f in finite if f.size] + [1.0])
         self.bg_depth = far * BACKGROUND_DEPTH_FACTOR
+        for side in self.sides:
+            side.z_bg = np.where(side.bg, self.bg_depth, side.z_src)
+            side.window = reverse.window_stats(side.z_bg, side.slope)
+        # Cubic-spline coefficients of each neighbour's colours, for backward sampling (reverse.py).
+        self.coeffs = []
+        for src in (a, b):
+            h, w = src.depth.shape
+            imgs = [src.rgb.reshape(h, w, -1)] + ([src.linear] if src.linear is not None else [])
+            img = np.concatenate(imgs, axis=-1).astype(np.float64)
+            self.coeffs.append((reverse.prefilter(img), img))
 
     def frame(self, s: float, c2w_t: np.ndarray, K_t: np.ndarray, n_new: int) -> WarpedFrame:
         """The frame at fraction `s` in (0, 1) of the pair, with camera `c2w_t`/`K_t`; flows per 1/n_new step."""
@@ -165,8 +176,22 @@ class PairWarper:
         has_nrm = self.a.normals is not None and self.b.normals is not None
         has_lin = self.a.linear is not None and self.b.linear is not None
         xs, ys, zs, tws, vals, segs, finite, slopes = [], [], [], [], [], [], [], []
-        for side, frac, src in ((self.sides[0], s, self.a), (self.sides[1], 1.0 - s, self.b)):
+        sampled = []
+        for side, frac, src, coeffs in (
+            (self.sides[0], s, self.a, self.coeffs[0]),
+            (self.sides[1], 1.0 - s, self.b, self.coeffs[1]),
+        ):
             x, y, z, valid, flow_new, normals = side.contributions(frac, c2w_t, K_t, n_new)
+            zf = np.where(np.isfinite(z), z, self.bg_depth)
+            near, far = reverse.reverse_layers(
+                side.u[valid], side.v[valid], x[valid], y[valid], zf[valid], side.z_bg[valid],
+                side.slope[valid], side.bg[valid], h, w, self.beta,
+            )  # fmt: skip
+            smp = []
+            for layer in (near, far):
+                reverse.exact_background(layer, c2w_t, K_t, src.c2w, src.K, h, w)
+                smp.append(reverse.sample(coeffs[0], coeffs[1], side.z_bg, side.slope, side.window, layer))
+            sampled.append((1.0 - frac, near, far, [p[i] for i in range(3) for p in smp]))
             cols = [src.rgb.reshape(h, w, -1), flow_new]
             if has_nrm:
                 cols.append(normals)
@@ -253,6 +278,11 @@ class PairWarper:
         depth = np.where(surface, zacc / np.where(lw_fin > 0, lw_fin, 1.0), np.inf)
 
         nc = self.a.rgb.reshape(h, w, -1).shape[2]
+        sharp, swt = reverse.blend(sampled, self.beta)
+        use = swt > 1e-6
+        acc[use, :nc] = sharp[use, :nc]
+        if has_lin:
+            acc[use, -3:] = sharp[use, nc:]
         rgb = acc[:, :nc].reshape(h, w, nc)
         flow = acc[:, nc : nc + 4].reshape(h, w, 4)
         flow[~surface.reshape(h, w)] = 0.0  # convention: zero flow on world background
@@ -273,11 +303,15 @@ class PairWarper:
             linear = acc[:, col : col + 3].reshape(h, w, 3)
             fill.append(linear)
         if has_seg:
-            order = np.lexsort((layer_w, idx))
-            last = np.r_[idx[order][1:] != idx[order][:-1], True]
-            win = order[last]
+            # Heaviest contribution per pixel (ties: the last one), without sorting.
+            best = np.full(npx, -np.inf)
+            np.maximum.at(best, idx, layer_w)
+            cand = np.flatnonzero(layer_w == best[idx])
+            win_of = np.full(npx, -1, dtype=np.int64)
+            np.maximum.at(win_of, idx[cand], cand)
+            covered = win_of >= 0
             segmentation = np.zeros(npx, dtype=np.uint32)
-            segmentation[idx[win]] = seg[k[win]]
+            segmentation[covered] = seg[k[win_of[covered]]]
             segmentation = segmentation.reshape(h, w)
             fill.append(segmentation)
         hole2 = hole.reshape(h, w)

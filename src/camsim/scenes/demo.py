@@ -120,7 +120,7 @@ def build(seed: int = 0) -> dict:
             ]
             _keyframe_path(obj, [*pts, pts[0]], frames)
         if i % 3 != 2:  # rotating about z (and a little about x)
-            turns = rng.choice([-1, 1]) * rng.uniform(0.5, 1.5)
+            turns = rng.choice([-1, 1]) * rng.uniform(1.0, 3.0)
             obj.rotation_euler = (0.0, 0.0, 0.0)
             obj.keyframe_insert("rotation_euler", frame=FRAME_START)
             obj.rotation_euler = (rng.uniform(-0.3, 0.3), 0.0, 2 * math.pi * turns)
@@ -139,19 +139,19 @@ def build(seed: int = 0) -> dict:
     scene.collection.objects.link(target)
     target.location = (0.0, 0.0, 0.5)
     cam_data = bpy.data.cameras.new("Camera")
-    cam_data.lens = 30.0
+    cam_data.lens = 32.0
     cam = bpy.data.objects.new("Camera", cam_data)
     scene.collection.objects.link(cam)
     scene.camera = cam
     phase = rng.uniform(0, 2 * math.pi)
-    sweep = rng.uniform(0.5, 1.0) * math.pi  # how far round the scene the camera travels
+    sweep = rng.uniform(1.2, 1.8) * math.pi  # how far round the scene the camera travels
     key_frames = list(range(FRAME_START, FRAME_END + 1, 60))
     if key_frames[-1] != FRAME_END:
         key_frames.append(FRAME_END)
     for f in key_frames:
         t = (f - FRAME_START) / (FRAME_END - FRAME_START)
         a = phase + sweep * t
-        r = 9.0 + 1.5 * math.sin(2 * math.pi * t)
+        r = 8.0 + 1.5 * math.sin(2 * math.pi * t)
         cam.location = (r * math.cos(a), r * math.sin(a), 3.5 + 1.0 * math.sin(math.pi * t))
         cam.keyframe_insert("location", frame=f)
     track = cam.constraints.new("TRACK_TO")

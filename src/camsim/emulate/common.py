@@ -1,0 +1,167 @@
+"""Shared plumbing for the emulators: seeded random streams, chunking, pose interpolation, params.
+
+Reproducibility rule: every random draw comes from a stream keyed on (seed, purpose, global index),
+never on the order chunks are processed in, so the output is bit-identical whatever the batch size
+or the number of workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from camsim.errors import ConfigError, UserInputError
+from camsim.fileio import write_json_atomic
+
+Progress = Callable[[int], None] | None
+T = TypeVar("T")
+
+# Stream identifiers: one per purpose, so e.g. the SPAD dark-count map never shares draws with photons.
+STREAMS = {
+    "spad_frame": 1,
+    "spad_dcr": 2,
+    "rgb_frame": 11,
+    "rgb_fpn": 12,
+    "events_pixel": 21,
+    "events_interval": 22,
+    "imu_block": 31,
+}
+
+IMU_BLOCK = 4096
+"""Samples per IMU noise block: a constant, so noise never depends on the user's batch size."""
+
+
+def rng(seed: int, stream: str, index: int = 0) -> np.random.Generator:
+    """A Philox generator keyed on (seed, stream, global index): independent of processing order."""
+    ss = np.random.SeedSequence(
+        [int(seed) & 0xFFFFFFFF, int(seed) >> 32 & 0xFFFFFFFF, STREAMS[stream], int(index)]
+    )
+    return np.random.Generator(np.random.Philox(ss))
+
+
+def batches(n: int, size: int) -> Iterator[tuple[int, int]]:
+    """Half-open index ranges [start, stop) of at most `size` items covering range(n)."""
+    if size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {size}")
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def parallel_map(fn: Callable[[int], T], indices: range | list[int], workers: int) -> list[T]:
+    """`[fn(i) for i in indices]`, on a thread pool when workers > 1 (numpy and decoders drop the GIL)."""
+    if workers <= 1 or len(indices) <= 1:
+        return [fn(i) for i in indices]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, indices))
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not (math.isfinite(value) and ok):
+        raise ConfigError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")
+
+
+def check_probability(name: str, value: float) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ConfigError(f"{name} must be in [0, 1], got {value}")
+
+
+def prepare_output(output: str | os.PathLike[str], overwrite: bool) -> Path:
+    """Create the output folder; refuse to mix into a finished dataset unless asked to overwrite."""
+    out = Path(output)
+    marker = [p for p in ("transforms.json", "params.json") if (out / p).exists()]
+    if marker and not overwrite:
+        raise UserInputError(f"{out} already holds a dataset ({marker[0]}); pass --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot create output folder {out}: {exc.strerror}") from None
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(x).items()}
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x
+
+
+def write_params(out: Path, sensor: str, config: Any, source: str | os.PathLike[str], **derived: Any) -> None:
+    """params.json: every parameter used (the config dataclass) plus derived values and provenance."""
+    import camsim
+
+    payload = {
+        "sensor": sensor,
+        "camsim_version": getattr(camsim, "__version__", "unknown"),
+        "source": str(source),
+        "config": _jsonable(config),
+        "derived": _jsonable(derived),
+    }
+    write_json_atomic(out / "params.json", payload)
+
+
+def interpolate_pose(poses: np.ndarray, x: float) -> np.ndarray:
+    """Camera-to-world pose at fractional frame index x: linear position, slerp rotation."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    n = len(poses)
+    x = min(max(x, 0.0), n - 1.0)
+    i = min(math.floor(x), n - 2) if n > 1 else 0
+    if n == 1:
+        return poses[0].copy()
+    f = x - i
+    out = np.eye(4)
+    out[:3, 3] = (1 - f) * poses[i][:3, 3] + f * poses[i + 1][:3, 3]
+    rots = Rotation.from_matrix(np.stack([poses[i][:3, :3], poses[i + 1][:3, :3]]))
+    out[:3, :3] = Slerp([0.0, 1.0], rots)([f]).as_matrix()[0]
+    return out
+
+
+def dumps_compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def write_transforms_streamed(
+    path: str | os.PathLike[str], meta: dict[str, Any], frame: Callable[[int], dict[str, Any]], n: int
+) -> None:
+    """Write transforms.json with `n` frames produced one at a time by `frame(i)`, atomically.
+
+    The frames list is never held in memory, so writing the index of a long sequence costs no more
+    than a short one. Each frame is validated with the header as it is written.
+    """
+    from camsim import transforms
+    from camsim.fileio import atomic_path
+
+    head = {k: v for k, v in meta.items() if k != "frames"}
+    head["frames"] = []
+    text = json.dumps(head, indent=2, allow_nan=False)
+    cut = text.rindex('"frames": []') + len('"frames": ')
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write(text[:cut] + "[\n")
+        for i in range(n):
+            fr = frame(i)
+            head["frames"] = [fr]
+            transforms.validate(head, str(path))
+            fh.write("    " + json.dumps(fr, allow_nan=False) + (",\n" if i < n - 1 else "\n"))
+        fh.write("  ]" + text[cut + 2 :] + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())

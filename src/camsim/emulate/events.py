@@ -1,0 +1,408 @@
+"""Event camera (DVS) after v2e's pixel model, with ESIM-style interpolated timestamps.
+
+Per pixel: intensity I = 255 * luminance (v2e's DN scale) goes through lin-log (linear below
+`lin_log_threshold`, log above), then a first-order photoreceptor low-pass whose cutoff scales with
+intensity (v2e: eps = (I + 20) / 275 * dt * 2 pi f_3dB, clipped to 1). Between two frames the
+filtered log intensity y(t) is linear. The pixel keeps d(t) = y(t) - memorised level; leak makes the
+memorised level drift down at `leak_rate * threshold_on` per second, so d(t) stays linear in t and
+every threshold crossing has an exact time. A pixel fires ON when d reaches its ON threshold (OFF at
+minus its OFF threshold), not before its refractory period since the last event has passed; firing
+resets the memorised level to the present y (so d = 0). Several crossings between two frames each get
+their own time. Shot-noise events are Poisson (more frequent in the dark: the rate falls to 25 % at
+white), random polarity, reset the pixel like any event and respect the refractory period.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from camsim.emulate.common import (
+    Progress,
+    batches,
+    check_positive,
+    parallel_map,
+    prepare_output,
+    rng,
+    write_params,
+    write_transforms_streamed,
+)
+from camsim.emulate.light import LUMA, Sequence, open_sequence, output_meta
+from camsim.errors import ConfigError
+from camsim.fileio import atomic_path, write_image
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ("t_us", "x", "y", "p")
+ON_COLOUR = np.array([255, 64, 32], np.float32)
+OFF_COLOUR = np.array([32, 128, 255], np.float32)
+_MAX_ITER = 100_000
+
+
+@dataclass
+class EventsConfig:
+    """Event-camera parameters (defaults close to v2e's 'noisy' DAVIS346-like pixel)."""
+
+    threshold_on: float = 0.2
+    """Mean ON contrast threshold (log-intensity units)."""
+    threshold_off: float = 0.2
+    """Mean OFF contrast threshold (log-intensity units, positive)."""
+    threshold_sigma: float = 0.03
+    """Pixel-to-pixel standard deviation of the thresholds (mismatch)."""
+    refractory: float = 0.0005
+    """Refractory period (s): a pixel fires at most once in this time."""
+    cutoff_hz: float = 300.0
+    """Photoreceptor 3 dB cutoff at full intensity (Hz); 0 turns the low-pass off."""
+    lin_log_threshold: float = 20.0
+    """Lin-log knee in DN (0..255 scale): linear below, log above."""
+    leak_rate: float = 0.1
+    """Leak event rate (Hz per pixel): the memorised level drifts down by this many ON thresholds a second."""
+    leak_jitter: float = 0.1
+    """Relative pixel-to-pixel spread of the leak rate."""
+    shot_noise_rate: float = 1.0
+    """Shot-noise event rate (Hz per pixel) in the dark; 25 % of it at white."""
+    hdf5: bool = True
+    """Write events.h5 (`events` dataset, int64 rows t_us, x, y, p; p = 1 ON, 0 OFF; gzip)."""
+    txt: bool = False
+    """Also write events.txt (one 't_us x y p' line per event)."""
+    npz: bool = False
+    """Also write events.npz (t_us, x, y, p arrays; loads every event into memory once)."""
+    preview_window: float | None = None
+    """Write event-frame previews (previews/*.png, ON and OFF in two colours) of this many seconds each."""
+    light: Literal["auto", "linear", "srgb"] = "auto"
+    """Input light: linear EXR when present (auto), or force the linear EXR or the sRGB PNG."""
+    seed: int = 0
+    """Random seed; same seed and input give bit-identical output."""
+    batch_size: int = 32
+    """Input frames read at once (bounds memory; does not change the output)."""
+    workers: int = 1
+    """Threads for reading frames (does not change the output)."""
+
+    def validate(self) -> None:
+        check_positive("threshold_on", self.threshold_on)
+        check_positive("threshold_off", self.threshold_off)
+        for name in (
+            "threshold_sigma",
+            "refractory",
+            "cutoff_hz",
+            "leak_rate",
+            "leak_jitter",
+            "shot_noise_rate",
+        ):
+            check_positive(name, getattr(self, name), allow_zero=True)
+        check_positive("lin_log_threshold", self.lin_log_threshold)
+        if self.preview_window is not None:
+            check_positive("preview_window", self.preview_window)
+        if not (self.hdf5 or self.txt or self.npz):
+            raise ConfigError("choose at least one event output (--hdf5, --txt or --npz)")
+        if self.npz and not self.hdf5:
+            raise ConfigError("--npz is converted from events.h5; keep --hdf5 on")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+
+
+def lin_log(intensity: np.ndarray, threshold: float = 20.0) -> np.ndarray:
+    """v2e's lin-log: x * ln(thr) / thr below thr, ln(x) above (continuous at thr)."""
+    x = np.asarray(intensity, dtype=np.float64)
+    return np.where(x <= threshold, x * (math.log(threshold) / threshold), np.log(np.maximum(x, threshold)))
+
+
+def event_frame(events: np.ndarray, h: int, w: int) -> np.ndarray:
+    """HxWx3 uint8 preview of events (rows t_us, x, y, p): ON and OFF in two colours on black."""
+    on = np.zeros((h, w), np.float32)
+    off = np.zeros((h, w), np.float32)
+    if len(events):
+        pol = events[:, 3] > 0
+        np.add.at(on, (events[pol, 2], events[pol, 1]), 1)
+        np.add.at(off, (events[~pol, 2], events[~pol, 1]), 1)
+    img = np.minimum(on, 1)[..., None] * ON_COLOUR + np.minimum(off, 1)[..., None] * OFF_COLOUR
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+class PixelArray:
+    """State of every pixel; `step` advances it by one frame interval and returns that interval's events."""
+
+    def __init__(self, cfg: EventsConfig, h: int, w: int) -> None:
+        self.cfg, self.h, self.w = cfg, h, w
+        p = h * w
+        g = rng(cfg.seed, "events_pixel")
+        s = cfg.threshold_sigma
+        self.thr_on = np.maximum(cfg.threshold_on + s * g.standard_normal(p), 0.01)
+        self.thr_off = np.maximum(cfg.threshold_off + s * g.standard_normal(p), 0.01)
+        leak = cfg.leak_rate * np.maximum(1 + cfg.leak_jitter * g.standard_normal(p), 0)
+        self.leak_slope = leak * self.thr_on
+        phase = g.random(p)
+        # Memorised levels start at a random phase of the leak cycle so leak events do not all coincide.
+        self.d = phase * self.thr_on if cfg.leak_rate > 0 else np.zeros(p)
+        self.last = np.full(p, -np.inf)
+        self.y: np.ndarray | None = None
+        self.max_step = 0.0
+        self.fast_intervals = 0
+
+    def log_intensity(self, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        inten = 255.0 * (lin.astype(np.float64) @ LUMA).ravel()
+        return lin_log(inten, self.cfg.lin_log_threshold), inten
+
+    def start(self, lin: np.ndarray) -> None:
+        self.y, _ = self.log_intensity(lin)
+
+    def step(self, lin: np.ndarray, t0: float, t1: float, index: int) -> np.ndarray:
+        """Advance from t0 to t1 (the new frame `lin` is at t1). Returns int64 events (t_us, x, y, p)."""
+        cfg = self.cfg
+        dt = t1 - t0
+        target, inten = self.log_intensity(lin)
+        inten01 = np.clip((inten + 20.0) / 275.0, 0.0, 1.0)
+        if cfg.cutoff_hz > 0:
+            eps = np.minimum(inten01 * dt * 2 * math.pi * cfg.cutoff_hz, 1.0)
+            y1 = (1 - eps) * self.y + eps * target
+        else:
+            y1 = target
+        dy = y1 - self.y
+        self.max_step = max(self.max_step, float(np.abs(dy).max(initial=0.0)))
+        if np.abs(dy).max(initial=0.0) > min(cfg.threshold_on, cfg.threshold_off):
+            self.fast_intervals += 1
+        k = dy / dt + self.leak_slope
+        ts, idx, pol = self._crossings(k, t0, t1)
+        ts2, idx2, pol2 = self._shot_noise(inten01, k, t0, t1, index)
+        self.y = y1
+        t = np.concatenate([ts, ts2])
+        i = np.concatenate([idx, idx2])
+        p = np.concatenate([pol, pol2])
+        ev = np.empty((len(t), 4), np.int64)
+        ev[:, 0] = np.rint(t * 1e6)
+        ev[:, 1] = i % self.w
+        ev[:, 2] = i // self.w
+        ev[:, 3] = p
+        order = np.lexsort((ev[:, 1], ev[:, 2], ev[:, 0]))
+        return ev[order]
+
+    def _crossings(self, k: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every threshold crossing in (t0, t1] of the linear d(t); updates d and last-event times."""
+        d_end = self.d + k * (t1 - t0)
+        cand = np.flatnonzero(
+            (np.maximum(self.d, d_end) >= self.thr_on) | (np.minimum(self.d, d_end) <= -self.thr_off)
+        )
+        self.d = d_end  # pixels that fire get their d recomputed below
+        out_t, out_i, out_p = [], [], []
+        idx = cand
+        tau = np.full(len(idx), t0)
+        d = self.d[idx] - k[idx] * (t1 - t0)
+        kk, on, off, last = k[idx], self.thr_on[idx], self.thr_off[idx], self.last[idx]
+        refr = self.cfg.refractory
+        for _ in range(_MAX_ITER):
+            if len(idx) == 0:
+                break
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                t_on = np.where(d >= on, tau, np.where(kk > 0, tau + (on - d) / kk, np.inf))
+                t_off = np.where(d <= -off, tau, np.where(kk < 0, tau + (-off - d) / kk, np.inf))
+                ready = last + refr
+                f_on = np.maximum(t_on, ready)
+                f_off = np.maximum(t_off, ready)
+                ok_on = np.isfinite(t_on) & (f_on <= t1) & ((kk > 0) | (d + kk * (f_on - tau) >= on))
+                ok_off = np.isfinite(t_off) & (f_off <= t1) & ((kk < 0) | (d + kk * (f_off - tau) <= -off))
+            use_on = ok_on & (~ok_off | (f_on <= f_off))
+            fire = ok_on | ok_off
+            t_fire = np.where(use_on, f_on, f_off)
+            out_t.append(t_fire[fire])
+            out_i.append(idx[fire])
+            out_p.append(use_on[fire].astype(np.int64))
+            # Pixels that stop firing keep d at t1 (already in self.d); the others restart from their event.
+            last = np.where(fire, t_fire, last)
+            self.last[idx[~fire]] = last[~fire]
+            self.d[idx[fire]] = kk[fire] * (t1 - t_fire[fire])
+            keep = fire
+            idx, tau, kk, on, off, last = idx[keep], t_fire[keep], kk[keep], on[keep], off[keep], last[keep]
+            d = np.zeros(len(idx))
+        else:  # pragma: no cover - guards against a pathological loop
+            raise ConfigError("event generation did not converge (thresholds too small?)")
+        if not out_t:
+            return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(out_t), np.concatenate(out_i), np.concatenate(out_p)
+
+    def _shot_noise(
+        self, inten01: np.ndarray, k: np.ndarray, t0: float, t1: float, index: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        if cfg.shot_noise_rate <= 0:
+            return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        g = rng(cfg.seed, "events_interval", index)
+        dt = t1 - t0
+        rate = cfg.shot_noise_rate * (1.0 - 0.75 * inten01)
+        hit = np.flatnonzero(g.random(inten01.size) < -np.expm1(-rate * dt))
+        t = t0 + g.random(len(hit)) * dt
+        pol = (g.random(len(hit)) < 0.5).astype(np.int64)
+        ok = t >= self.last[hit] + cfg.refractory
+        hit, t, pol = hit[ok], t[ok], pol[ok]
+        self.last[hit] = np.maximum(self.last[hit], t)
+        # A noise event resets the pixel like any event: memorised level = present (noise-free) level.
+        self.d[hit] = k[hit] * (t1 - t)
+        return t, hit, pol
+
+
+class _Writers:
+    """Streams events to events.h5 (resizable, gzip) and events.txt; previews per time window."""
+
+    def __init__(self, out: Path, cfg: EventsConfig, h: int, w: int, t_start: float) -> None:
+        self.out, self.cfg, self.h, self.w = out, cfg, h, w
+        self.count = 0
+        self._ctx = []
+        if cfg.hdf5:
+            import h5py
+
+            ctx = atomic_path(out / "events.h5")
+            self._ctx.append(ctx)
+            self.h5 = h5py.File(ctx.__enter__(), "w")
+            self.ds = self.h5.create_dataset(
+                "events",
+                shape=(0, 4),
+                maxshape=(None, 4),
+                dtype=np.int64,
+                chunks=(16384, 4),
+                compression="gzip",
+                compression_opts=4,
+                shuffle=True,
+            )
+            self.ds.attrs["columns"] = ",".join(EVENT_COLUMNS)
+            self.ds.attrs["polarity"] = "1 = ON (brighter), 0 = OFF (darker)"
+            self.ds.attrs["width"], self.ds.attrs["height"] = w, h
+        if cfg.txt:
+            ctx = atomic_path(out / "events.txt")
+            self._ctx.append(ctx)
+            self.txt = open(ctx.__enter__(), "w")  # noqa: SIM115 - closed in close()
+        if cfg.preview_window:
+            (out / "previews").mkdir(exist_ok=True)
+            self.t_start = t_start
+            self.win = 0
+            self.buf: list[np.ndarray] = []
+            self.previews: list[str] = []
+
+    def add(self, ev: np.ndarray) -> None:
+        if len(ev) == 0:
+            return
+        self.count += len(ev)
+        if self.cfg.hdf5:
+            n = self.ds.shape[0]
+            self.ds.resize(n + len(ev), axis=0)
+            self.ds[n:] = ev
+        if self.cfg.txt:
+            np.savetxt(self.txt, ev, fmt="%d")
+        if self.cfg.preview_window:
+            win = np.floor((ev[:, 0] * 1e-6 - self.t_start) / self.cfg.preview_window + 1e-9).astype(np.int64)
+            for wi in np.unique(win):
+                while wi > self.win:
+                    self._flush()
+                self.buf.append(ev[win == wi])
+
+    def _flush(self) -> None:
+        ev = np.concatenate(self.buf) if self.buf else np.zeros((0, 4), np.int64)
+        rel = f"previews/events_{self.win:06d}.png"
+        write_image(self.out / rel, event_frame(ev, self.h, self.w))
+        self.previews.append(rel)
+        self.buf = []
+        self.win += 1
+
+    def close(self, t_end: float, error: BaseException | None = None) -> None:
+        if self.cfg.preview_window and error is None:
+            last = max(0, math.ceil((t_end - self.t_start) / self.cfg.preview_window - 1e-9) - 1)
+            while self.win <= last:
+                self._flush()
+        if self.cfg.hdf5:
+            self.h5.close()
+        if self.cfg.txt:
+            self.txt.close()
+        exc_info = (type(error), error, error.__traceback__) if error else (None, None, None)
+        for ctx in self._ctx:
+            ctx.__exit__(*exc_info)
+        if self.cfg.npz and error is None:
+            import h5py
+
+            with h5py.File(self.out / "events.h5", "r") as f:
+                ev = f["events"][:]
+            with atomic_path(self.out / "events.npz") as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **{c: ev[:, j] for j, c in enumerate(EVENT_COLUMNS)})
+
+
+def emulate_events(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    cfg: EventsConfig | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> Path:
+    """Emulate an event camera; write events.h5 (+ txt/npz, previews) and a transforms.json. Returns the folder.
+
+    `progress` is called with the number of input frames finished after each batch.
+    """
+    cfg = cfg or EventsConfig()
+    cfg.validate()
+    seq = open_sequence(input_dir, cfg.light)
+    out = prepare_output(output_dir, overwrite)
+    return _run(seq, out, cfg, progress)
+
+
+def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress) -> Path:
+    pixels = PixelArray(cfg, seq.h, seq.w)
+    writers = _Writers(out, cfg, seq.h, seq.w, float(seq.times[0]))
+    error: BaseException | None = None
+    try:
+        for b0, b1 in batches(seq.n, cfg.batch_size):
+            frames = parallel_map(seq.linear, range(b0, b1), cfg.workers)
+            for i, lin in zip(range(b0, b1), frames, strict=True):
+                if i == 0:
+                    pixels.start(lin)
+                    continue
+                writers.add(pixels.step(lin, float(seq.times[i - 1]), float(seq.times[i]), i))
+            if progress:
+                progress(b1 - b0)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        writers.close(float(seq.times[-1]), error)
+    if pixels.fast_intervals:
+        log.warning(
+            "input frame rate too low for the thresholds: log intensity changed by up to %.3f (threshold %.3f) "
+            "between frames in %d of %d intervals; interpolate the sequence to a higher frame rate",
+            pixels.max_step,
+            min(cfg.threshold_on, cfg.threshold_off),
+            pixels.fast_intervals,
+            seq.n - 1,
+        )
+    extra = {"events_file_path": "events.h5"} if cfg.hdf5 else {}
+    if cfg.preview_window:
+        extra["event_previews"] = writers.previews
+    meta = output_meta(seq, fps=seq.fps, sensor="events", event_count=writers.count, **extra)
+    write_params(
+        out,
+        "events",
+        cfg,
+        seq.root,
+        event_count=writers.count,
+        max_log_step_between_frames=pixels.max_step,
+        intervals_faster_than_threshold=pixels.fast_intervals,
+        input_light="linear EXR" if seq.uses_linear(0) else "sRGB PNG (linearised)",
+    )
+    write_transforms_streamed(
+        out / "transforms.json",
+        meta,
+        lambda i: {"transform_matrix": seq.poses[i].tolist(), "time": float(seq.times[i]), "frame_number": i},
+        seq.n,
+    )
+    return out
+
+
+def read_events(path: str | os.PathLike[str]) -> np.ndarray:
+    """All events of an emulated dataset (or an events.h5) as int64 rows (t_us, x, y, p)."""
+    import h5py
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "events.h5"
+    with h5py.File(p, "r") as f:
+        return f["events"][:]

@@ -1,0 +1,150 @@
+"""Input light: read a rendered sequence as scene-linear RGB and scale it to photons.
+
+A frame's linear value 1.0 is "white" (the brightest value an 8-bit sRGB PNG can hold). The linear
+`Combined` EXR (`frames[i].linear_file_path`) is preferred; otherwise the sRGB PNG is decoded with the
+exact sRGB EOTF (IEC 61966-2-1), which is right for the "Standard" view transform.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from camsim import transforms
+from camsim.errors import DatasetError
+from camsim.fileio import read_exr, read_image
+
+log = logging.getLogger(__name__)
+
+LUMA = np.array([0.2126, 0.7152, 0.0722])
+"""Rec. 709 / sRGB luminance weights of linear RGB."""
+
+
+def srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    """Exact sRGB EOTF of values in [0, 1] (piecewise: linear toe below 0.04045, 2.4 power above)."""
+    v = np.asarray(v, dtype=np.float32)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    """Inverse of `srgb_to_linear` (the sRGB OETF), input clipped to [0, 1]."""
+    v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def photon_rate(flux: float, per: Literal["second", "frame"], fps: float) -> float:
+    """Photons per pixel per second at white, from a flux given per second or per input frame."""
+    return float(flux) * (fps if per == "frame" else 1.0)
+
+
+@dataclass
+class Sequence:
+    """A rendered sequence folder: its metadata, frame times and poses, and linear-light frames."""
+
+    root: Path
+    meta: dict[str, Any]
+    times: np.ndarray = field(repr=False)
+    poses: np.ndarray = field(repr=False)
+    fps: float = 0.0
+    source: Literal["auto", "linear", "srgb"] = "auto"
+
+    @property
+    def n(self) -> int:
+        return len(self.meta["frames"])
+
+    @property
+    def h(self) -> int:
+        return int(self.meta["h"])
+
+    @property
+    def w(self) -> int:
+        return int(self.meta["w"])
+
+    def uses_linear(self, i: int) -> bool:
+        fr = self.meta["frames"][i]
+        if self.source == "srgb":
+            return False
+        if self.source == "linear" and "linear_file_path" not in fr:
+            raise DatasetError(f"frames[{i}] has no linear_file_path (asked for --light linear)")
+        return "linear_file_path" in fr
+
+    def linear(self, i: int) -> np.ndarray:
+        """Frame i as HxWx3 float32 scene-linear RGB (white = 1)."""
+        fr = self.meta["frames"][i]
+        if self.uses_linear(i):
+            img = read_exr(transforms.resolve_path(self.root, fr["linear_file_path"]), ("R", "G", "B"))
+            img = np.asarray(img, dtype=np.float32)
+        else:
+            if "file_path" not in fr:
+                raise DatasetError(f"frames[{i}] has neither file_path nor linear_file_path")
+            raw = read_image(transforms.resolve_path(self.root, fr["file_path"]))
+            scale = 65535.0 if raw.dtype == np.uint16 else 255.0
+            if raw.ndim == 2:
+                raw = raw[..., None]
+            raw = raw[..., :3] if raw.shape[2] >= 3 else np.repeat(raw[..., :1], 3, axis=2)
+            img = srgb_to_linear(raw.astype(np.float32) / np.float32(scale))
+        if img.shape[:2] != (self.h, self.w):
+            raise DatasetError(
+                f"frame {i} is {img.shape[1]}x{img.shape[0]}, transforms.json says {self.w}x{self.h}"
+            )
+        return np.maximum(img, 0.0, dtype=np.float32)
+
+
+def open_sequence(
+    path: str | os.PathLike[str], source: Literal["auto", "linear", "srgb"] = "auto"
+) -> Sequence:
+    """Read a sequence folder's transforms.json; work out times (s), poses and fps."""
+    root = Path(path)
+    if root.name == "transforms.json":
+        root = root.parent
+    meta = transforms.read(root)
+    frames = meta["frames"]
+    if len(frames) < 2:
+        raise DatasetError(f"{root}: need at least 2 frames to emulate a sensor, found {len(frames)}")
+    if "file_path" not in frames[0] and "linear_file_path" not in frames[0]:
+        raise DatasetError(f"{root}: frames carry no image paths (an NPY dataset is not a rendered sequence)")
+    if "w" not in meta or "h" not in meta:
+        probe = read_image(transforms.resolve_path(root, frames[0]["file_path"]))
+        meta = {**meta, "h": int(probe.shape[0]), "w": int(probe.shape[1])}
+    fps = float(meta.get("fps", 0.0))
+    if all("time" in f for f in frames):
+        times = np.array([f["time"] for f in frames], dtype=np.float64)
+    elif fps > 0:
+        nums = [f.get("frame_number", i) for i, f in enumerate(frames)]
+        times = (np.asarray(nums, dtype=np.float64) - nums[0]) / fps
+    else:
+        raise DatasetError(f"{root}: frames have no 'time' and transforms.json has no 'fps'")
+    if np.any(np.diff(times) <= 0):
+        raise DatasetError(f"{root}: frame times must strictly increase")
+    if fps <= 0:
+        fps = float((len(times) - 1) / (times[-1] - times[0]))
+    poses = np.stack([transforms.pose(meta, i) for i in range(len(frames))])
+    return Sequence(root=root, meta=meta, times=times, poses=poses, fps=fps, source=source)
+
+
+def output_meta(seq: Sequence, **extra: Any) -> dict[str, Any]:
+    """Top-level transforms.json keys an emulated dataset inherits (intrinsics, conventions, size)."""
+    keep = (
+        "camera_model",
+        "fl_x",
+        "fl_y",
+        "cx",
+        "cy",
+        "w",
+        "h",
+        "k1",
+        "k2",
+        "p1",
+        "p2",
+        "conventions",
+        "scene",
+    )
+    meta = {k: seq.meta[k] for k in keep if k in seq.meta}
+    meta["format"] = transforms.FORMAT_VERSION
+    meta.update(extra)
+    return meta

@@ -1,0 +1,242 @@
+"""create-datasets on a real Dask cluster (a `dask scheduler` and two `dask worker`s on loopback).
+
+Proves: the cluster's dataset is file-for-file and pixel-for-pixel the local pool's; a Dask worker
+SIGKILLed while it renders still leaves a complete, valid dataset; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from camsim import transforms
+from camsim.fileio import TMP_MARK, read_exr_parts, read_image
+from camsim.groundtruth import JSON_KEYS
+
+pytestmark = pytest.mark.blender
+
+pytest.importorskip("distributed")
+
+DASK = Path(sys.executable).with_name("dask")
+# Tiny deterministic renders: fixed samples, no adaptive sampling, no denoising, one thread everywhere.
+RENDER = [
+    "--render-config.width=48", "--render-config.height=32", "--render-config.max-samples=4",
+    "--render-config.adaptive-threshold=0", "--render-config.no-use-denoising", "--render-config.threads=1",
+    "--render-config.device-type=cpu",
+]  # fmt: skip
+
+
+@dataclass
+class DaskCluster:
+    address: str
+    scheduler: subprocess.Popen[bytes]
+    nannies: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process we started and all their descendants (Dask workers, Blenders)."""
+        out = []
+        for p in [self.scheduler, *self.nannies]:
+            try:
+                proc = psutil.Process(p.pid)
+                out += [proc, *proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def blenders(self) -> list[psutil.Process]:
+        return [p for p in self.processes() if _is_blender(p)]
+
+
+def _is_blender(p: psutil.Process) -> bool:
+    try:
+        return any("service.py" in part for part in p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    """A real scheduler and two single-thread workers, each in a working folder of its own."""
+    from distributed import Client
+
+    root = tmp_path_factory.mktemp("dask")
+    logs = open(root / "dask.log", "ab")  # noqa: SIM115 - lives as long as the cluster
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cluster = DaskCluster(address, subprocess.Popen(
+        [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=logs, stderr=subprocess.STDOUT, cwd=root,
+    ))  # fmt: skip
+    try:
+        for i in range(2):
+            cwd = root / f"worker{i}"
+            cwd.mkdir()
+            cluster.nannies.append(subprocess.Popen(
+                [str(DASK), "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1",
+                 "--no-dashboard", "--name", f"w{i}", "--local-directory", str(cwd)],
+                stdout=logs, stderr=subprocess.STDOUT, cwd=cwd,
+            ))  # fmt: skip
+        with Client(address, timeout="30s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield cluster
+    finally:
+        started = cluster.processes()
+        for p in [*cluster.nannies, cluster.scheduler]:
+            p.send_signal(signal.SIGTERM)
+        for p in [*cluster.nannies, cluster.scheduler]:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        logs.close()
+        _, alive = psutil.wait_procs(started, timeout=15)
+        for p in alive:
+            p.kill()
+        assert not alive, f"left running after teardown: {[(p.pid, p.name()) for p in alive]}"
+
+
+def _create(scenes: Path, out: Path, *extra: str, cwd: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "camsim", "create-datasets", "--scenes-dir", str(scenes), "--datasets-dir",
+           str(out), "--sequences-per-scene", "2", *RENDER, "--render-config.log-dir", str(cwd / "logs"), *extra]  # fmt: skip
+    env = {**os.environ, "CAMSIM_LOG": "WARNING"}
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _finish(proc: subprocess.Popen[bytes], timeout: float = 180) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    return text
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def _assert_valid_dataset(root: Path, sequences: int) -> None:
+    """Every transforms.json valid, every file it names decodes, nothing temporary left anywhere."""
+    leftovers = [p for p in root.rglob("*") if TMP_MARK in p.name or ".camsim-probe" in p.name]
+    assert not leftovers, leftovers
+    metas = sorted(root.glob("renders/*/*/transforms.json"))
+    assert len(metas) == sequences
+    for path in metas:
+        meta = transforms.read(path)
+        assert [f["frame_number"] for f in meta["frames"]] == list(
+            range(meta["frame_start"], meta["frame_end"] + 1)
+        )
+        for frame in meta["frames"]:
+            for key in JSON_KEYS.values():
+                if key in frame:
+                    file = transforms.resolve_path(path.parent, frame[key])
+                    decoded = read_exr_parts(file) if file.suffix == ".exr" else {"rgb": read_image(file)}
+                    assert all(a.size for a in decoded.values()), file
+
+
+def test_cluster_output_matches_local_pool(
+    dask_cluster: DaskCluster, demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    scenes = demo_scenes[0].parent
+    local = _create(
+        scenes, tmp_path / "local", "--num-frames", "2", "--render-config.jobs", "2", cwd=tmp_path
+    )
+    _finish(local)
+    # Relative --datasets-dir on purpose: the workers run in other folders and must get absolute paths.
+    remote = _create(scenes, Path("dask"), "--num-frames", "2", "--render-config.jobs", "2", "--cluster",
+                     dask_cluster.address, cwd=tmp_path)  # fmt: skip
+    _finish(remote)
+
+    a, b = tmp_path / "local", tmp_path / "dask"
+    assert _files(a) == _files(b)
+    assert len(list(b.glob("renders/*/*/transforms.json"))) == 6
+    for rel in _files(a):
+        if rel.suffix == ".png":
+            x, y = read_image(a / rel), read_image(b / rel)
+            assert x.shape == y.shape and np.array_equal(x, y), rel
+        elif rel.suffix == ".exr":
+            x, y = read_exr_parts(a / rel), read_exr_parts(b / rel)
+            assert x.keys() == y.keys(), rel
+            for k in x:
+                assert x[k].shape == y[k].shape and np.array_equal(x[k], y[k], equal_nan=True), (rel, k)
+        elif rel.name == "transforms.json":
+            assert json.loads((a / rel).read_text()) == json.loads((b / rel).read_text()), rel
+    _assert_valid_dataset(b, 6)
+    # Both Dask workers rendered, each with its own warm Blender reused across its tasks.
+    assert len(dask_cluster.blenders()) == 2
+
+
+def test_cluster_survives_sigkilled_worker(
+    dask_cluster: DaskCluster, demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    scenes = demo_scenes[0].parent
+    out = tmp_path / "ds"
+    run = _create(scenes, out, "--num-frames", "3", "--cluster", dask_cluster.address, cwd=tmp_path)
+    nanny_pids = {p.pid for p in dask_cluster.nannies}
+    victim = blender = None
+    deadline = time.monotonic() + 120
+    while victim is None and run.poll() is None and time.monotonic() < deadline:
+        rendering = any(out.glob(f"renders/*/*/.scratch*{TMP_MARK}"))
+        busy = [b for b in dask_cluster.blenders() if b.is_running()] if rendering else []
+        if busy:
+            blender = busy[0]
+            victim = blender.parent()
+        time.sleep(0.02)
+    assert victim is not None and blender is not None, "the run ended before a worker could be killed"
+    assert victim.pid not in nanny_pids  # the Dask worker process itself, not its nanny, not Blender
+    incomplete = [p.parent for p in out.glob(f"renders/*/*/.scratch*{TMP_MARK}")]
+    victim.send_signal(signal.SIGKILL)
+
+    text = _finish(run)
+    assert "6 done" in text, text
+    _assert_valid_dataset(out, 6)
+    assert incomplete and all((p / "transforms.json").is_file() for p in incomplete)
+    # The killed worker's Blender noticed its host was gone and exited.
+    psutil.wait_procs([blender], timeout=15)
+    assert not blender.is_running()
+
+
+def test_cluster_rejects_datasets_dir_a_worker_cannot_see(
+    dask_cluster: DaskCluster, demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    """A third worker whose view of the output folder is a private tmpfs: one clear error, exit code 2."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs `unshare -m` (a private mount namespace) to hide a folder from one worker")
+    from distributed import Client
+
+    cwd = tmp_path / "worker-elsewhere"
+    cwd.mkdir()
+    script = f'mount -t tmpfs none "{tmp_path}" && exec "$@"'
+    dask_cluster.nannies.append(subprocess.Popen(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(DASK), "worker", dask_cluster.address, "--nworkers", "1",
+         "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--name", "elsewhere"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+    ))  # fmt: skip
+    with Client(dask_cluster.address, timeout="30s", set_as_default=False) as client:
+        client.wait_for_workers(3, timeout=60)
+    run = _create(demo_scenes[0].parent, tmp_path / "ds", "--num-frames", "2", "--cluster",
+                  dask_cluster.address, cwd=tmp_path)  # fmt: skip
+    out, _ = run.communicate(timeout=120)
+    text = " ".join(out.decode(errors="replace").split())
+    assert run.returncode == 2, text
+    assert "camsim: error: --datasets-dir" in text and "every Dask worker sees at the same path" in text, text
+    assert "cannot read" in text and "the client cannot see its probe file" in text, text
+    assert not list((tmp_path / "ds").rglob("*.png"))
+    assert not list((tmp_path / "ds").glob(".camsim-probe*"))
