@@ -1,4 +1,6 @@
-"""The `camsim` command line: parse with tyro, call the library, print. Nothing else lives here.
+"""camsim: turn animated Blender scenes into sensor-realistic computer-vision datasets.
+
+The command line: parse with tyro, call the library, print. Nothing else lives here.
 
 Each subcommand is a dataclass with a `run()` method (in `camsim.commands.*`); its field
 docstrings are the `--help` text. Library errors meant for the user (`UserInputError`) become one
@@ -11,21 +13,23 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Annotated, Union
 
 # Registry: subcommand name -> "module:Class". Imported lazily so `camsim --help` stays fast and
 # no command pays for another's imports.
-COMMANDS: dict[str, str] = {
-    "convert": "camsim.commands.convert:Convert",
-    "preview": "camsim.commands.preview:Preview",
-    "validate": "camsim.commands.validate:Validate",
-    "info": "camsim.commands.info:Info",
-    "render-animation": "camsim.commands.render:RenderAnimation",
-    "create-datasets": "camsim.commands.datasets:CreateDatasets",
-    "make-scenes": "camsim.commands.scenes:MakeScenes",
-    "demo": "camsim.commands.demo:Demo",
-    "emulate": "camsim.commands.emulate:Emulate",
-    "interpolate": "camsim.commands.interpolate:Interpolate",
-}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "make-scenes": ("camsim.commands.scenes:MakeScenes", "Build procedural animated demo scenes."),
+    "render-animation": ("camsim.commands.render:RenderAnimation", "Render one scene with every ground truth."),
+    "create-datasets": ("camsim.commands.datasets:CreateDatasets",
+                        "Sample sequences from many scenes and render them with warm workers."),
+    "interpolate": ("camsim.commands.interpolate:Interpolate", "Raise the frame rate using exact flow and depth."),
+    "emulate": ("camsim.commands.emulate:Emulate", "Emulate a sensor: spad, rgb, events or imu."),
+    "preview": ("camsim.commands.preview:Preview", "Colorized ground-truth videos and a grid video."),
+    "validate": ("camsim.commands.validate:Validate", "Check a dataset (and repair it with --purge)."),
+    "info": ("camsim.commands.info:Info", "Summarise a dataset."),
+    "convert": ("camsim.commands.convert:Convert", "Convert between per-frame files (IMG) and arrays (NPY)."),
+    "demo": ("camsim.commands.demo:Demo", "Build demo scenes and render a small dataset with every extra."),
+}  # fmt: skip
 
 
 def _load(spec: str) -> type:
@@ -54,10 +58,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     from camsim.errors import CamsimError, UserInputError
 
     args = list(sys.argv[1:] if argv is None else argv)
-    # Only build the command that was asked for (tyro needs every class for the top-level help).
-    chosen = {name: spec for name, spec in COMMANDS.items() if args and args[0] == name} or COMMANDS
-    classes = {name: _load(spec) for name, spec in chosen.items()}
-    cmd = tyro.extras.subcommand_cli_from_dict(classes, args=args, prog="camsim")
+    if args and args[0] in COMMANDS:  # build only the command asked for: fast start, no unrelated imports
+        spec, text = COMMANDS[args[0]]
+        cmd = tyro.cli(_load(spec), args=args[1:], prog=f"camsim {args[0]}", description=text)
+    else:
+        options = tuple(
+            Annotated[_load(spec), tyro.conf.subcommand(name, description=text)]  # type: ignore[valid-type]
+            for name, (spec, text) in COMMANDS.items()
+        )
+        cmd = tyro.cli(Union[options], args=args, prog="camsim", description=__doc__.splitlines()[0])  # type: ignore[arg-type]  # noqa: UP007
     _setup_logging()
     try:
         code = cmd.run()

@@ -241,6 +241,9 @@ def render_sequence(
     check_blend_file(job.scene)
     prepare_output(job.output)
     info = worker.open_scene(job.scene, worker_settings(config, threads, gpu_index))
+    if worker.device != info["device"]:
+        worker.device = info["device"]
+        log.info("%s renders on %s (device_type=%s)", worker.name, info["device"], config.device_type)
     start = info["frame_start"] if job.frame_start is None else job.frame_start
     end = info["frame_end"] if job.frame_end is None else job.frame_end
     if start > end:

@@ -69,6 +69,7 @@ class BlenderWorker:
         self.conn: Connection | None = None
         self.log_path: Path | None = None
         self.blender_version: str = ""
+        self.device: str = ""
         self.sequences_done = 0
         self._sockdir: str | None = None
 

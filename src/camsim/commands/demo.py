@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -16,7 +17,7 @@ log = logging.getLogger("camsim")
 class Demo:
     """Build demo scenes, render a small dataset with every ground truth, and show where to look."""
 
-    out_dir: tyro.conf.Positional[Path] = Path("demo-output")
+    out_dir: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUT_DIR")] = Path("demo-output")
     """Folder for scenes/, datasets/ (renders and extras) and logs/."""
     scenes: int = 2
     """Demo scenes to build."""

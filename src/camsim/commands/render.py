@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -17,9 +18,9 @@ log = logging.getLogger("camsim")
 class RenderAnimation:
     """Render frames of one .blend scene with every ground truth and a transforms.json."""
 
-    blend_file: tyro.conf.Positional[Path]
+    blend_file: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="BLEND_FILE")]
     """The .blend scene to render."""
-    output_dir: tyro.conf.Positional[Path]
+    output_dir: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT_DIR")]
     """Folder for frames/, depths/, normals/, flows/, segmentations/, debug/ and transforms.json."""
     frame_start: int | None = None
     """First frame to render (after keyframe scaling). Default: the scene's first frame."""

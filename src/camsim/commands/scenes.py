@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -15,7 +16,7 @@ log = logging.getLogger("camsim")
 class MakeScenes:
     """Build N animated demo .blend scenes (frames 1-600 at 50 fps), deterministic per seed."""
 
-    out_dir: tyro.conf.Positional[Path]
+    out_dir: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUT_DIR")]
     """Folder to write demo_SEED.blend files into."""
     count: int = 3
     """How many scenes to build."""
