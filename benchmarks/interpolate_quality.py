@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=160, help="pixels")
     ap.add_argument("--height", type=int, default=120, help="pixels")
     ap.add_argument("--samples", type=int, default=64, help="Cycles max samples (denoising stays on)")
+    ap.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="PNG bits per channel")
     ap.add_argument("--workers", type=int, default=1, help="interpolation processes (0: one per core)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
@@ -72,6 +73,7 @@ def main() -> None:
     common = [
         "--render-config.width", str(args.width), "--render-config.height", str(args.height),
         "--render-config.max-samples", str(args.samples), "--render-config.no-debug",
+        "--render-config.bit-depth", str(args.bit_depth),
     ]  # fmt: skip
     rows = []
     for blend in sorted((work / "scenes").glob("*.blend")):
@@ -121,7 +123,7 @@ def main() -> None:
         print(f"{name}: done", file=sys.stderr)
 
     print(f"\n{args.scenes} demo scenes, {args.frames} source frames from frame {args.start}, x{m}, "
-          f"{args.width}x{args.height}, {args.samples} samples + denoising, multipliers {bm:g} -> {bm * m:g}, interpolation workers={args.workers}\n")  # fmt: skip
+          f"{args.width}x{args.height}, {args.samples} samples + denoising, {args.bit_depth}-bit PNG, multipliers {bm:g} -> {bm * m:g}, interpolation workers={args.workers}\n")  # fmt: skip
     print("| scene | motion px/frame | interp PSNR | interp SSIM | cross-fade PSNR | cross-fade SSIM | gain dB "
           "| holes % | interp s | render extra s | cost ratio |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|")

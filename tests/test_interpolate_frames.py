@@ -40,6 +40,15 @@ def test_translating_plane_is_within_one_grey_level_inside(tmp_path):
         assert fr["hole_fraction"] == 0.0
 
 
+def test_subpixel_translation_stays_sharp(tmp_path):
+    # Motion that is no whole number of pixels: splatting colours would blur, backward sampling must not.
+    scene = S.Scene(layers=(S.Layer(depth=5.0, velocity=(2.3, 0.7)),))
+    for fr, truth in _interpolated(tmp_path, scene, 4):
+        img = _read(tmp_path, fr, "file_path").astype(int)
+        expect = srgb.encode(truth["rgb"], np.uint8).astype(int)
+        assert np.abs(img - expect)[4:-4, 4:-4].max() <= 1, fr
+
+
 def test_translating_plane_keeps_sixteen_bit_depth(tmp_path):
     scene = S.Scene(layers=(PLANE,))
     for fr, truth in _interpolated(tmp_path, scene, 2, n_frames=2, bit_depth=16):

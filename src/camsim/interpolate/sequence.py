@@ -321,8 +321,10 @@ def interpolate_sequence(
         out_meta["frame_end"] = max(numbers)
     out_meta["interpolation"] = {
         "factor": factor,
-        "method": "depth-aware softmax forward splatting of both neighbours along the rendered flows; "
-        "world background moved by the camera rotation; blended in linear light",
+        "method": "colours: flow reversal (each neighbour's motion splatted to the new time, z-buffered by "
+        "depth) then cubic-spline backward sampling of both neighbours, blended in linear light by time "
+        "distance, coverage and visibility; ground truth: depth-aware softmax forward splatting; world "
+        "background moved by the camera rotation",
         "beta": beta,
         "source": {
             "fps": meta.get("fps"),

@@ -11,8 +11,10 @@ where z_min is the nearest depth landing on that target pixel (both frames toget
 contribution's own relative depth slope per pixel (so a slanted surface is not mistaken for an
 occlusion). Contributions from both frames share one accumulator, so a region only one frame sees
 is filled from that frame alone; pixels no contribution reaches are holes, filled from the nearest
-covered pixel and reported in a mask. Colours are blended in linear light; segmentation takes the
-single heaviest contribution (no blending); depth and normals average only surface contributions.
+covered pixel and reported in a mask. Segmentation takes the single heaviest contribution (no
+blending); depth and normals average only surface contributions. Colours do not come from this splat
+(a bilinear colour splat blurs sub-pixel motion) but from flow reversal and cubic backward sampling
+(`reverse.py`), blended in linear light; the splat's colour is only a fallback where that finds none.
 """
 
 from __future__ import annotations
@@ -95,6 +97,17 @@ class _Side:
         other_back = other.flow[..., 2:4] if direction > 0 else other.flow[..., 0:2]
         self.bg = ~np.isfinite(src.depth)
         self.flow = np.where(self.bg[..., None], 0.0, np.nan_to_num(flow.astype(np.float64)))
+        # Curved image motion: the parabola through the pixel's positions one frame back, now and one
+        # frame on (both rendered flows of this frame) is x(s) = x + s·f − s(1 − s)·(f + g)/2 with f the
+        # flow towards the other frame and g the flow away from it. Left linear where f + g is implausibly
+        # large for the motion (flows from unrelated surfaces), and on the world background.
+        away = src.flow[..., 2:4] if direction > 0 else src.flow[..., 0:2]
+        away = np.where(self.bg[..., None], 0.0, np.nan_to_num(away.astype(np.float64)))
+        accel = self.flow + away
+        plausible = np.linalg.norm(accel, axis=-1) <= 0.5 * np.maximum(
+            np.linalg.norm(self.flow, axis=-1), np.linalg.norm(away, axis=-1)
+        )
+        self.accel = np.where(plausible[..., None], accel, 0.0)
         # Where the other frame sees the same point (forward-backward consistent), its depth there
         # lets depth be interpolated; elsewhere the point is reprojected as if static.
         qx = np.floor(self.u + self.flow[..., 0]).astype(np.int64)
@@ -114,8 +127,9 @@ class _Side:
 
     def contributions(self, frac: float, c2w_t: np.ndarray, K_t: np.ndarray, n_new: int):
         """Target positions, depths, time weights and values of every source pixel at fraction `frac`."""
-        x = self.u + frac * self.flow[..., 0]
-        y = self.v + frac * self.flow[..., 1]
+        bend = 0.5 * frac * (1.0 - frac)
+        x = self.u + frac * self.flow[..., 0] - bend * self.accel[..., 0]
+        y = self.v + frac * self.flow[..., 1] - bend * self.accel[..., 1]
         valid = np.ones(x.shape, dtype=bool)
         if self.bg.any():
             H = rotation_homography(self.src.c2w, self.src.K, c2w_t, K_t)
