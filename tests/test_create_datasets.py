@@ -135,7 +135,14 @@ def _blender_children(pid: int) -> list[psutil.Process]:
         kids = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [k for k in kids if any("service.py" in part for part in k.cmdline())]
+    found = []
+    for kid in kids:
+        try:
+            if any("service.py" in part for part in kid.cmdline()):
+                found.append(kid)
+        except psutil.Error:  # exited (or a zombie) since we listed it
+            continue
+    return found
 
 
 def test_kill_9_of_a_worker_mid_run_still_completes_the_dataset(demo_scenes, tmp_path):
