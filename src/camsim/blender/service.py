@@ -287,7 +287,8 @@ def _save(
     path: str, media: str, fmt: str, depth: str, codec: str | None = None, mode: str | None = None
 ) -> None:
     settings = bpy.context.scene.render.image_settings
-    settings.media_type = media  # Blender 5: media type before file format
+    if hasattr(settings, "media_type"):  # Blender 5: media type before file format (absent before 5.0)
+        settings.media_type = media
     settings.file_format = fmt
     settings.color_depth = depth
     if mode:
