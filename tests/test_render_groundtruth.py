@@ -48,6 +48,24 @@ def test_depth_of_fronto_parallel_plane_is_its_distance(planes):
     assert rel.max() < 1e-4
 
 
+def test_depth_of_tilted_planes_is_exact_at_pixel_centres(planes):
+    """Planar depth of each tilted plane, intersected analytically through every pixel centre."""
+    out, meta, tilts = planes
+    depth = read_exr(out / meta["frames"][0]["depth_file_path"])
+    seg = read_exr(out / meta["frames"][0]["segmentation_file_path"])
+    K = transforms.intrinsics(meta, 0)
+    for i, (tx, ty, x, y) in enumerate(tilts):
+        normal = Rotation.from_euler("xyz", [tx, ty, 0.0]).apply([0.0, 0.0, 1.0])
+        centre = np.array([x, y, -5.0 + 1.0])
+        rows, cols = np.nonzero(_interior(seg == _ids(out, meta, f"Tilt{i}")))
+        rays = np.stack(
+            [(cols + 0.5 - K[0, 2]) / K[0, 0], -(rows + 0.5 - K[1, 2]) / K[1, 1], -np.ones(len(rows))], 1
+        )
+        truth = (normal @ centre) / (rays @ normal)  # planar depth: the ray's z component is -1
+        rel = np.abs(depth[rows, cols] - truth) / truth
+        assert rel.max() < 1e-4, (f"Tilt{i}", rel.max())
+
+
 def test_normals_of_tilted_planes_in_camera_frame(planes):
     out, meta, tilts = planes
     normals = read_exr(out / meta["frames"][0]["normal_file_path"], ("R", "G", "B"))
