@@ -9,10 +9,11 @@ line on stderr and exit code 2; a failed render becomes exit code 1.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Union
 
 # Registry: subcommand name -> "module:Class". Imported lazily so `camsim --help` stays fast and
@@ -51,6 +52,40 @@ def _setup_logging() -> None:
     )
 
 
+@contextlib.contextmanager
+def _one_line_parse_errors(args: list[str]) -> Iterator[None]:
+    """Turn tyro's error panel (bad flag, bad value, missing argument) into the one `camsim: error:` line
+    and exit code 2 that every other bad input gets; `--help` output passes through untouched."""
+    import io
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    except SystemExit as exc:
+        text = captured.getvalue()
+        if exc.code in (0, None) or not text.strip():
+            sys.stderr.write(text)
+            raise
+        sections: list[list[str]] = [[]]
+        for raw in text.splitlines():
+            line = raw.strip().strip("│╭╮╰╯").strip()
+            if line and not line.strip("─-"):  # a rule between the panel's sections
+                sections.append([])
+            elif line.strip("─ "):
+                sections[-1].append(line.strip("─ "))
+        # tyro's panel: a title (in the top border, or a section of its own), the problem, then help text.
+        sections = [s for s in sections if s]
+        first = sections[0] if sections else []
+        body = first[1:] if len(first) > 1 else sections[1] if len(sections) > 1 else first
+        message = " ".join(" ".join(body).split()) or "invalid command line"
+        command = f"camsim {args[0]}" if args and args[0] in COMMANDS else "camsim"
+        print(f"camsim: error: {message} (see {command} --help)", file=sys.stderr)
+        sys.exit(2)
+    else:
+        sys.stderr.write(captured.getvalue())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `camsim` console script (and `python -m camsim`)."""
     import tyro
@@ -58,15 +93,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     from camsim.errors import CamsimError, UserInputError
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in COMMANDS:  # build only the command asked for: fast start, no unrelated imports
-        spec, text = COMMANDS[args[0]]
-        cmd = tyro.cli(_load(spec), args=args[1:], prog=f"camsim {args[0]}", description=text)
-    else:
-        options = tuple(
-            Annotated[_load(spec), tyro.conf.subcommand(name, description=text)]  # type: ignore[valid-type]
-            for name, (spec, text) in COMMANDS.items()
-        )
-        cmd = tyro.cli(Union[options], args=args, prog="camsim", description=__doc__.splitlines()[0])  # type: ignore[arg-type]  # noqa: UP007
+    with _one_line_parse_errors(args):
+        if args and args[0] in COMMANDS:  # build only the command asked for: fast start, no unrelated imports
+            spec, text = COMMANDS[args[0]]
+            cmd = tyro.cli(_load(spec), args=args[1:], prog=f"camsim {args[0]}", description=text)
+        else:
+            options = tuple(
+                Annotated[_load(spec), tyro.conf.subcommand(name, description=text)]  # type: ignore[valid-type]
+                for name, (spec, text) in COMMANDS.items()
+            )
+            cmd = tyro.cli(Union[options], args=args, prog="camsim", description=__doc__.splitlines()[0])  # type: ignore[arg-type]  # noqa: UP007
     _setup_logging()
     try:
         code = cmd.run()

@@ -257,7 +257,9 @@ class SequenceDataset(Dataset):
     def bitpack_dim(self) -> int | None:
         if not self.meta.get("bitpack"):
             return None
-        dim = int(self.meta.get("bitpack_dim", 2))
+        dim = self.meta.get("bitpack_dim", 2)
+        if not isinstance(dim, int) or isinstance(dim, bool):  # a hostile or broken transforms.json
+            raise DatasetError(f"{self.root}: 'bitpack_dim' must be an integer axis, got {dim!r}")
         return dim % 4
 
     def _bitpack_count(self, dim: int) -> int:
@@ -266,7 +268,10 @@ class SequenceDataset(Dataset):
         key = {1: "h", 2: "w"}.get(dim, "channels")
         if key not in self.meta:
             raise DatasetError(f"{self.root}: bit-packed on axis {dim} but transforms.json has no '{key}'")
-        return int(self.meta[key])
+        count = self.meta[key]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise DatasetError(f"{self.root}: '{key}' must be a positive integer, got {count!r}")
+        return count
 
     def _check_npy_lengths(self) -> None:
         if not self.is_npy:
@@ -290,6 +295,9 @@ class SequenceDataset(Dataset):
             arr = self.array(modality)
             dim = self.bitpack_dim if m is FRAME else None
             if dim is not None:
+                if arr.dtype != np.uint8 or arr.ndim != 4:
+                    raise DatasetError(f"{self.root}: bit-packed frames must be a 4-D uint8 array, "
+                                       f"got {arr.dtype} {arr.shape}")  # fmt: skip
                 return unpack_bits(arr, dim, self._bitpack_count(dim), index)
             return _normalise_shape(np.array(arr[index]), m)
         return read_frame_file(self.file_for(modality, index), m)

@@ -131,14 +131,14 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     if p.is_dir():
         p = p / "transforms.json"
     try:
-        text = p.read_text()
+        text = p.read_bytes()  # json decodes (and rejects) the bytes: bad UTF-8 is a DatasetError too
     except FileNotFoundError:
         raise DatasetError(f"no transforms.json at {p}") from None
     except OSError as exc:
         raise DatasetError(f"cannot read {p}: {exc.strerror}") from None
     try:
         meta = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DatasetError(f"{p} is not valid JSON: {exc}") from None
     return validate(meta, str(p))
 

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,18 @@ class WorkerOptions:
     startup_timeout: float = 120.0
     autoexec: bool = False
     name: str = ""
+
+
+AUTH_TIMEOUT = 5.0
+"""Seconds a connecting client has for each step of the key handshake."""
+
+
+def _set_recv_timeout(sock: socket.socket, seconds: float) -> None:
+    whole = int(seconds)
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, int((seconds - whole) * 1e6))
+        )
 
 
 def _tail(path: Path, lines: int = 8) -> str:
@@ -156,6 +169,9 @@ class BlenderWorker:
             except TimeoutError:
                 continue
             client.setblocking(True)
+            # A client that connects and never answers must not stall the start: bound each read of
+            # the handshake (SO_RCVTIMEO also applies to the raw reads Connection does), then clear it.
+            _set_recv_timeout(client, AUTH_TIMEOUT)
             conn = Connection(client.detach())
             try:
                 deliver_challenge(conn, key)
@@ -164,6 +180,8 @@ class BlenderWorker:
                 conn.close()
                 log.warning("%s: rejected a connection that failed authentication (%s)", self.name, exc)
                 continue
+            with socket.socket(fileno=os.dup(conn.fileno())) as authed:
+                _set_recv_timeout(authed, 0.0)
             return conn
 
     def _remove_sockdir(self) -> None:

@@ -74,7 +74,10 @@ class CreateDatasets:
         if not plan.jobs:
             for f in plan.failures:
                 log.error("%s: %s", f.scene.name, f.error)
-            raise UserInputError("no scene could be planned; nothing to render")
+            # The one error line must say why (log lines may go elsewhere): name the first failures.
+            why = "; ".join(f"{f.scene.name}: {f.error}" for f in plan.failures[:3])
+            more = f" (and {len(plan.failures) - 3} more)" if len(plan.failures) > 3 else ""
+            raise UserInputError(f"no scene could be planned, nothing to render: {why}{more}")
         return self._render(plan, config)
 
     def _plan(self, scenes, config):  # type: ignore[no-untyped-def]
