@@ -9,11 +9,15 @@ does). Baseline: a linear-light cross-fade of the two neighbours. Cost: interpol
 
     python benchmarks/interpolate_quality.py --scenes 3 --frames 9 --start 200 --base-multiplier 1
     python benchmarks/interpolate_quality.py --scenes 3 --frames 9 --start 50 --base-multiplier 0.25
+
+--workdir DIR --reuse keeps the renders in DIR and re-runs only interpolation and comparison on a later
+call (render times are stored in DIR/render_times.json and reported from there).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -53,36 +57,58 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=160, help="pixels")
     ap.add_argument("--height", type=int, default=120, help="pixels")
     ap.add_argument("--samples", type=int, default=64, help="Cycles max samples (denoising stays on)")
+    ap.add_argument(
+        "--adaptive-threshold",
+        type=float,
+        default=0.05,
+        help="Cycles adaptive-sampling noise threshold (0: every pixel gets --samples)",
+    )
     ap.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="PNG bits per channel")
     ap.add_argument("--workers", type=int, default=1, help="interpolation processes (0: one per core)")
-    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--workdir", type=Path, default=None, help="keep scenes, renders and results here")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --workdir: skip scenes and renders already there (same settings assumed), re-run interpolation",
+    )
     args = ap.parse_args()
+    if args.reuse and args.workdir is None:
+        sys.exit("--reuse needs --workdir")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="camsim-interp-bench-"))
     m, bm = args.factor, args.base_multiplier
-    _run(
-        [
-            *CAMSIM,
-            "make-scenes",
-            str(work / "scenes"),
-            "--count",
-            str(args.scenes),
-            "--log-dir",
-            str(work / "logs"),
-        ]
-    )
+    times_file = work / "render_times.json"
+    render_times = json.loads(times_file.read_text()) if args.reuse and times_file.exists() else {}
+
+    def render(out: Path, *cmd: str) -> float:
+        """Render into `out` (or reuse it) and return the render wall time."""
+        key = str(out.relative_to(work))
+        if args.reuse and (out / "transforms.json").exists() and key in render_times:
+            return render_times[key]
+        render_times[key] = _run([*cmd])
+        work.mkdir(parents=True, exist_ok=True)
+        times_file.write_text(json.dumps(render_times, indent=1))
+        return render_times[key]
+
+    scenes = [work / "scenes" / f"demo_{i:03d}.blend" for i in range(args.scenes)]
+    if not (args.reuse and all(p.exists() for p in scenes)):
+        _run([*CAMSIM, "make-scenes", str(work / "scenes"), "--count", str(args.scenes),
+              "--log-dir", str(work / "logs")])  # fmt: skip
     common = [
         "--render-config.width", str(args.width), "--render-config.height", str(args.height),
         "--render-config.max-samples", str(args.samples), "--render-config.no-debug",
         "--render-config.bit-depth", str(args.bit_depth),
+        "--render-config.adaptive-threshold", str(args.adaptive_threshold),
     ]  # fmt: skip
     rows = []
-    for blend in sorted((work / "scenes").glob("*.blend")):
+    for blend in scenes:
         name = blend.stem
         a, b = args.start, args.start + args.frames - 1
-        t1 = _run([*CAMSIM, "render-animation", str(blend), str(work / name / "m1"), "--frame-start", str(a),
-                   "--frame-end", str(b), *common, "--render-config.keyframe-multiplier", str(bm)])  # fmt: skip
-        tm = _run([*CAMSIM, "render-animation", str(blend), str(work / name / f"m{m}"), "--frame-start",
-                   str(a * m), "--frame-end", str(b * m), *common, "--render-config.keyframe-multiplier", str(bm * m)])  # fmt: skip
+        t1 = render(work / name / "m1", *CAMSIM, "render-animation", str(blend), str(work / name / "m1"),
+                    "--frame-start", str(a), "--frame-end", str(b), *common,
+                    "--render-config.keyframe-multiplier", str(bm))  # fmt: skip
+        tm = render(work / name / f"m{m}", *CAMSIM, "render-animation", str(blend), str(work / name / f"m{m}"),
+                    "--frame-start", str(a * m), "--frame-end", str(b * m), *common,
+                    "--render-config.keyframe-multiplier", str(bm * m))  # fmt: skip
         t0 = time.perf_counter()
         meta = interpolate_sequence(
             work / name / "m1", work / name / "interp", m, workers=args.workers, overwrite=True
@@ -123,7 +149,7 @@ def main() -> None:
         print(f"{name}: done", file=sys.stderr)
 
     print(f"\n{args.scenes} demo scenes, {args.frames} source frames from frame {args.start}, x{m}, "
-          f"{args.width}x{args.height}, {args.samples} samples + denoising, {args.bit_depth}-bit PNG, multipliers {bm:g} -> {bm * m:g}, interpolation workers={args.workers}\n")  # fmt: skip
+          f"{args.width}x{args.height}, {args.samples} samples (adaptive threshold {args.adaptive_threshold:g}) + denoising, {args.bit_depth}-bit PNG, multipliers {bm:g} -> {bm * m:g}, interpolation workers={args.workers}\n")  # fmt: skip
     print("| scene | motion px/frame | interp PSNR | interp SSIM | cross-fade PSNR | cross-fade SSIM | gain dB "
           "| holes % | interp s | render extra s | cost ratio |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|")

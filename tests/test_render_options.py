@@ -14,7 +14,9 @@ pytestmark = pytest.mark.blender
 
 @pytest.fixture(scope="module")
 def moving(build_scene):
-    return build_scene("options", kind="flow", camera_velocity=(0.05, 0.0, 0.0), object_velocity=(0.1, 0.0, 0.0))
+    return build_scene(
+        "options", kind="flow", camera_velocity=(0.05, 0.0, 0.0), object_velocity=(0.1, 0.0, 0.0)
+    )
 
 
 def _mover_flow(out, meta, index=1):
@@ -44,7 +46,9 @@ def test_unbound_camera_stays_at_its_first_pose(moving, render):
 
 
 def test_linear_exr_and_16_bit_frames(moving, render):
-    out = render(moving, "linear16", config=FAST.replace(linear=True, bit_depth=16), frame_start=2, frame_end=2)
+    out = render(
+        moving, "linear16", config=FAST.replace(linear=True, bit_depth=16), frame_start=2, frame_end=2
+    )
     meta = transforms.read(out)
     fr = meta["frames"][0]
     rgb16 = read_image(out / fr["file_path"])

@@ -18,7 +18,7 @@ import numpy as np
 from camsim import transforms
 from camsim.dataset import BY_NAME, FRAME, MODALITIES, Modality, SequenceDataset, find_sequences
 from camsim.errors import DatasetError, UserInputError
-from camsim.fileio import atomic_path, write_exr, write_image
+from camsim.fileio import atomic_path, make_output_dir, write_exr, write_image
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _check_dst(src: Path, dst: Path, overwrite: bool) -> None:
         raise UserInputError(f"output folder {dst} is the input folder")
     if (dst / "transforms.json").exists() and not overwrite:
         raise UserInputError(f"{dst} already holds a transforms.json (pass --overwrite to replace it)")
-    dst.mkdir(parents=True, exist_ok=True)
+    make_output_dir(dst)
 
 
 def _as_hwc(arr: np.ndarray) -> np.ndarray:

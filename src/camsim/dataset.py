@@ -280,6 +280,15 @@ class SequenceDataset(Dataset):
             if m.key not in self.meta:
                 continue
             arr = self.array(m.name)
+            packed = m is FRAME and self.bitpack_dim is not None
+            expect = len(m.channels)
+            shape_ok = arr.ndim == 4 and (m is FRAME or arr.shape[3] == expect)
+            shape_ok = shape_ok or (arr.ndim == 3 and expect == 1 and m is not FRAME)
+            if not (packed or shape_ok):
+                want = "(N, H, W, C)" if m is FRAME else f"(N, H, W, {expect})"
+                raise DatasetError(
+                    f"{self.root}: {self.meta[m.key]} has shape {arr.shape}; {m.name} needs {want}"
+                )
             n = arr.shape[0]
             if m is FRAME and self.bitpack_dim == 0:
                 n = min(n * 8, len(self))
@@ -395,6 +404,8 @@ def describe(path: str | os.PathLike[str]) -> DatasetInfo:
         try:
             seq = SequenceDataset(d, name=name, check=False)
         except DatasetError:
+            if (d / "transforms.json").exists():
+                raise  # malformed, not merely unfinished: say so rather than count it as incomplete
             frames = d / FRAME.folder
             count = sum(1 for _ in frames.iterdir()) if frames.is_dir() else 0
             out.append(SequenceInfo(name, "incomplete", count, "?", None, (), size))

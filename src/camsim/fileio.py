@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from camsim.errors import DatasetError, OutputWriteError
+from camsim.errors import DatasetError, OutputWriteError, UserInputError
 
 TMP_MARK = ".camsim-tmp"
 
@@ -67,6 +67,20 @@ def raise_if_disk_full(path: str | os.PathLike[str]) -> None:
     free = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
     if st.f_blocks and free == 0:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def make_output_dir(path: str | os.PathLike[str]) -> Path:
+    """Create an output folder (and its parents), or say in one line why it cannot be one."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserInputError(f"output path exists and is not a folder: {p}")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot create output folder {p}: {exc.strerror}") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UserInputError(f"output folder is not writable: {p}")
+    return p
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -18,8 +18,8 @@ import numpy as np
 
 from camsim import colorize, transforms
 from camsim.dataset import SequenceDataset, find_sequences
-from camsim.errors import DatasetError
-from camsim.fileio import atomic_path
+from camsim.errors import DatasetError, UserInputError
+from camsim.fileio import atomic_path, make_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -264,14 +264,16 @@ def make_previews(
     Returns the written video paths. `progress` is called with 1 per video written.
     """
     root, out = Path(dataset_dir), Path(out_dir)
+    if cell[0] < 2 or cell[1] < 2:
+        raise UserInputError(f"--cell must be at least 2x2 pixels, got {cell[0]}x{cell[1]}")
+    make_output_dir(out)
     seq_dirs = find_sequences(root)
     if not seq_dirs:
         raise DatasetError(f"no transforms.json under {root}")
     seqs = [SequenceDataset(d, name=str(d.relative_to(root)) if d != root else d.name) for d in seq_dirs]
     written: list[Path] = []
     for seq in seqs:
-        folder = out / seq.name
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_output_dir(out / seq.name)
         for kind, make in sequence_streams(seq).items():
             path = folder / f"{kind}.mp4"
             n = write_video(path, make(), _seq_fps(seq, fps))
@@ -280,7 +282,6 @@ def make_previews(
             if progress:
                 progress(1)
     if grid:
-        out.mkdir(parents=True, exist_ok=True)
         path = out / "grid.mp4"
         try:
             write_video(path, grid_frames(seqs, cell), _seq_fps(seqs[0], fps))

@@ -29,6 +29,7 @@ from camsim.errors import DatasetError, OutputWriteError, SceneError, UserInputE
 from camsim.fileio import (
     TMP_MARK,
     clean_temporaries,
+    make_output_dir,
     move_into_place,
     read_exr_parts,
     read_image,
@@ -113,10 +114,8 @@ def prepare_output_parent(folder: Path) -> None:
 
 def prepare_output(folder: Path) -> None:
     """Create the sequence folder and prove it is writable, before anything is rendered."""
-    if folder.exists() and not folder.is_dir():
-        raise UserInputError(f"output path exists and is not a folder: {folder}")
+    make_output_dir(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe", suffix=TMP_MARK):
             pass
     except OSError as exc:

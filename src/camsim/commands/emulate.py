@@ -70,6 +70,7 @@ class Rgb:
     def run(self) -> int:
         from camsim.emulate.rgb import emulate_rgb
 
+        self.config.validate()  # before the bar's total divides by chunk_size
         total = max(1, _frame_count(self.input) // self.config.chunk_size)
         out = _progress(
             "RGB", total, lambda cb: emulate_rgb(self.input, self.output, self.config, self.overwrite, cb)

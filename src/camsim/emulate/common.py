@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from camsim.errors import ConfigError, UserInputError
-from camsim.fileio import write_json_atomic
+from camsim.fileio import make_output_dir, write_json_atomic
 
 Progress = Callable[[int], None] | None
 T = TypeVar("T")
@@ -80,11 +80,7 @@ def prepare_output(output: str | os.PathLike[str], overwrite: bool) -> Path:
     marker = [p for p in ("transforms.json", "params.json") if (out / p).exists()]
     if marker and not overwrite:
         raise UserInputError(f"{out} already holds a dataset ({marker[0]}); pass --overwrite to replace it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserInputError(f"cannot create output folder {out}: {exc.strerror}") from None
-    return out
+    return make_output_dir(out)
 
 
 def _jsonable(x: Any) -> Any:

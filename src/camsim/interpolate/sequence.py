@@ -21,7 +21,7 @@ import numpy as np
 
 from camsim import transforms
 from camsim.errors import ConfigError, DatasetError, UserInputError
-from camsim.fileio import read_exr, read_image, write_bytes_atomic, write_exr, write_image
+from camsim.fileio import make_output_dir, read_exr, read_image, write_bytes_atomic, write_exr, write_image
 from camsim.interpolate import srgb
 from camsim.interpolate.poses import interpolate_linear, interpolate_poses
 from camsim.interpolate.warp import FrameData, PairWarper
@@ -253,11 +253,8 @@ def interpolate_sequence(
         raise UserInputError("the output folder must differ from the input folder")
     if (output_dir / "transforms.json").exists() and not overwrite:
         raise UserInputError(f"{output_dir} already holds a sequence (pass --overwrite to replace it)")
-    try:
-        for key in (*keys, "hole_mask_file_path"):
-            (output_dir / _SUBDIRS[key][0]).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserInputError(f"cannot create {output_dir}: {exc.strerror}") from None
+    for key in (*keys, "hole_mask_file_path"):
+        make_output_dir(output_dir / _SUBDIRS[key][0])
 
     frames = meta["frames"]
     records, c2ws, Ks, src_idx = plan(meta, factor)
