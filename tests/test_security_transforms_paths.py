@@ -60,3 +60,14 @@ def test_paths_inside_the_folder_resolve(tmp_path: Path) -> None:
         == tmp_path / "frames" / "frame_000001.png"
     )
     assert transforms.resolve_path(tmp_path, "./a/b.exr") == tmp_path / "a" / "b.exr"
+
+
+def test_symbolic_link_out_of_the_dataset_is_rejected(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"x")
+    root = tmp_path / "dataset"
+    root.mkdir()
+    (root / "frames").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(DatasetError, match="outside"):
+        transforms.resolve_path(root, "frames/secret.png")

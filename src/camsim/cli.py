@@ -42,13 +42,16 @@ def _load(spec: str) -> type:
 
 def _setup_logging() -> None:
     level = os.environ.get("CAMSIM_LOG", "INFO").upper()
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logging.basicConfig(
         level=level,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=False, markup=False)],
+        handlers=[
+            RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)
+        ],
     )
 
 

@@ -45,15 +45,19 @@ _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy")
 def resolve_path(root: str | os.PathLike[str], rel: str) -> Path:
     """Resolve a path written in transforms.json against its folder, refusing escapes.
 
-    Absolute paths, drive letters and `..` components are rejected: a dataset from someone else
-    must not make a reader open files outside the dataset.
+    Absolute paths, drive letters, `..` components and symbolic links that lead outside are
+    rejected: a dataset from someone else must not make a reader open files outside the dataset.
     """
     if not isinstance(rel, str) or not rel:
         raise DatasetError(f"bad file path {rel!r} in transforms.json")
     pure = PurePosixPath(rel.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
         raise DatasetError(f"file path {rel!r} in transforms.json escapes the dataset folder")
-    return Path(root) / Path(*pure.parts)
+    full = Path(root) / Path(*pure.parts)
+    base = os.path.realpath(root)
+    if os.path.commonpath([os.path.realpath(full), base]) != base:
+        raise DatasetError(f"file path {rel!r} in transforms.json leads outside the dataset folder (a link)")
+    return full
 
 
 def _require(cond: bool, msg: str) -> None:

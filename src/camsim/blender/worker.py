@@ -330,7 +330,7 @@ def options_from_config(config: Any, name: str = "") -> WorkerOptions:
         executable=config.executable,
         log_dir=config.log_dir,
         timeout=config.timeout,
-        startup_timeout=max(120.0, config.timeout) if config.timeout > 0 else 120.0,
+        startup_timeout=max(30.0, config.timeout) if config.timeout > 0 else 120.0,
         autoexec=config.autoexec,
         name=name,
     )

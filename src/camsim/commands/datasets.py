@@ -72,8 +72,6 @@ class CreateDatasets:
             _print_plan(plan)
             return 0
         if not plan.jobs:
-            for f in plan.failures:
-                log.error("%s: %s", f.scene.name, f.error)
             # The one error line must say why (log lines may go elsewhere): name the first failures.
             why = "; ".join(f"{f.scene.name}: {f.error}" for f in plan.failures[:3])
             more = f" (and {len(plan.failures) - 3} more)" if len(plan.failures) > 3 else ""

@@ -43,6 +43,11 @@ class Demo:
 
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise UserInputError(f"demo output path is not a folder: {self.out_dir}")
+        for name in ("scenes", "sequences_per_scene", "num_frames", "width", "height", "samples", "jobs"):
+            if getattr(self, name) < 1:
+                raise UserInputError(
+                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+                )
         t0 = time.monotonic()
         logs = self.out_dir / "logs"
         scenes_dir = self.out_dir / "scenes"
