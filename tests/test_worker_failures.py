@@ -20,7 +20,9 @@ def test_dead_worker_error_names_log_and_quotes_it(build_scene, tmp_path):
     blend = build_scene("die", kind="point")
     worker = BlenderWorker(WorkerOptions(log_dir=tmp_path, name="doomed")).start()
     try:
-        worker.open_scene(blend, {"width": 128, "height": 96, "max_samples": 1_000_000, "adaptive_threshold": 0})
+        worker.open_scene(
+            blend, {"width": 128, "height": 96, "max_samples": 1_000_000, "adaptive_threshold": 0}
+        )
         pid = worker.pid
         threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
         with pytest.raises(WorkerError) as err:
