@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from camsim import transforms
+from camsim import srgb, transforms
 from camsim.fileio import read_exr, read_image
-from camsim.interpolate import interpolate_sequence, srgb
+from camsim.interpolate import interpolate_sequence
 from camsim.interpolate.metrics import psnr, ssim
 
 CAMSIM = [sys.executable, "-m", "camsim"]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
 
+from camsim import srgb
 from camsim.fileio import read_exr, read_image
-from camsim.interpolate import interpolate_sequence, srgb
+from camsim.interpolate import interpolate_sequence
 from camsim.interpolate import synthetic as S
 
 PLANE = S.Layer(depth=5.0, velocity=(4.0, 0.0))

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from camsim import transforms
+from camsim import srgb, transforms
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_image
 
@@ -26,15 +26,13 @@ LUMA = np.array([0.2126, 0.7152, 0.0722])
 
 
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    """Exact sRGB EOTF of values in [0, 1] (piecewise: linear toe below 0.04045, 2.4 power above)."""
-    v = np.asarray(v, dtype=np.float32)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    """Exact sRGB EOTF in float32 (the emulators' working precision)."""
+    return srgb.eotf(np.asarray(v, dtype=np.float32))
 
 
 def linear_to_srgb(v: np.ndarray) -> np.ndarray:
     """Inverse of `srgb_to_linear` (the sRGB OETF), input clipped to [0, 1]."""
-    v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
-    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055).astype(np.float32)
+    return srgb.oetf(np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0))
 
 
 def photon_rate(flux: float, per: Literal["second", "frame"], fps: float) -> float:

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from camsim import transforms
+from camsim import srgb, transforms
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir, read_exr, read_image, write_bytes_atomic, write_exr, write_image
-from camsim.interpolate import srgb
 from camsim.interpolate.poses import interpolate_linear, interpolate_poses
 from camsim.interpolate.warp import FrameData, PairWarper
 

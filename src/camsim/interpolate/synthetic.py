@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from camsim import transforms
+from camsim import srgb, transforms
 from camsim.fileio import write_exr, write_image
-from camsim.interpolate import srgb
 
 
 @dataclass(frozen=True)

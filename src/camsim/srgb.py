@@ -26,15 +26,22 @@ def encode(linear: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     return np.floor(v * maxval + 0.5).astype(dtype)
 
 
+def _float(v: np.ndarray) -> np.ndarray:
+    """Keep float32 as float32 (speed in the emulators); everything else becomes float64."""
+    arr = np.asarray(v)
+    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+
+
 def eotf(v: np.ndarray) -> np.ndarray:
-    """sRGB encoded value in [0, 1] -> linear."""
-    v = np.asarray(v, dtype=np.float64)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    """sRGB encoded value in [0, 1] -> linear (piecewise: linear toe below 0.04045, 2.4 power above)."""
+    v = _float(v)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(v.dtype)
 
 
 def oetf(lin: np.ndarray) -> np.ndarray:
     """Linear value in [0, 1] -> sRGB encoded."""
-    lin = np.asarray(lin, dtype=np.float64)
-    return np.where(
+    lin = _float(lin)
+    out = np.where(
         lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(np.maximum(lin, 0.0031308), 1 / 2.4) - 0.055
     )
+    return out.astype(lin.dtype)
