@@ -8,7 +8,7 @@ from pathlib import Path
 
 from camsim.blender.worker import BlenderWorker, WorkerOptions
 from camsim.errors import UserInputError
-from camsim.fileio import atomic_path
+from camsim.fileio import atomic_path, make_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,7 @@ def make_scenes(
         raise UserInputError(f"--count must be at least 1, got {count}")
     if seed < 0:
         raise UserInputError(f"--seed must be 0 or more, got {seed}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserInputError(f"output path exists and is not a folder: {out_dir}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserInputError(f"cannot create {out_dir}: {exc.strerror}") from None
+    make_output_dir(out_dir)
     paths = []
     with BlenderWorker(options or WorkerOptions(name="scenes")) as worker:
         for s in range(seed, seed + count):
