@@ -256,6 +256,9 @@ class BlenderWorker:
     # ------------------------------------------------------------------------------------ requests
 
     def _died(self, what: str) -> WorkerError:
+        if self.proc is not None and self.proc.poll() is None:  # the socket can close before the exit is seen
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=2)
         code = self.proc.poll() if self.proc else None
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         err = WorkerError(

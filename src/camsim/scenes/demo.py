@@ -8,6 +8,7 @@ instanced with an array modifier), a sun light and a world background.
 
 from __future__ import annotations
 
+import colorsys
 import math
 import random
 
@@ -21,14 +22,15 @@ def _material(name: str, rng: random.Random, texture: str | None = None):
     mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = nodes.get("Principled BSDF")
-    color = (rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), 1.0)
+    hue = rng.random()
+    color = (*colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 0.9), rng.uniform(0.5, 0.9)), 1.0)
     bsdf.inputs["Base Color"].default_value = color
     bsdf.inputs["Roughness"].default_value = rng.uniform(0.3, 0.8)
     if texture == "checker":
         tex = nodes.new("ShaderNodeTexChecker")
         tex.inputs["Scale"].default_value = 8.0
         tex.inputs["Color1"].default_value = color
-        tex.inputs["Color2"].default_value = (0.9, 0.9, 0.85, 1.0)
+        tex.inputs["Color2"].default_value = (0.7, 0.7, 0.65, 1.0)
         links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
     elif texture == "noise":
         tex = nodes.new("ShaderNodeTexNoise")
@@ -87,8 +89,10 @@ def build(seed: int = 0) -> dict:
     scene.world = world
     world.use_nodes = True
     bg = world.node_tree.nodes.get("Background")
-    bg.inputs["Color"].default_value = (0.45 + rng.uniform(-0.1, 0.1), 0.6, 0.85, 1.0)
-    bg.inputs["Strength"].default_value = 0.8
+    bg.inputs["Color"].default_value = (0.12 + rng.uniform(-0.04, 0.04), 0.2, 0.4, 1.0)
+    bg.inputs["Strength"].default_value = 0.6
+    # A display transform that keeps colours saturated (Blender 4+ defaults to AgX, which washes them out).
+    scene.view_settings.view_transform = "Standard"
 
     # Light.
     sun_data = bpy.data.lights.new("Sun", type="SUN")
