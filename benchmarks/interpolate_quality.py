@@ -64,7 +64,8 @@ def main() -> None:
         help="Cycles adaptive-sampling noise threshold (0: every pixel gets --samples)",
     )
     ap.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="PNG bits per channel")
-    ap.add_argument("--workers", type=int, default=1, help="interpolation processes (0: one per core)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="interpolation processes (0: one per core, as the render uses every core)")  # fmt: skip
     ap.add_argument("--workdir", type=Path, default=None, help="keep scenes, renders and results here")
     ap.add_argument(
         "--reuse",

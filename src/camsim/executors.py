@@ -183,10 +183,19 @@ class LocalPool:
     """`jobs` threads, each driving one warm Blender worker; jobs are taken from a shared queue."""
 
     def __init__(
-        self, config: RenderConfig, jobs: int, max_retries: int = 2, allow_skips: bool = False
+        self,
+        config: RenderConfig,
+        jobs: int,
+        max_retries: int = 2,
+        allow_skips: bool = False,
+        warm: BlenderWorker | None = None,
     ) -> None:
+        """`warm`: an already started worker (the one that planned the run) for the first slot."""
         self.config = config
         self.slots = [WorkerSlot(config, index=i, jobs=jobs) for i in range(jobs)]
+        if warm is not None and warm.alive:
+            self.slots[0].worker = warm
+            self.slots[0].started = 1
         self.max_retries = max_retries
         self.allow_skips = allow_skips
         self._stop = threading.Event()

@@ -207,6 +207,7 @@ def open_scene(path: str, settings: dict) -> dict:
     render = scene.render
     render.use_compositing = False
     render.use_sequencer = False
+    render.use_persistent_data = True  # keep Cycles' scene data between the frames of a sequence
 
     render.engine = "CYCLES"
     if settings.get("width"):

@@ -67,45 +67,50 @@ class CreateDatasets:
 
         prepare_output_parent(self.datasets_dir)
         scenes = find_scenes(self.scenes_dir)
-        plan = self._plan(scenes, config)
-        if self.dry_run:
-            _print_plan(plan)
-            return 0
-        if not plan.jobs:
-            # The one error line must say why (log lines may go elsewhere): name the first failures.
-            why = "; ".join(f"{f.scene.name}: {f.error}" for f in plan.failures[:3])
-            more = f" (and {len(plan.failures) - 3} more)" if len(plan.failures) > 3 else ""
-            raise UserInputError(f"no scene could be planned, nothing to render: {why}{more}")
-        return self._render(plan, config)
+        planner: list = []  # the Blender that read the scenes: it becomes the first pool worker
+        try:
+            plan = self._plan(scenes, config, planner)
+            if self.dry_run:
+                _print_plan(plan)
+                return 0
+            if not plan.jobs:
+                # The one error line must say why (log lines may go elsewhere): name the first failures.
+                why = "; ".join(f"{f.scene.name}: {f.error}" for f in plan.failures[:3])
+                more = f" (and {len(plan.failures) - 3} more)" if len(plan.failures) > 3 else ""
+                raise UserInputError(f"no scene could be planned, nothing to render: {why}{more}")
+            warm = planner.pop() if planner and not self.cluster else None
+            return self._render(plan, config, warm)
+        finally:
+            for w in planner:
+                w.close()
 
-    def _plan(self, scenes, config):  # type: ignore[no-untyped-def]
+    def _plan(self, scenes, config, holder: list):  # type: ignore[no-untyped-def]
+        """Plan every scene; `holder` receives the (still running) Blender that read the ranges."""
         from camsim.blender.worker import BlenderWorker, options_from_config
         from camsim.datasets import PlanOptions, plan_datasets
 
         options = PlanOptions(self.sequences_per_scene, self.num_frames, self.anim_start, self.anim_end,
                               self.sampling, self.seed)  # fmt: skip
-        holder: dict[str, BlenderWorker] = {}
 
         def read_range(scene):  # type: ignore[no-untyped-def]
             from camsim.errors import SceneError, WorkerError
 
-            if "w" not in holder or not holder["w"].alive:
-                holder["w"] = BlenderWorker(options_from_config(config, "planner")).start()
+            if not holder or not holder[-1].alive:
+                for dead in holder:
+                    dead.kill()
+                holder.clear()
+                holder.append(BlenderWorker(options_from_config(config, "worker-1")).start())
             try:
-                info = holder["w"].scene_range(scene.path.resolve())
+                info = holder[-1].scene_range(scene.path.resolve())
             except WorkerError as exc:
                 raise SceneError(f"Blender could not read the scene: {exc}") from None
             if not info["has_camera"]:
                 raise SceneError("scene has no camera")
             return info["frame_start"], info["frame_end"]
 
-        try:
-            return plan_datasets(scenes, self.datasets_dir, config, options, read_range)
-        finally:
-            if "w" in holder:
-                holder["w"].close()
+        return plan_datasets(scenes, self.datasets_dir, config, options, read_range)
 
-    def _render(self, plan, config) -> int:  # type: ignore[no-untyped-def]
+    def _render(self, plan, config, warm=None) -> int:  # type: ignore[no-untyped-def]
         from camsim.datasets import dispatch_order
         from camsim.executors import JobOutcome, LocalPool
         from camsim.progress import progress_bar
@@ -118,7 +123,7 @@ class CreateDatasets:
 
             runner = DaskRunner(self.cluster, config, self.max_retries, allow_skips, self.datasets_dir)
         else:
-            runner = LocalPool(config, min(config.jobs, len(jobs)), self.max_retries, allow_skips)
+            runner = LocalPool(config, min(config.jobs, len(jobs)), self.max_retries, allow_skips, warm=warm)
         with progress_bar("frames") as bar:
             view = _PoolView(bar, len(jobs), plan.total_frames)
             try:

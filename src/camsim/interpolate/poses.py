@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.spatial.transform import Rotation, RotationSpline
 
 
 def interpolate_poses(times: np.ndarray, c2ws: np.ndarray, new_times: np.ndarray) -> np.ndarray:
@@ -12,9 +14,6 @@ def interpolate_poses(times: np.ndarray, c2ws: np.ndarray, new_times: np.ndarray
     scipy's RotationSpline (C2-continuous angular rate; with two keys it is exactly slerp). The
     original times reproduce the original poses (up to re-orthonormalisation of the rotation).
     """
-    from scipy.interpolate import CubicSpline
-    from scipy.spatial.transform import Rotation, RotationSpline
-
     times = np.asarray(times, dtype=np.float64)
     c2ws = np.asarray(c2ws, dtype=np.float64)
     new_times = np.asarray(new_times, dtype=np.float64)
