@@ -227,24 +227,7 @@ class PairWarper:
         seg = np.concatenate(segs) if has_seg else None
 
         # Bilinear footprint: four target pixels per contribution.
-        fx, fy = x - 0.5, y - 0.5
-        x0, y0 = np.floor(fx), np.floor(fy)
-        ax, ay = fx - x0, fy - y0
-        x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-        idx_l, b_l, src_l = [], [], []
-        ar = np.arange(len(x))
-        for dx, dy, bw in (
-            (0, 0, (1 - ax) * (1 - ay)),
-            (1, 0, ax * (1 - ay)),
-            (0, 1, (1 - ax) * ay),
-            (1, 1, ax * ay),
-        ):
-            xi, yi = x0 + dx, y0 + dy
-            ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h) & (bw > 0)
-            idx_l.append((yi * w + xi)[ok])
-            b_l.append(bw[ok])
-            src_l.append(ar[ok])
-        idx, bil, k = np.concatenate(idx_l), np.concatenate(b_l), np.concatenate(src_l)
+        idx, bil, k = reverse.footprint(x, y, h, w)
         npx = h * w
         zk = z[k]
         side = (k >= len(xs[0])).astype(np.int64)  # 0: frame A, 1: frame B
