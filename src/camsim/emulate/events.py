@@ -28,12 +28,11 @@ from camsim.emulate.common import (
     batches,
     check_positive,
     parallel_map,
-    prepare_output,
     rng,
     write_params,
     write_transforms_streamed,
 )
-from camsim.emulate.light import LUMA, Sequence, open_sequence, output_meta
+from camsim.emulate.light import LUMA, Sequence, output_meta, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import atomic_path, write_image
 
@@ -339,11 +338,7 @@ def emulate_events(
 
     `progress` is called with the number of input frames finished after each batch.
     """
-    cfg = cfg or EventsConfig()
-    cfg.validate()
-    seq = open_sequence(input_dir, cfg.light)
-    out = prepare_output(output_dir, overwrite)
-    return _run(seq, out, cfg, progress)
+    return run_emulator(_run, cfg or EventsConfig(), input_dir, output_dir, overwrite, progress)
 
 
 def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress) -> Path:

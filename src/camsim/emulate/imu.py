@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from camsim.emulate.common import IMU_BLOCK, Progress, check_positive, prepare_output, rng, write_params
-from camsim.emulate.light import Sequence, open_sequence
+from camsim.emulate.common import IMU_BLOCK, Progress, check_positive, rng, write_params
+from camsim.emulate.light import Sequence, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import atomic_path
 
@@ -137,11 +137,7 @@ def emulate_imu(
     state_groundtruth_estimate0/data.csv (pose, velocity, biases), params.json.
     `progress` is called with the number of samples finished after each batch.
     """
-    cfg = cfg or ImuConfig()
-    cfg.validate()
-    seq = open_sequence(input_dir, "srgb")
-    out = prepare_output(output_dir, overwrite)
-    return _run(seq, out, cfg, progress)
+    return run_emulator(_run, cfg or ImuConfig(), input_dir, output_dir, overwrite, progress, light="srgb")
 
 
 def _run(seq: Sequence, out: Path, cfg: ImuConfig, progress: Progress) -> Path:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from camsim import srgb, transforms
+from camsim.emulate.common import prepare_output
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_image
 
@@ -146,3 +147,18 @@ def output_meta(seq: Sequence, **extra: Any) -> dict[str, Any]:
     meta["format"] = transforms.FORMAT_VERSION
     meta.update(extra)
     return meta
+
+
+def run_emulator(
+    run: Any,
+    cfg: Any,
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    overwrite: bool,
+    progress: Any,
+    light: str | None = None,
+) -> Path:
+    """What every emulator does first: check the config, open the input, prepare the output; then run."""
+    cfg.validate()
+    seq = open_sequence(input_dir, light or cfg.light)
+    return run(seq, prepare_output(output_dir, overwrite), cfg, progress)

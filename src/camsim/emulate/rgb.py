@@ -25,12 +25,11 @@ from camsim.emulate.common import (
     check_probability,
     interpolate_pose,
     parallel_map,
-    prepare_output,
     rng,
     write_params,
     write_transforms_streamed,
 )
-from camsim.emulate.light import Sequence, linear_to_srgb, open_sequence, output_meta, photon_rate
+from camsim.emulate.light import Sequence, linear_to_srgb, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import write_image
 
@@ -230,11 +229,7 @@ def emulate_rgb(
 
     `progress` is called with the number of output frames finished after each batch.
     """
-    cfg = cfg or RgbConfig()
-    cfg.validate()
-    seq = open_sequence(input_dir, cfg.light)
-    out = prepare_output(output_dir, overwrite)
-    return _run(seq, out, cfg, progress)
+    return run_emulator(_run, cfg or RgbConfig(), input_dir, output_dir, overwrite, progress)
 
 
 def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress) -> Path:

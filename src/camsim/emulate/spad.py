@@ -28,12 +28,11 @@ from camsim.emulate.common import (
     check_probability,
     interpolate_pose,
     parallel_map,
-    prepare_output,
     rng,
     write_params,
     write_transforms_streamed,
 )
-from camsim.emulate.light import LUMA, Sequence, open_sequence, output_meta, photon_rate
+from camsim.emulate.light import LUMA, Sequence, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import atomic_path, write_image
 
@@ -163,11 +162,7 @@ def emulate_spad(
 
     `progress` is called with the number of input frames finished after each batch.
     """
-    cfg = cfg or SpadConfig()
-    cfg.validate()
-    seq = open_sequence(input_dir, cfg.light)
-    out = prepare_output(output_dir, overwrite)
-    return _run(seq, out, cfg, progress)
+    return run_emulator(_run, cfg or SpadConfig(), input_dir, output_dir, overwrite, progress)
 
 
 def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress) -> Path:
