@@ -25,6 +25,12 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q
+	@# Where an installed Blender is on PATH, the analytic ground-truth tests run on it too.
+	@if command -v blender >/dev/null 2>&1; then \
+		echo "analytic ground truth on $$(blender --version 2>/dev/null | head -1)"; \
+		CAMSIM_TEST_BLENDER=$$(command -v blender) $(PY) -m pytest -q tests/test_render_groundtruth.py \
+			tests/test_render_options.py; \
+	fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/render_overhead.py

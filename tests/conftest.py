@@ -23,10 +23,16 @@ FAST = RenderConfig(
 )
 
 
+# CAMSIM_TEST_BLENDER=/path/to/blender runs the shared worker on an installed Blender instead of bpy.
+EXTERNAL_BLENDER = Path(os.environ["CAMSIM_TEST_BLENDER"]) if os.environ.get("CAMSIM_TEST_BLENDER") else None
+
+
 @pytest.fixture(scope="session")
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BlenderWorker]:
     logs = tmp_path_factory.mktemp("worker-logs")
-    with BlenderWorker(WorkerOptions(log_dir=logs, timeout=300, name="tests")) as w:
+    with BlenderWorker(
+        WorkerOptions(executable=EXTERNAL_BLENDER, log_dir=logs, timeout=300, name="tests")
+    ) as w:
         yield w
 
 

@@ -132,7 +132,15 @@ class FrameCameras:
     next: Mapping[str, Any]
 
 
+PASS_ALIASES = {"Object Index": ("Object Index", "IndexOB")}
+"""Pass names in the multilayer EXR by Blender version (Blender before 4.x writes IndexOB)."""
+
+
 def _channel(chans: Mapping[str, np.ndarray], layer: str, pass_name: str, names: str) -> np.ndarray:
+    for alias in PASS_ALIASES.get(pass_name, (pass_name,)):
+        if f"{layer}.{alias}.{names[0]}" in chans:
+            pass_name = alias
+            break
     arrays = [chans[f"{layer}.{pass_name}.{c}"] for c in names]
     return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-1)
 

@@ -133,6 +133,19 @@ def _setup_device(scene, device_type: str, gpu_index: int | None) -> str:
     return "CPU"
 
 
+def _has_denoiser() -> bool:
+    """Some Blender builds (e.g. Debian's) lack OpenImageDenoise; render noisy rather than fail."""
+    try:
+        import _cycles
+
+        ok = bool(getattr(_cycles, "with_openimagedenoise", True))
+    except ImportError:
+        ok = True
+    if not ok:
+        log("WARNING: this Blender has no OpenImageDenoise; rendering without denoising")
+    return ok
+
+
 def _assign_ids(scene) -> dict[int, str]:
     """Stable ids: renderable objects sorted by name get 1, 2, ... (same scene, same ids)."""
     names = sorted(o.name for o in scene.objects if o.type in RENDERABLE_TYPES)
@@ -226,7 +239,7 @@ def open_scene(path: str, settings: dict) -> dict:
     cycles.use_adaptive_sampling = threshold > 0
     if threshold > 0:
         cycles.adaptive_threshold = threshold
-    cycles.use_denoising = bool(settings.get("use_denoising", True))
+    cycles.use_denoising = bool(settings.get("use_denoising", True)) and _has_denoiser()
     if hasattr(layer, "cycles") and hasattr(layer.cycles, "denoising_store_passes"):
         layer.cycles.denoising_store_passes = False
 
