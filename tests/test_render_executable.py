@@ -1,10 +1,10 @@
 """`--render-config.executable`: workers started through Blender's command line run the same service.
 
-No Blender binary can be installed here (only PyPI is reachable), so the executable is a small
-launcher that takes Blender's own command line (`--background --factory-startup --python SCRIPT -- ...`)
-and runs SCRIPT with the `bpy` module, exactly as `blender` would run it. What is under test is
-camsim's side: the command line it builds, the argument hand-over after `--`, and that the service
-needs nothing from camsim.
+This test needs no Blender binary: the executable is a small launcher that takes Blender's own
+command line (`--background --factory-startup --python SCRIPT -- ...`) and runs SCRIPT with the `bpy`
+module, exactly as `blender` would run it. What is under test is camsim's side: the command line it
+builds, the argument hand-over after `--`, and that the service needs nothing from camsim. With a real
+Blender on PATH, `make test` also runs the analytic ground-truth tests on it (CAMSIM_TEST_BLENDER).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ class RenderConfig:
     """How each frame is rendered, and which ground truth is written beside it."""
 
     executable: Path | None = None
-    """An installed Blender executable (3.6+) to run the workers with. Default: the `bpy` module in this
+    """An installed Blender executable (3.4+) to run the workers with. Default: the `bpy` module in this
     Python environment."""
     height: int | None = None
     """Frame height in pixels. Default: the scene's own (times its resolution percentage)."""

@@ -1,7 +1,7 @@
 """The Blender side of a camsim worker. Runs INSIDE Blender (the `bpy` module or `blender -b --python`).
 
 Standalone on purpose: it imports only bpy and the standard library, so it runs unchanged in an
-installed Blender 3.6+ that knows nothing of camsim. It connects back to the host over an
+installed Blender 3.4+ that knows nothing of camsim. It connects back to the host over an
 authenticated `multiprocessing.connection` (UNIX socket or loopback TCP); the key arrives on stdin,
 never on the command line. When stdin closes (the host exited, even by SIGKILL) it exits at once,
 so a worker never outlives its host.
