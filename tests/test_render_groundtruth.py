@@ -193,6 +193,22 @@ def test_keyframe_multiplier_stretches_time(build_scene, render):
     assert back.mean() > 0.5
 
 
+def test_keyframe_multiplier_stretches_shape_key_animation(build_scene, render):
+    """Mesh-data animation (a shape key, not an object action) is stretched like everything else."""
+    blend = build_scene("shapekey", kind="shapekey", frames=(1, 11))
+    cfg = FAST.replace(normals=False, flows=False, debug=False)
+    plain = render(blend, "sk1", config=cfg, frame_start=5, frame_end=5)
+    slow = render(blend, "sk2", config=cfg.replace(keyframe_multiplier=2.0), frame_start=10, frame_end=10)
+    seg1 = read_exr(plain / transforms.read(plain)["frames"][0]["segmentation_file_path"])
+    seg2 = read_exr(slow / transforms.read(slow)["frames"][0]["segmentation_file_path"])
+    square = {v: int(k) for k, v in transforms.read(plain)["segmentation_ids"].items()}["Square"]
+    assert (seg1 == square).sum() > 20
+    np.testing.assert_array_equal(seg1 == square, seg2 == square)
+    start = render(blend, "sk0", config=cfg, frame_start=1, frame_end=1)
+    seg0 = read_exr(start / transforms.read(start)["frames"][0]["segmentation_file_path"])
+    assert ((seg0 == square) != (seg1 == square)).sum() > 20  # it did move by frame 5
+
+
 def test_rgb_frame_and_ground_truth_share_resolution(planes):
     out, meta, _ = planes
     fr = meta["frames"][0]

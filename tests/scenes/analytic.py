@@ -109,6 +109,20 @@ def build(
         )
         mover.keyframe_insert("location", frame=frames[1])
         _linear(mover)
+    elif kind == "shapekey":
+        # A shape key (mesh data animation, not an object action) slides a square across the view.
+        _plane("Back", 200.0, (0.0, 0.0, -depth), parent=rig)
+        sq = _plane("Square", 1.0, (0.0, 0.0, -object_depth), parent=rig)
+        sq.shape_key_add(name="Basis")
+        moved = sq.shape_key_add(name="Moved")
+        for v in moved.data:
+            v.co.x += 1.0
+        keys = sq.data.shape_keys
+        moved.value = 0.0
+        moved.keyframe_insert("value", frame=frames[0])
+        moved.value = 1.0
+        moved.keyframe_insert("value", frame=frames[1])
+        _linear(keys)
     elif kind == "point":
         _sphere("Marker", 0.06, point, parent=rig)
         _sphere("Other", 0.2, (point[0] + 0.6, point[1], point[2] - 1.0), parent=rig)
