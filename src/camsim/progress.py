@@ -25,6 +25,13 @@ from rich.text import Text
 log = logging.getLogger("camsim")
 
 
+def report_console(stderr: bool = False) -> Console:
+    """A console for tables and summaries: the terminal's width on a terminal; 160 columns into a pipe or
+    file (rich would assume 80 and cut sequence names)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=160)
+
+
 class PlainProgress:
     """Same interface as the parts of rich.Progress we use; logs at most every `interval` seconds."""
 
@@ -103,4 +110,4 @@ def progress_bar(unit: str = "frames") -> Iterator[Progress | PlainProgress]:
         yield bar
 
 
-__all__ = ["PlainProgress", "TaskID", "progress_bar"]
+__all__ = ["PlainProgress", "TaskID", "progress_bar", "report_console"]

@@ -177,17 +177,17 @@ class _PoolView:
 
 
 def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
-    from rich.console import Console
     from rich.table import Table
 
     from camsim.datasets import describe_plan
+    from camsim.progress import report_console
 
     table = Table(title="create-datasets plan")
     for col in ("scene", "sequence", "first", "last", "frames"):
         table.add_column(col, justify="right" if col in ("first", "last", "frames") else "left")
     for row in describe_plan(plan):
         table.add_row(*(str(row[c]) for c in ("scene", "sequence", "first", "last", "frames")))
-    console = Console()
+    console = report_console()
     console.print(table)
     for f in plan.failures:
         console.print(f"[red]cannot plan {f.scene.name}: {f.error}")
@@ -196,13 +196,13 @@ def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
 
 
 def _summarise(outcomes, plan, elapsed: float) -> int:  # type: ignore[no-untyped-def]
-    from rich.console import Console
+    from camsim.progress import report_console
 
     done = [o for o in outcomes if o.status == "done"]
     skipped = [o for o in outcomes if o.status == "skipped"]
     failed = [o for o in outcomes if o.status == "failed"]
     rendered = sum(o.result.frames_rendered for o in done if o.result)
-    console = Console(stderr=True)
+    console = report_console(stderr=True)
     console.print(
         f"sequences: {len(done)} done, {len(skipped)} skipped, {len(failed) + len(plan.failures)} failed; "
         f"{rendered} frames rendered in {elapsed:.1f} s ({rendered / elapsed if elapsed > 0 else 0:.2f} frames/s)"

@@ -18,13 +18,13 @@ class Info:
     """List every sequence, not only the totals."""
 
     def run(self) -> int:
-        from rich.console import Console
         from rich.table import Table
 
         from camsim.dataset import describe, human_size
+        from camsim.progress import report_console
 
         info = describe(self.dataset)
-        console = Console()
+        console = report_console()
         if self.per_sequence:
             table = Table(title=str(self.dataset))
             for col in ("sequence", "format", "frames", "resolution", "fps", "ground truth", "size"):

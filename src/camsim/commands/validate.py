@@ -23,10 +23,9 @@ class Validate:
     `create-datasets --allow-skips` re-renders exactly those frames."""
 
     def run(self) -> int:
-        from rich.console import Console
         from rich.table import Table
 
-        from camsim.progress import progress_bar
+        from camsim.progress import progress_bar, report_console
         from camsim.validate import total_frames, validate_dataset
 
         with progress_bar("frames") as bar:
@@ -37,7 +36,7 @@ class Validate:
                 purge=self.purge,
                 progress=lambda n: bar.update(task, advance=n),
             )
-        console = Console()
+        console = report_console()
         if self.consistency or any(s.status != "ok" for s in report.sequences):
             table = Table(title="sequences")
             for col in ("sequence", "format", "frames", "status", "problems"):
