@@ -234,14 +234,14 @@ class LocalPool:
                     continue
                 outcomes[i] = outcome
                 emit(Event("finished", -1, outcome.job, outcome=outcome))
-        except BaseException:
+            for t in threads:
+                t.join()
+            self.close()
+        except BaseException:  # Ctrl-C/SIGTERM at any point, even after the last job: no worker survives
             self.stop()
             for t in threads:
                 t.join(timeout=30)
             raise
-        for t in threads:
-            t.join()
-        self.close()
         return [outcomes.get(i, JobOutcome(job, "failed", error="not run")) for i, job in enumerate(jobs)]
 
     def stop(self) -> None:
