@@ -94,6 +94,8 @@ class RenderConfig:
                 raise bad(name, f"must be between 1 and 65536, got {v}")
         if not (math.isfinite(self.keyframe_multiplier) and self.keyframe_multiplier > 0):
             raise bad("keyframe_multiplier", f"must be a positive number, got {self.keyframe_multiplier}")
+        if not 1 / 900 <= self.keyframe_multiplier <= 900:  # Blender's time remapping: old/new in 1..900
+            raise bad("keyframe_multiplier", f"must be between 1/900 and 900, got {self.keyframe_multiplier}")
         if not (self.timeout == -1 or (math.isfinite(self.timeout) and self.timeout > 0)):
             raise bad("timeout", f"must be positive seconds or -1, got {self.timeout}")
         if not 0 <= self.adaptive_threshold < 1:
