@@ -123,6 +123,11 @@ def find_sequence_dirs(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(out)
 
 
+def sequence_name(root: Path, folder: Path) -> str:
+    """How a sequence is named in tables, videos and items: its path below the dataset root."""
+    return str(folder.relative_to(root)) if folder != root else folder.name
+
+
 def find_sequences(root: str | os.PathLike[str]) -> list[Path]:
     """Folders under `root` (or `root` itself) that hold a transforms.json, sorted."""
     root = Path(root)
@@ -147,7 +152,7 @@ class Dataset:
         seqs = find_sequences(p)
         if not seqs:
             raise DatasetError(f"no transforms.json under {p}")
-        return MultiSequenceDataset([SequenceDataset(s, name=str(s.relative_to(p))) for s in seqs])
+        return MultiSequenceDataset([SequenceDataset(s, name=sequence_name(p, s)) for s in seqs])
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -399,7 +404,7 @@ def describe(path: str | os.PathLike[str]) -> DatasetInfo:
         raise DatasetError(f"no dataset at {root}")
     out = []
     for d in find_sequence_dirs(root):
-        name = str(d.relative_to(root)) if d != root else d.name
+        name = sequence_name(root, d)
         size = _folder_size(d)
         try:
             seq = SequenceDataset(d, name=name, check=False)

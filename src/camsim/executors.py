@@ -13,7 +13,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from camsim.blender.worker import BlenderWorker, options_from_config
 from camsim.config import GPU_BACKENDS, RenderConfig
@@ -253,14 +253,3 @@ class LocalPool:
     def close(self) -> None:
         for slot in self.slots:
             slot.close()
-
-
-def describe(outcome: JobOutcome) -> dict[str, Any]:
-    return {
-        "scene": outcome.job.scene_name,
-        "sequence": outcome.job.sequence_id,
-        "status": outcome.status,
-        "error": outcome.error,
-        "log": outcome.log_path,
-        "attempts": outcome.attempts,
-    }

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from camsim import colorize, transforms
-from camsim.dataset import SequenceDataset, find_sequences
+from camsim.dataset import SequenceDataset, find_sequences, sequence_name
 from camsim.errors import DatasetError, UserInputError
 from camsim.fileio import atomic_path, make_output_dir
 
@@ -270,7 +270,7 @@ def make_previews(
     seq_dirs = find_sequences(root)
     if not seq_dirs:
         raise DatasetError(f"no transforms.json under {root}")
-    seqs = [SequenceDataset(d, name=str(d.relative_to(root)) if d != root else d.name) for d in seq_dirs]
+    seqs = [SequenceDataset(d, name=sequence_name(root, d)) for d in seq_dirs]
     written: list[Path] = []
     for seq in seqs:
         folder = make_output_dir(out / seq.name)

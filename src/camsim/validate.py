@@ -28,6 +28,7 @@ from camsim.dataset import (
     SequenceDataset,
     find_sequence_dirs,
     read_frame_file,
+    sequence_name,
 )
 from camsim.errors import DatasetError
 from camsim.fileio import TMP_MARK
@@ -542,7 +543,7 @@ def validate_dataset(
         raise DatasetError(f"no dataset at {root}")
     reports = []
     for d in find_sequence_dirs(root):
-        name = str(d.relative_to(root)) if d != root else d.name
+        name = sequence_name(root, d)
         rep = check_sequence(d, name, consistency=consistency, progress=progress)
         if purge:
             purge_sequence(rep)

@@ -9,7 +9,6 @@ log file; every failure names that log and quotes its last lines.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
 import os
@@ -328,8 +327,7 @@ class BlenderWorker:
 
 def options_from_config(config: Any, name: str = "") -> WorkerOptions:
     """WorkerOptions from a RenderConfig (kept here so the worker does not depend on config)."""
-    return dataclasses.replace(
-        WorkerOptions(),
+    return WorkerOptions(
         executable=config.executable,
         log_dir=config.log_dir,
         timeout=config.timeout,
