@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from camsim import srgb, transforms
+from camsim.config import RenderConfig
 from camsim.fileio import read_exr, read_image
 from camsim.interpolate import interpolate_sequence
 from camsim.interpolate.metrics import psnr, ssim
@@ -56,11 +57,17 @@ def main() -> None:
     )
     ap.add_argument("--width", type=int, default=160, help="pixels")
     ap.add_argument("--height", type=int, default=120, help="pixels")
-    ap.add_argument("--samples", type=int, default=64, help="Cycles max samples (denoising stays on)")
+    defaults = RenderConfig()
+    ap.add_argument(
+        "--samples",
+        type=int,
+        default=defaults.max_samples,
+        help="Cycles max samples (denoising stays on; default: the renderer's)",
+    )
     ap.add_argument(
         "--adaptive-threshold",
         type=float,
-        default=0.05,
+        default=defaults.adaptive_threshold,
         help="Cycles adaptive-sampling noise threshold (0: every pixel gets --samples)",
     )
     ap.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="PNG bits per channel")

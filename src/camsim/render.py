@@ -211,6 +211,7 @@ def build_transforms(
         "blender_version": info["blender_version"],
         "camsim_version": __version__,
         "device": info["device"],
+        "pixel_filter": info.get("pixel_filter"),
         "render": {k: v for k, v in config.to_json().items() if k not in EXECUTION_SETTINGS},
         "conventions": transforms.CONVENTIONS,
         "segmentation_ids": {

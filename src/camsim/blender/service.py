@@ -283,6 +283,7 @@ def open_scene(path: str, settings: dict) -> dict:
         "height": int(render.resolution_y * render.resolution_percentage / 100),
         "blender_version": bpy.app.version_string,
         "frame_map": [render.frame_map_old, render.frame_map_new],
+        "pixel_filter": {"type": str(cycles.pixel_filter_type), "width": float(cycles.filter_width)},
     }
 
 

@@ -151,6 +151,168 @@ def prefilter(image: np.ndarray) -> np.ndarray:
     )
 
 
+def filter_sigma(pixel_filter: dict | None) -> float:
+    """Std. dev. in pixels of the 1-D pixel filter Cycles sampled (the tables of its film.cpp).
+
+    Blackman-Harris of width W spans 2W (sigma 0.277 W; the default W = 1.5 gives 0.42 px), Gaussian
+    exp(-8 x^2 / W^2) (sigma W / 4), box W (sigma W / sqrt 12). Unknown: the default filter.
+    """
+    kind = (pixel_filter or {}).get("type", "BLACKMAN_HARRIS")
+    width = float((pixel_filter or {}).get("width", 1.5))
+    if kind == "BOX":
+        return width / 12**0.5
+    if kind == "GAUSSIAN":
+        return width / 4.0
+    return 0.27701 * width
+
+
+RING_TOL = 0.25
+"""Largest colour error (fraction of the edge contrast) two pixels out across an edge: steps only, no ramps."""
+EDGE_SIGMA = filter_sigma(None)
+"""Std. dev. (pixels) of Cycles' default pixel filter (Blackman-Harris, 1.5 px)."""
+
+
+@dataclass
+class EdgeModel:
+    """Per source pixel, a straight step between two colours seen through the pixel filter, where one fits.
+
+    Resampling an anti-aliased step with any linear interpolant blurs it (the step is far from
+    band-limited). Where the 3x3 neighbourhood of a pixel is two colours mixed by a straight edge,
+    colour(o) = c0 + Phi((g . o + d0) / sigma) (c1 - c0) at offset o from the pixel centre reproduces the
+    rendered pixels, and moving the edge is exact.
+    """
+
+    valid: np.ndarray
+    c0: np.ndarray
+    dc: np.ndarray
+    gx: np.ndarray
+    gy: np.ndarray
+    d0: np.ndarray
+    sigma: float
+
+
+def _fit_step(
+    nb: np.ndarray, c0: np.ndarray, dc: np.ndarray, ox: np.ndarray, oy: np.ndarray, sigma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Edge normal (gx, gy), signed distance d0 of the centre, and whether a step fits: 3x3 colours nb."""
+    from scipy.special import ndtri
+
+    l2 = (dc**2).sum(-1)
+    alpha = np.clip(((nb - c0) * dc).sum(-1) / np.where(l2 > 0, l2, 1.0), 0.0, 1.0)
+    gx = (alpha * ox * np.where(oy == 0, 2.0, 1.0)).sum(0)  # Sobel
+    gy = (alpha * oy * np.where(ox == 0, 2.0, 1.0)).sum(0)
+    gn = np.hypot(gx, gy)
+    gx, gy = gx / np.where(gn > 0, gn, 1.0), gy / np.where(gn > 0, gn, 1.0)
+    u = np.where((alpha > 0.02) & (alpha < 0.98), alpha * (1.0 - alpha), 0.0)
+    d = sigma * ndtri(np.clip(alpha, 0.02, 0.98))
+    usum = u.sum(0)
+    d0 = (u * (d - gx * ox - gy * oy)).sum(0) / np.where(usum > 0, usum, 1.0)
+    return gx, gy, d0, (l2 > 1e-4) & (usum > 0) & (gn > 0)
+
+
+def _steps_only(flat, h, w, py, px, c0, dc, gx, gy, d0) -> np.ndarray:
+    """A sharp edge is pure colour beyond one pixel from it; a smooth ramp (which the 3x3 window alone
+    cannot tell from a step) keeps changing there: check two pixels out along the edge normal."""
+    contrast = np.sqrt(np.maximum((dc**2).sum(-1), 1e-12))
+    ok = np.ones(len(py), dtype=bool)
+    for sign in (-1.0, 1.0):
+        qx = np.clip(px + np.rint(2.0 * sign * gx).astype(np.int64), 0, w - 1)
+        qy = np.clip(py + np.rint(2.0 * sign * gy).astype(np.int64), 0, h - 1)
+        dist = gx * (qx - px) + gy * (qy - py) + d0
+        pure = c0 + (dist > 0)[:, None] * dc
+        off = np.sqrt(((flat[qy * w + qx] - pure) ** 2).sum(-1)) > RING_TOL * contrast
+        ok &= ~((np.abs(dist) > 1.0) & off)
+    return ok
+
+
+def edge_model(image: np.ndarray, sigma: float = EDGE_SIGMA, tol: float = 0.08) -> EdgeModel:
+    """Fit the two-colour straight-edge model around every pixel of an HxWxC image.
+
+    A pixel's own 3x3 neighbourhood gives a model where it holds both pure colours and the transition
+    between them (pixels on the edge); pixels beside the edge borrow the model of an 8-neighbour that
+    explains their own 3x3 neighbourhood best. A model counts only where it reproduces all nine pixels
+    within `tol` of its colour contrast. Only pixels with contrast around them are examined.
+    """
+    from scipy.ndimage import maximum_filter, minimum_filter
+    from scipy.special import ndtr
+
+    h, w, nc = image.shape
+    flat = image.reshape(h * w, nc)
+    spread = sum(
+        (maximum_filter(image[..., c], size=3, mode="nearest") - minimum_filter(image[..., c], size=3, mode="nearest")) ** 2
+        for c in range(nc)
+    )  # fmt: skip
+    offs = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    ox = offs[:, 1].astype(np.float64)[:, None]
+    oy = offs[:, 0].astype(np.float64)[:, None]
+
+    def neighbours(py: np.ndarray, px: np.ndarray, offs: np.ndarray = offs) -> np.ndarray:
+        """Colours of the neighbourhoods `offs` of pixels (py, px), len(offs) x n x C (edges clamped)."""
+        yy = np.clip(py[None] + offs[:, 0, None], 0, h - 1)
+        xx = np.clip(px[None] + offs[:, 1, None], 0, w - 1)
+        return flat[yy * w + xx]
+
+    # Own models, where the neighbourhood has contrast; the two colours are its extremes. (Taking
+    # them from the 5x5 neighbourhood, which always holds both sides of an edge between pixel
+    # centres, measured worse on rendered scenes: a third colour gets in.)
+    py, px = np.nonzero(spread > 1e-4)
+    nb = neighbours(py, px)
+    ar = np.arange(len(py))
+    ia = ((nb - nb.mean(0)) ** 2).sum(-1).argmax(0)
+    c0 = nb[ia, ar]
+    ib = ((nb - c0) ** 2).sum(-1).argmax(0)
+    dc = nb[ib, ar] - c0
+    gx, gy, d0, own = _fit_step(nb, c0, dc, ox, oy, sigma)
+    own &= _steps_only(flat, h, w, py, px, c0, dc, gx, gy, d0)
+    keep = np.flatnonzero(own)
+    model = np.full(h * w, -1, dtype=np.int64)  # pixel -> row of its own model
+    model[py[keep] * w + px[keep]] = np.arange(len(keep))
+    c0, dc, gx, gy, d0 = c0[keep], dc[keep], gx[keep], gy[keep], d0[keep]
+
+    # Each pixel next to a model takes the candidate (its own or an 8-neighbour's, re-centred on it)
+    # that reproduces its 3x3 neighbourhood best.
+    near = maximum_filter((model >= 0).reshape(h, w), size=3, mode="constant")
+    ty, tx = np.nonzero(near)
+    tnb = neighbours(ty, tx)
+    n = len(ty)
+    best = np.full(n, np.inf)
+    pick = np.full(n, -1, dtype=np.int64)
+    pd0 = np.zeros(n)
+    for my, mx in offs[np.argsort(np.abs(offs).sum(1), kind="stable")]:
+        yy, xx = ty + my, tx + mx
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        m = np.where(inside, model[np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)], -1)
+        sel = np.flatnonzero(m >= 0)
+        if not len(sel):
+            continue
+        k = m[sel]
+        md0 = d0[k] - (gx[k] * mx + gy[k] * my)  # signed distance at this pixel's centre
+        pred = c0[k] + ndtr((gx[k] * ox + gy[k] * oy + md0) / sigma)[..., None] * dc[k]
+        err = np.sqrt(((pred - tnb[:, sel]) ** 2).sum(-1)).max(0)
+        err /= np.sqrt(np.maximum((dc[k] ** 2).sum(-1), 1e-12))
+        take = err < best[sel]
+        best[sel[take]] = err[take]
+        pick[sel[take]] = k[take]
+        pd0[sel[take]] = md0[take]
+    ok = best < tol
+    valid = np.zeros(h * w, dtype=bool)
+    out_c0, out_dc = np.zeros((h * w, nc)), np.zeros((h * w, nc))
+    out_gx, out_gy, out_d0 = np.zeros(h * w), np.zeros(h * w), np.zeros(h * w)
+    t = ty[ok] * w + tx[ok]
+    k = pick[ok]
+    valid[t] = True
+    out_c0[t], out_dc[t], out_gx[t], out_gy[t], out_d0[t] = c0[k], dc[k], gx[k], gy[k], pd0[ok]
+    return EdgeModel(
+        valid=valid.reshape(h, w),
+        c0=out_c0.reshape(h, w, nc),
+        dc=out_dc.reshape(h, w, nc),
+        gx=out_gx.reshape(h, w),
+        gy=out_gy.reshape(h, w),
+        d0=out_d0.reshape(h, w),
+        sigma=sigma,
+    )
+
+
 def window_stats(depth: np.ndarray, slope: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per pixel (x0, y0): min depth, max depth and max slope over the 4x4 window x0-1..x0+2, y0-1..y0+2."""
     from scipy.ndimage import maximum_filter, minimum_filter
@@ -166,6 +328,7 @@ def sample(
     slope: np.ndarray,
     window: tuple[np.ndarray, np.ndarray, np.ndarray],
     layer: Layer,
+    edges: EdgeModel | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sample a neighbour where `layer` says its surface was: (values N x C, inside, clean).
 
@@ -220,6 +383,18 @@ def sample(
         wsum += wk
     masked = ~all_match & (wsum > 1e-3)
     out[masked] = acc[masked] / wsum[masked, None]
+    if edges is not None:
+        from scipy.special import ndtr
+
+        px = np.clip(np.floor(fx + 0.5).astype(np.int64), 0, w - 1)
+        py = np.clip(np.floor(fy + 0.5).astype(np.int64), 0, h - 1)
+        # On one surface, or on the nearest one at a silhouette (its edge moves with it).
+        front = zs - zlo[yi, xi] <= tol
+        use = edges.valid[py, px] & inside & (all_match | (masked & front))
+        qx, qy = px[use], py[use]
+        a = ndtr((edges.gx[qy, qx] * (fx[use] - qx) + edges.gy[qy, qx] * (fy[use] - qy) + edges.d0[qy, qx])
+                 / edges.sigma)  # fmt: skip
+        out[use] = edges.c0[qy, qx] + a[:, None] * edges.dc[qy, qx]
     out[~inside] = 0.0
     return out, inside, all_match | masked
 

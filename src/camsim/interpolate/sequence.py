@@ -23,6 +23,7 @@ from camsim import srgb, transforms
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir, read_exr, read_image, write_bytes_atomic, write_exr, write_image
 from camsim.interpolate.poses import interpolate_linear, interpolate_poses
+from camsim.interpolate.reverse import filter_sigma
 from camsim.interpolate.warp import FrameData, PairWarper
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class _PairJob:
     frame_suffix: str
     factor: int
     beta: float
+    edge_sigma: float
+    """Pixel-filter std. dev. of the render (anti-aliased edge model, reverse.filter_sigma)."""
     targets: tuple[_Target, ...] = field(default_factory=tuple)
 
 
@@ -123,7 +126,7 @@ def run_pair(job: _PairJob) -> list[tuple[int, float]]:
         _copy_original(job, job.right, job.right_number)
     a, dtype = _load(job, job.left)
     b, _ = _load(job, job.right)
-    warper = PairWarper(a, b, beta=job.beta)
+    warper = PairWarper(a, b, beta=job.beta, edge_sigma=job.edge_sigma)
     results = []
     for t in job.targets:
         wf = warper.frame(t.frac, t.c2w, t.K, job.factor)
@@ -288,6 +291,7 @@ def interpolate_sequence(
                 frame_suffix=suffix,
                 factor=factor,
                 beta=beta,
+                edge_sigma=filter_sigma(meta.get("pixel_filter")),
                 targets=targets,
             )
         )
@@ -318,9 +322,11 @@ def interpolate_sequence(
     out_meta["interpolation"] = {
         "factor": factor,
         "method": "colours: flow reversal (each neighbour's motion splatted to the new time, z-buffered by "
-        "depth) then cubic-spline backward sampling of both neighbours, blended in linear light by time "
-        "distance, coverage and visibility; ground truth: depth-aware softmax forward splatting; world "
-        "background moved by the camera rotation",
+        "depth; anti-aliased silhouette pixels move with the surface that covers them) then backward "
+        "sampling of both neighbours (anti-aliased straight edges re-drawn through the pixel filter, "
+        "cubic spline elsewhere), blended in linear light by time distance, coverage and visibility; "
+        "ground truth: depth-aware softmax forward splatting; world background moved by the camera rotation",
+        "pixel_filter_sigma": filter_sigma(meta.get("pixel_filter")),
         "beta": beta,
         "source": {
             "fps": meta.get("fps"),

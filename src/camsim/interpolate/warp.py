@@ -19,7 +19,7 @@ blending); depth and normals average only surface contributions. Colours do not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -150,6 +150,80 @@ class _Side:
         return x, y, z, valid, flow_new, normals
 
 
+EDGE_JUMP = 0.05
+"""Relative depth step to a neighbour above which a pixel counts as part of that nearer surface's edge."""
+
+
+def edge_attached(src: FrameData, jump: float = EDGE_JUMP) -> FrameData:
+    """The frame with each anti-aliased silhouette pixel moved with the nearer surface it shows.
+
+    An anti-aliased silhouette blends the occluder into the pixels around it, and that blend travels
+    with the silhouette, not with the surface behind. Cycles takes depth from one sample at the pixel
+    centre but averages motion vectors over the pixel's surface samples, so an edge pixel's flow is
+    a f_near + (1 - a) f_far, with f_near, f_far the flows of the nearest interior pixels of the two
+    surfaces (within 2 px): that gives the occluder's coverage a of the pixel. Pixels with a >= 1/2 move
+    with the nearer surface (its interior flow and depth); the rest keep their own. Where the two
+    flows are too alike to tell, or the far side is world background (no motion vectors), a pixel
+    that borders a nearer surface moves with it (the "closest depth in 3x3" rule of temporal
+    anti-aliasing). Colours are unchanged. Used for colour only: ground truth keeps each pixel's own.
+    """
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    h, w = src.depth.shape
+    z = np.where(np.isfinite(src.depth), src.depth, np.inf)
+    flow = np.nan_to_num(src.flow.astype(np.float64))
+    zn = minimum_filter(z, size=3, mode="nearest")
+    zf = maximum_filter(z, size=3, mode="nearest")
+    with np.errstate(invalid="ignore"):
+        edge = ~(zf <= zn * (1.0 + jump))  # a depth step within one pixel (inf against inf is none)
+        edge &= ~(np.isinf(zf) & np.isinf(zn))
+    zpad = np.pad(z, 2, mode="edge")
+    epad = np.pad(edge, 2, mode="constant", constant_values=True)
+    fpad = np.pad(flow, ((2, 2), (2, 2), (0, 0)), mode="edge")
+    f_near, f_far = np.full_like(flow, np.nan), np.full_like(flow, np.nan)
+    z_near, z_far = np.full((h, w), np.nan), np.full((h, w), np.nan)
+    offsets = sorted(
+        ((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)), key=lambda o: o[0] ** 2 + o[1] ** 2
+    )
+    with np.errstate(invalid="ignore"):
+        for dy, dx in offsets:
+            zq = zpad[2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+            interior = edge & ~epad[2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+            fq = fpad[2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+            for zsel, fsel, ok in (
+                (z_near, f_near, interior & (zq <= zn * (1.0 + jump)) & np.isnan(z_near)),
+                (z_far, f_far, interior & (zq >= zf * (1.0 - jump)) & np.isfinite(zq) & np.isnan(z_far)),
+            ):
+                zsel[ok] = zq[ok]
+                fsel[ok] = fq[ok]
+    diff = f_near - f_far
+    dd = (diff * diff).sum(-1)
+    known = edge & np.isfinite(z_near) & np.isfinite(z_far) & (dd > 0.25)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coverage = ((flow - f_far) * diff).sum(-1) / dd
+    to_near = known & (coverage >= 0.5)
+    depth, new_flow = src.depth.copy(), flow.copy()
+    new_flow[to_near] = f_near[to_near]
+    depth[to_near] = np.minimum(depth[to_near], z_near[to_near])
+    # Undecidable: the closest-depth 8-neighbour carries the pixel.
+    pad = np.pad(z, 1, mode="constant", constant_values=np.inf)
+    best = z.copy()
+    oy, ox = np.zeros((h, w), np.int64), np.zeros((h, w), np.int64)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            cand = pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+            better = cand < best
+            best = np.where(better, cand, best)
+            oy[better], ox[better] = dy, dx
+    with np.errstate(invalid="ignore"):
+        moved = (best < z * (1.0 - jump)) & ~known
+    yy, xx = np.mgrid[0:h, 0:w]
+    qy, qx = yy + oy, xx + ox
+    depth[moved] = src.depth[qy, qx][moved]
+    new_flow[moved] = flow[qy, qx][moved]
+    return replace(src, depth=depth, flow=new_flow)
+
+
 def _fill_holes(arrays: list[np.ndarray], hole: np.ndarray) -> None:
     """Copy each hole pixel from its nearest covered pixel, in place."""
     if not hole.any() or hole.all():
@@ -164,15 +238,19 @@ def _fill_holes(arrays: list[np.ndarray], hole: np.ndarray) -> None:
 class PairWarper:
     """Interpolates any number of intermediate frames between two neighbouring rendered frames."""
 
-    def __init__(self, a: FrameData, b: FrameData, beta: float = 60.0) -> None:
+    def __init__(
+        self, a: FrameData, b: FrameData, beta: float = 60.0, edge_sigma: float = reverse.EDGE_SIGMA
+    ) -> None:
         if a.depth.shape != b.depth.shape:
             raise ValueError("frames of a pair differ in size")
         self.a, self.b, self.beta = a, b, beta
         self.sides = (_Side(a, b, +1), _Side(b, a, -1))
+        ea, eb = edge_attached(a), edge_attached(b)
+        self.colour_sides = (_Side(ea, eb, +1), _Side(eb, ea, -1))
         finite = [d[np.isfinite(d)] for d in (a.depth, b.depth)]
         far = max([float(f.max()) for f in finite if f.size] + [1.0])
         self.bg_depth = far * BACKGROUND_DEPTH_FACTOR
-        for side in self.sides:
+        for side in (*self.sides, *self.colour_sides):
             side.z_bg = np.where(side.bg, self.bg_depth, side.z_src)
             side.window = reverse.window_stats(side.z_bg, side.slope)
         # Cubic-spline coefficients of each neighbour's colours, for backward sampling (reverse.py).
@@ -181,7 +259,7 @@ class PairWarper:
             h, w = src.depth.shape
             imgs = [src.rgb.reshape(h, w, -1)] + ([src.linear] if src.linear is not None else [])
             img = np.concatenate(imgs, axis=-1).astype(np.float64)
-            self.coeffs.append((reverse.prefilter(img), img))
+            self.coeffs.append((reverse.prefilter(img), img, reverse.edge_model(img, edge_sigma)))
 
     def frame(self, s: float, c2w_t: np.ndarray, K_t: np.ndarray, n_new: int) -> WarpedFrame:
         """The frame at fraction `s` in (0, 1) of the pair, with camera `c2w_t`/`K_t`; flows per 1/n_new step."""
@@ -191,21 +269,26 @@ class PairWarper:
         has_lin = self.a.linear is not None and self.b.linear is not None
         xs, ys, zs, tws, vals, segs, finite, slopes = [], [], [], [], [], [], [], []
         sampled = []
-        for side, frac, src, coeffs in (
-            (self.sides[0], s, self.a, self.coeffs[0]),
-            (self.sides[1], 1.0 - s, self.b, self.coeffs[1]),
+        for side, cside, frac, src, coeffs in (
+            (self.sides[0], self.colour_sides[0], s, self.a, self.coeffs[0]),
+            (self.sides[1], self.colour_sides[1], 1.0 - s, self.b, self.coeffs[1]),
         ):
-            x, y, z, valid, flow_new, normals = side.contributions(frac, c2w_t, K_t, n_new)
+            x, y, z, valid, _, _ = cside.contributions(frac, c2w_t, K_t, n_new)
             zf = np.where(np.isfinite(z), z, self.bg_depth)
             near, far = reverse.reverse_layers(
-                side.u[valid], side.v[valid], x[valid], y[valid], zf[valid], side.z_bg[valid],
-                side.slope[valid], side.bg[valid], h, w, self.beta,
+                cside.u[valid], cside.v[valid], x[valid], y[valid], zf[valid], cside.z_bg[valid],
+                cside.slope[valid], cside.bg[valid], h, w, self.beta,
             )  # fmt: skip
             smp = []
             for layer in (near, far):
                 reverse.exact_background(layer, c2w_t, K_t, src.c2w, src.K, h, w)
-                smp.append(reverse.sample(coeffs[0], coeffs[1], side.z_bg, side.slope, side.window, layer))
+                smp.append(
+                    reverse.sample(
+                        coeffs[0], coeffs[1], cside.z_bg, cside.slope, cside.window, layer, coeffs[2]
+                    )
+                )
             sampled.append((1.0 - frac, near, far, [p[i] for i in range(3) for p in smp]))
+            x, y, z, valid, flow_new, normals = side.contributions(frac, c2w_t, K_t, n_new)
             cols = [src.rgb.reshape(h, w, -1), flow_new]
             if has_nrm:
                 cols.append(normals)
