@@ -36,6 +36,9 @@ CONVENTIONS: dict[str, str] = {
     "time": "seconds since the scene's first frame, after keyframe scaling",
     "frame_number": "Blender frame number after keyframe scaling",
     "rgb": "colour-managed (view transform of the scene) sRGB-encoded frames",
+    "sampling": "depth and segmentation come from one camera sample at the pixel centre (never a blend); "
+    "normals and flow are averaged over the pixel's surface samples, so on silhouettes they mix the "
+    "surfaces (world-background samples do not count); colours are anti-aliased with pixel_filter",
 }
 
 GROUND_TRUTH_KEYS = ("depth_file_path", "normal_file_path", "flow_file_path", "segmentation_file_path")
