@@ -221,7 +221,7 @@ def edge_attached(src: FrameData, jump: float = EDGE_JUMP) -> FrameData:
     qy, qx = yy + oy, xx + ox
     depth[moved] = src.depth[qy, qx][moved]
     new_flow[moved] = flow[qy, qx][moved]
-    return replace(src, depth=depth, flow=new_flow)
+    return replace(src, depth=depth, flow=new_flow, normals=None)  # normals: ground truth, not needed
 
 
 def _fill_holes(arrays: list[np.ndarray], hole: np.ndarray) -> None:
