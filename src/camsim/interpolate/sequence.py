@@ -251,6 +251,7 @@ def interpolate_sequence(
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     meta = transforms.read(input_dir)
     keys = _check_input(meta, factor)
+    edge_sigma = filter_sigma(meta.get("pixel_filter"))
     if output_dir.resolve() == input_dir.resolve():
         raise UserInputError("the output folder must differ from the input folder")
     if (output_dir / "transforms.json").exists() and not overwrite:
@@ -291,7 +292,7 @@ def interpolate_sequence(
                 frame_suffix=suffix,
                 factor=factor,
                 beta=beta,
-                edge_sigma=filter_sigma(meta.get("pixel_filter")),
+                edge_sigma=edge_sigma,
                 targets=targets,
             )
         )
@@ -326,7 +327,7 @@ def interpolate_sequence(
         "sampling of both neighbours (anti-aliased straight edges re-drawn through the pixel filter, "
         "cubic spline elsewhere), blended in linear light by time distance, coverage and visibility; "
         "ground truth: depth-aware softmax forward splatting; world background moved by the camera rotation",
-        "pixel_filter_sigma": filter_sigma(meta.get("pixel_filter")),
+        "pixel_filter_sigma": edge_sigma,
         "beta": beta,
         "source": {
             "fps": meta.get("fps"),
