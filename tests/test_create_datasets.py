@@ -212,3 +212,59 @@ def test_too_many_frames_is_a_one_line_error(demo_scenes, tmp_path):
                   check=False)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "at most 150 frames" in proc.stderr
+
+
+CUT_SCENE = """
+import bpy
+
+
+def _camera(scene, name, x, kind):
+    cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+    cam.data.type = kind
+    cam.location = (x, 0.0, 0.0)
+    scene.collection.objects.link(cam)
+    return cam
+
+
+def build(frames=(1, 20), cut=None, ortho=False):
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = frames
+    scene.render.fps = 25
+    scene.world = bpy.data.worlds.new("World")
+    mesh = bpy.data.meshes.new("Back")
+    mesh.from_pydata([(-50, -50, -5), (50, -50, -5), (50, 50, -5), (-50, 50, -5)], [], [(0, 1, 2, 3)])
+    scene.collection.objects.link(bpy.data.objects.new("Back", mesh))
+    scene.camera = _camera(scene, "CamA", 0.0, "ORTHO" if ortho else "PERSP")
+    if cut is not None:
+        scene.timeline_markers.new("A", frame=frames[0]).camera = scene.camera
+        scene.timeline_markers.new("B", frame=cut).camera = _camera(scene, "CamB", 1.0, "PERSP")
+    scene.frame_set(frames[0])
+"""
+
+
+def test_camera_cuts_bound_sequences_and_unusable_scenes_fail_alone(build_scene, worker, tmp_path):
+    script = tmp_path / "cut_scene.py"
+    script.write_text(CUT_SCENE)
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for name, kwargs in {"cuts": {"cut": 11}, "ortho": {"ortho": True}, "short": {"frames": (1, 3)}}.items():
+        shutil.copy(build_scene(f"cutscene-{name}", script=script, **kwargs), scenes / f"{name}.blend")
+    info = worker.scene_range(scenes / "cuts.blend")
+    if "cuts" not in info:
+        pytest.skip("the Blender side's scene_range does not report camera cuts yet")
+    assert info["cuts"] == [11] and info["camera_problem"] is None
+    out = tmp_path / "ds"
+    proc = camsim("create-datasets", f"--scenes-dir={scenes}", f"--datasets-dir={out}", "--sequences-per-scene=2",
+                  "--num-frames=4", f"--render-config.log-dir={tmp_path / 'logs'}", *TINY, check=False)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "FAILED ortho: " in proc.stderr and "orthographic" in proc.stderr
+    assert "FAILED short: " in proc.stderr and "at most 1 frames" in proc.stderr
+    assert "2 done" in proc.stderr and "Traceback" not in proc.stderr
+    # Shots 1..10 (CamA at x=0) and 11..20 (CamB at x=1): one sequence centred in each, none across the cut.
+    seqs = sorted(p.name for p in (out / "renders" / "cuts").iterdir())
+    assert seqs == ["000004-000007-x1", "000014-000017-x1"]
+    for seq, x, camera in zip(seqs, (0.0, 1.0), ("CamA", "CamB"), strict=True):
+        for fr in transforms.read(out / "renders" / "cuts" / seq / "transforms.json")["frames"]:
+            assert np.asarray(fr["transform_matrix"])[0, 3] == pytest.approx(x, abs=1e-6)
+            assert fr.get("camera", camera) == camera
+    assert not (out / "renders" / "ortho").exists() and not (out / "renders" / "short").exists()

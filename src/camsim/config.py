@@ -71,6 +71,15 @@ class RenderConfig:
     """Play the scene's animations. Off: objects stay at the first frame; the camera still moves."""
     use_motion_blur: bool | None = None
     """Force motion blur on or off. Default: the scene's setting, turned off when flows are asked for."""
+    scene: str | None = None
+    """Scene of the .blend to render (a file can hold several). Default: the file's active scene."""
+    depth_of_field: bool = False
+    """Keep the cameras' depth of field in the RGB frames. Ground truth stays pinhole-exact: each frame is
+    rendered a second time without depth of field for the passes (about twice the render time). Off: depth
+    of field is turned off and the frames are pinhole too."""
+    strict: bool = False
+    """Fail a scene that has warnings (missing files or libraries, a newer file version, an engine other
+    than Cycles) instead of rendering it with the warnings recorded."""
     addons: tuple[str, ...] = ()
     """Blender add-ons to enable in each worker (module names)."""
     jobs: int = 1

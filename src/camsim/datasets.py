@@ -1,7 +1,8 @@
 """create-datasets: plan sequences over many scenes, then render them with an executor.
 
-Planning is pure given each scene's frame range (read by one Blender worker); execution is the
-executor's business (local pool or Dask). Layout: DATASETS/renders/SCENE/SEQUENCE-ID/.
+Planning is pure given each scene's frame range, camera cuts and camera check (read by one Blender
+worker); execution is the executor's business (local pool or Dask). Layout:
+DATASETS/renders/SCENE/SEQUENCE-ID/.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from camsim.config import RenderConfig
-from camsim.errors import CamsimError, UserInputError
+from camsim.errors import CamsimError, SceneError, UserInputError
 from camsim.render import SequenceJob, check_blend_file
-from camsim.sampling import Sampling, SceneEntry, place_sequences, scaled_range, sequence_id
+from camsim.sampling import (
+    Sampling,
+    SceneEntry,
+    place_in_shots,
+    place_sequences,
+    scaled_cuts,
+    scaled_range,
+    sequence_id,
+    split_shots,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,18 @@ class PlanOptions:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class SceneRange:
+    """What planning needs from a scene: its frame range and camera cuts in scene frames (before the
+    keyframe multiplier; a cut at c makes c the first frame of a new shot), and why camsim refuses its
+    camera (None: it does not)."""
+
+    start: int
+    end: int
+    cuts: tuple[int, ...] = ()
+    camera_problem: str | None = None
+
+
 @dataclass
 class ScenePlanFailure:
     scene: SceneEntry
@@ -42,6 +64,8 @@ class DatasetPlan:
     jobs: list[SequenceJob] = field(default_factory=list)
     failures: list[ScenePlanFailure] = field(default_factory=list)
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    shots: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """Per planned scene: its range split at camera cuts (keyframe-multiplied frames); no sequence crosses one."""
 
     @property
     def total_frames(self) -> int:
@@ -57,39 +81,45 @@ def plan_datasets(
     datasets_dir: Path,
     config: RenderConfig,
     options: PlanOptions,
-    read_range: Callable[[SceneEntry], tuple[int, int]],
+    read_range: Callable[[SceneEntry], SceneRange | tuple[int, int]],
 ) -> DatasetPlan:
-    """Place sequences in every scene. A scene that cannot be read fails alone; bad numbers fail all."""
+    """Place sequences in every scene, none crossing a camera cut.
+
+    A scene that cannot be read, whose camera camsim refuses, or that is too short (or cut into shots too
+    short) for the asked sequences fails alone, into `plan.failures`. Numbers no scene could satisfy fail
+    the whole plan with UserInputError before any scene is read.
+    """
     if options.sequences_per_scene < 1:
         raise UserInputError(f"--sequences-per-scene must be at least 1, got {options.sequences_per_scene}")
     if options.num_frames is not None and options.num_frames < 1:
         raise UserInputError(f"--num-frames must be at least 1, got {options.num_frames}")
     if (options.anim_start is None) != (options.anim_end is None):
         raise UserInputError("--anim-start and --anim-end go together")
-    if (
-        options.anim_start is not None
-        and options.anim_end is not None
-        and options.anim_start > options.anim_end
-    ):
-        raise UserInputError(f"--anim-start {options.anim_start} is after --anim-end {options.anim_end}")
+    fixed = None
+    if options.anim_start is not None and options.anim_end is not None:
+        if options.anim_start > options.anim_end:
+            raise UserInputError(f"--anim-start {options.anim_start} is after --anim-end {options.anim_end}")
+        fixed = (options.anim_start, options.anim_end)
+        # The same range for every scene: if the sequences do not fit even without cuts, no scene can hold them.
+        place_sequences(*fixed, options.sequences_per_scene, options.num_frames)
     plan = DatasetPlan()
     m = config.keyframe_multiplier
     for scene in scenes:
         try:
             check_blend_file(scene.path)
-            if options.anim_start is not None and options.anim_end is not None:
-                start, end = options.anim_start, options.anim_end
-            else:
-                start, end = scaled_range(*read_range(scene), m)
+            found = read_range(scene)
+            info = found if isinstance(found, SceneRange) else SceneRange(*found)
+            if info.camera_problem:
+                raise SceneError(info.camera_problem)
+            start, end = fixed or scaled_range(info.start, info.end, m)
+            shots = split_shots(start, end, scaled_cuts(info.cuts, m))
+            spans = place_in_shots(shots, options.sequences_per_scene, options.num_frames, options.sampling,
+                                   options.seed, scene.name)  # fmt: skip
         except CamsimError as exc:
             plan.failures.append(ScenePlanFailure(scene, str(exc)))
             continue
         plan.ranges[scene.name] = (start, end)
-        try:
-            spans = place_sequences(start, end, options.sequences_per_scene, options.num_frames, options.sampling,
-                                    options.seed, scene.name)  # fmt: skip
-        except UserInputError as exc:
-            raise UserInputError(f"scene {scene.name}: {exc}") from None
+        plan.shots[scene.name] = shots
         for first, last in spans:
             seq = sequence_id(first, last, m)
             plan.jobs.append(

@@ -88,6 +88,17 @@ def flow_from_vector(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return forward, backward
 
 
+def principal_point_shift(cam: Mapping[str, Any], other: Mapping[str, Any]) -> np.ndarray:
+    """(2,) pixels to add to Cycles' motion vectors from `cam` to `other` when the lens shift is animated.
+
+    Cycles projects a surface point at the neighbouring frame with that frame's focal length (it models
+    zoom as a change of field of view) but with the current frame's principal point, so an animated lens
+    shift moves every surface by exactly the change of principal point and the Vector pass misses it
+    (measured: a static scene under an animated shift_y has zero motion vectors).
+    """
+    return np.array([other["cx"] - cam["cx"], other["cy"] - cam["cy"]], dtype=np.float32)
+
+
 def _k(cam: Mapping[str, Any]) -> np.ndarray:
     return np.array([[cam["fl_x"], 0.0, cam["cx"]], [0.0, cam["fl_y"], cam["cy"]], [0.0, 0.0, 1.0]])
 
@@ -130,6 +141,8 @@ class FrameCameras:
     current: Mapping[str, Any]
     previous: Mapping[str, Any]
     next: Mapping[str, Any]
+    metres_per_unit: float = 1.0
+    """Blender units to metres (the scene's unit scale): depth is written in metres."""
 
 
 PASS_ALIASES = {"Object Index": ("Object Index", "IndexOB")}
@@ -158,7 +171,11 @@ def write_ground_truth(
     """Read one multilayer render EXR and write each asked-for ground truth (and its debug PNG)."""
     chans = read_exr_parts(exr_path)
     c2w = np.asarray(cams.current["transform_matrix"], dtype=np.float64)
-    depth = depth_from_pass(_channel(chans, layer, "Depth", "Z")) if f"{layer}.Depth.Z" in chans else None
+    depth = None
+    if f"{layer}.Depth.Z" in chans:
+        depth = depth_from_pass(_channel(chans, layer, "Depth", "Z"))
+        if cams.metres_per_unit != 1.0:
+            depth *= np.float32(cams.metres_per_unit)
     out: dict[str, dict[str, np.ndarray]] = {}
     previews: dict[str, np.ndarray] = {}
     if "depths" in kinds and depth is not None:
@@ -172,6 +189,8 @@ def write_ground_truth(
         previews["normals"] = colorize.normals(n)
     if "flows" in kinds:
         fwd, bwd = flow_from_vector(_channel(chans, layer, "Vector", "XYZW"))
+        fwd += principal_point_shift(cams.current, cams.next)
+        bwd += principal_point_shift(cams.current, cams.previous)
         if depth is not None:
             sky = ~np.isfinite(depth)
             if sky.any():

@@ -82,6 +82,9 @@ class SequenceResult:
     frames_skipped: int = 0
     seconds: float = 0.0
     scene_info: dict[str, Any] = field(default_factory=dict)
+    simulation_steps: int = 0
+    """Frames stepped to bring unbaked simulations to the sequence (their cost)."""
+    simulation_seconds: float = 0.0
 
 
 def check_blend_file(path: Path) -> None:
@@ -162,6 +165,78 @@ def frame_ext_of(config: RenderConfig) -> str:
     return ".jpg" if config.file_format == "JPEG" else ".png"
 
 
+def report_warnings(job: SequenceJob, info: dict[str, Any]) -> None:
+    """Say what may make the render differ from the scene's intent (and what camsim changed to keep the
+    ground truth exact); with `strict`, warnings fail the scene."""
+    for w in info.get("warnings", ()):
+        log.warning("%s: %s", job.scene.name, w)
+    for a in info.get("adjustments", ()):
+        log.info("%s: %s", job.scene.name, a)
+    if job.config.strict and info.get("warnings"):
+        raise SceneError(f"{job.scene.name}: {info['warnings'][0]} (--render-config.strict)")
+
+
+def sequence_cameras(
+    worker: BlenderWorker, job: SequenceJob, start: int, end: int
+) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """Camera states of frames start-1..end+1 (the neighbours give the first and last frame's flow), and
+    the rigid objects' motion over them.
+
+    A camera cut (timeline markers switching cameras) inside the range is refused: flow and poses do not
+    continue across it. At the range's ends the neighbour is taken with the same camera, so the flow of
+    the first and last frame stays that camera's."""
+    frames = list(range(start - 1, end + 2))
+    states = worker.cameras(frames)
+    motion = states[0].pop("object_motion", {"static": {}, "moving": {}})
+    cams = {c["frame"]: c for c in states}
+    for f in range(start + 1, end + 1):
+        a, b = cams[f - 1]["camera"], cams[f]["camera"]
+        if a != b:
+            raise SceneError(
+                f"frames {start}..{end} of {job.scene.name} cross a camera cut: frame {f} switches from "
+                f"'{a}' to '{b}' (timeline markers); render each shot on its own, e.g. frames {start}..{f - 1}"
+            )
+    for edge, inner in ((start - 1, start), (end + 1, end)):
+        if cams[edge]["camera"] != cams[inner]["camera"]:
+            state = worker.cameras([edge], camera=cams[inner]["camera"])[0]
+            state.pop("object_motion", None)
+            cams[edge] = state
+    motion["frames"] = frames
+    return cams, motion
+
+
+def _scaled(m: list[list[float]], scale: float) -> list[list[float]]:
+    """A 4x4 matrix with its translation in metres (Blender units x scale)."""
+    return [[*row[:3], row[3] * scale] for row in m[:3]] + [list(m[3])]
+
+
+def objects_record(
+    info: dict[str, Any], motion: dict[str, Any], frames: list[int], scale: float
+) -> dict[str, Any]:
+    """objects.json: which objects are rigid; a static rigid object's matrix once, a moving one's per
+    frame (translations in metres)."""
+    index = {f: k for k, f in enumerate(motion["frames"])}
+    objects = {}
+    for i, o in sorted(info.get("segmentation_objects", {}).items(), key=lambda kv: int(kv[0])):
+        entry: dict[str, Any] = {
+            "name": o["name"],
+            "library": o.get("library"),
+            "rigid": bool(o.get("rigid")),
+        }
+        if str(i) in motion["static"]:
+            entry["matrix_world"] = _scaled(motion["static"][str(i)], scale)
+        objects[str(i)] = entry
+    return {
+        "format": "camsim-objects/1",
+        "objects": objects,
+        "frames": [
+            {"frame_number": f,
+             "matrix_world": {i: _scaled(ms[index[f]], scale) for i, ms in motion["moving"].items()}}
+            for f in frames
+        ],
+    }  # fmt: skip
+
+
 def build_transforms(
     job: SequenceJob, info: dict[str, Any], cams: dict[int, dict[str, Any]], frames: list[int]
 ) -> dict[str, Any]:
@@ -181,6 +256,7 @@ def build_transforms(
             "transform_matrix": cam["transform_matrix"],
             "frame_number": f,
             "time": (f - info["frame_start"]) / fps,
+            "camera": cam.get("camera", ""),
         }
         for kind in kinds:
             entry[JSON_KEYS[kind]] = relpath(kind, f)
@@ -212,12 +288,21 @@ def build_transforms(
         "camsim_version": __version__,
         "device": info["device"],
         "pixel_filter": info.get("pixel_filter"),
+        "metres_per_unit": float(info.get("metres_per_unit", 1.0)),
+        "source_engine": info.get("source_engine", "CYCLES"),
+        "warnings": list(info.get("warnings", [])),
+        "adjustments": list(info.get("adjustments", [])),
         "render": {k: v for k, v in config.to_json().items() if k not in EXECUTION_SETTINGS},
         "conventions": transforms.CONVENTIONS,
         "segmentation_ids": {
             str(k): v for k, v in sorted(info["segmentation_ids"].items(), key=lambda kv: int(kv[0]))
         },
+        "segmentation_objects": {
+            str(k): {kk: vv for kk, vv in v.items() if kk != "rigid"}
+            for k, v in sorted(info.get("segmentation_objects", {}).items(), key=lambda kv: int(kv[0]))
+        },
         "frames": out_frames,
+        **({"objects_file_path": "objects.json"} if info.get("segmentation_objects") else {}),
     }
 
 
@@ -253,11 +338,14 @@ def render_sequence(
             f"frames {start}..{end} are outside the scene's range "
             f"{info['frame_start']}..{info['frame_end']} ({job.scene.name})"
         )
+    report_warnings(job, info)
     frames = list(range(start, end + 1))
     result = SequenceResult(job, frames_total=len(frames), scene_info=info)
     if on_total:
         on_total(len(frames))
-    cams = {c["frame"]: c for c in worker.cameras(list(range(start - 1, end + 2)))}
+    scale = float(info.get("metres_per_unit", 1.0))
+    cams, motion = sequence_cameras(worker, job, start, end)
+    cams = {f: {**c, "transform_matrix": _scaled(c["transform_matrix"], scale)} for f, c in cams.items()}
 
     kinds = config.ground_truth
     ext = frame_ext_of(config)
@@ -282,8 +370,10 @@ def render_sequence(
             for f in todo:
                 rgb_tmp = scratch / f"rgb_{f:06d}{ext}"
                 exr_tmp = scratch / f"passes_{f:06d}.exr" if need_exr else None
-                worker.render_frame(f, rgb_tmp, exr_tmp, config.file_format, config.bit_depth)
-                frame_cams = FrameCameras(cams[f], cams[f - 1], cams[f + 1])
+                state = worker.render_frame(f, rgb_tmp, exr_tmp, config.file_format, config.bit_depth)
+                result.simulation_steps = state.get("simulation_steps", 0)
+                result.simulation_seconds = state.get("simulation_seconds", 0.0)
+                frame_cams = FrameCameras(cams[f], cams[f - 1], cams[f + 1], scale)
                 pending.append(pool.submit(_finish_frame, job.output, f, rgb_tmp, exr_tmp, info["layer"], kinds,
                                            frame_cams, config, ext))  # fmt: skip
                 while len(pending) > 1 or (pending and pending[0].done()):
@@ -297,6 +387,10 @@ def render_sequence(
                 if progress:
                     progress(1)
         meta = build_transforms(job, info, cams, frames)
+        if "objects_file_path" in meta:
+            write_json_atomic(
+                job.output / meta["objects_file_path"], objects_record(info, motion, frames, scale)
+            )
         result.seconds = time.perf_counter() - t0
         write_json_atomic(job.output / "info.json", sequence_info(meta, result))
         transforms.write(job.output / "transforms.json", meta)  # last: marks the sequence complete
@@ -376,6 +470,11 @@ def sequence_info(meta: dict[str, Any], result: SequenceResult) -> dict[str, Any
         "frames_skipped": result.frames_skipped,
         "render_seconds": result.seconds,
         "device": meta.get("device", ""),
+        "metres_per_unit": meta.get("metres_per_unit", 1.0),
+        "warnings": meta.get("warnings", []),
+        "adjustments": meta.get("adjustments", []),
+        "simulation_steps": result.simulation_steps,
+        "simulation_seconds": result.simulation_seconds,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import zlib
@@ -131,3 +132,106 @@ def place_sequences(
     return [
         (start + g + i * num_frames, start + g + i * num_frames + num_frames - 1) for i, g in enumerate(gaps)
     ]
+
+
+def scaled_cuts(cuts: list[int] | tuple[int, ...], multiplier: float) -> list[int]:
+    """Camera-cut frames after keyframe scaling: a cut at scene frame c becomes ceil(c*m) (as scaled_range)."""
+    return sorted({math.ceil(c * multiplier - 1e-9) for c in cuts})
+
+
+def split_shots(start: int, end: int, cuts: list[int] | tuple[int, ...] = ()) -> list[tuple[int, int]]:
+    """start..end (inclusive) cut into shots: a cut at frame c makes c the first frame of a new shot.
+
+    Cuts outside (start, end] change nothing (a cut at `start` is where the range starts anyway).
+    """
+    if end < start:
+        raise UserInputError(f"empty frame range {start}..{end}")
+    firsts = [start, *sorted({c for c in cuts if start < c <= end})]
+    return [(a, b - 1) for a, b in itertools.pairwise([*firsts, end + 1])]
+
+
+def _fits(lengths: list[int], num_frames: int) -> int:
+    """How many sequences of `num_frames` frames the shots hold, none crossing a cut."""
+    return sum(n // num_frames for n in lengths)
+
+
+def _longest_fitting(lengths: list[int], count: int) -> int:
+    """The largest length such that `count` sequences fit in the shots; 0 if not even 1 frame each fits."""
+    lo, hi = 0, max(lengths)  # _fits(lengths, L) only shrinks as L grows: bisect for the last L that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _fits(lengths, mid) >= count:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _allot(lengths: list[int], caps: list[int], count: int) -> list[int]:
+    """Sequences per shot: proportional to shot length (largest remainder), never more than a shot holds.
+
+    Each sequence in turn goes to the shot furthest below its proportional share count*len/total (exact
+    integer arithmetic, ties to the earlier shot) among the shots that still have room.
+    """
+    total = sum(lengths)
+    alloc = [min(count * n // total, cap) for n, cap in zip(lengths, caps, strict=True)]
+    for _ in range(count - sum(alloc)):
+        open_shots = [i for i in range(len(lengths)) if alloc[i] < caps[i]]
+        best = max(open_shots, key=lambda i: (count * lengths[i] - alloc[i] * total, -i))
+        alloc[best] += 1
+    return alloc
+
+
+def place_in_shots(
+    shots: list[tuple[int, int]],
+    count: int,
+    num_frames: int | None,
+    sampling: Sampling = "even",
+    seed: int = 0,
+    key: str = "",
+) -> list[tuple[int, int]]:
+    """`count` non-overlapping runs of `num_frames` frames, none crossing from one shot into the next.
+
+    `shots` are consecutive inclusive frame ranges (split_shots). One shot: exactly place_sequences, so
+    scenes without camera cuts keep their sequence ids. Several: num_frames None is the largest length
+    such that `count` sequences fit (one sequence: the longest shot); sequences are shared out over the
+    shots in proportion to their lengths (largest remainder, never more than a shot holds) and placed in
+    each shot by place_sequences' rule, random ones reproducibly from (seed, key, the shot's first frame).
+    Returned in time order.
+    """
+    if not shots:
+        raise UserInputError("no frames to place sequences in")
+    if any(b < a for a, b in shots) or any(b1 >= a2 for (_, b1), (a2, _) in itertools.pairwise(shots)):
+        raise ValueError(f"shots must be non-empty, sorted and disjoint: {shots}")
+    if len(shots) == 1:
+        return place_sequences(shots[0][0], shots[0][1], count, num_frames, sampling, seed, key)
+    if count < 1:
+        raise UserInputError(f"--sequences-per-scene must be at least 1, got {count}")
+    if num_frames is not None and num_frames < 1:
+        raise UserInputError(f"--num-frames must be at least 1, got {num_frames}")
+    lengths = [b - a + 1 for a, b in shots]
+    longest = max(lengths)
+    where = (
+        f"frames {shots[0][0]}..{shots[-1][1]} are {len(shots)} shots (camera cuts at "
+        f"{', '.join(str(a) for a, _ in shots[1:])}; the longest shot has {longest} frames)"
+    )
+    fit = _longest_fitting(lengths, count)
+    if num_frames is None:
+        if fit < 1:
+            raise UserInputError(
+                f"{count} sequences do not fit: {where}; lower --sequences-per-scene or raise "
+                "--render-config.keyframe-multiplier"
+            )
+        num_frames = fit
+    if _fits(lengths, num_frames) < count:
+        most = f"at most {fit} frames per sequence fit" if fit else "not even 1 frame per sequence fits"
+        raise UserInputError(
+            f"{count} sequences of {num_frames} frames do not fit without crossing a camera cut: {where}: "
+            f"{most}; lower --num-frames or --sequences-per-scene, or raise --render-config.keyframe-multiplier"
+        )
+    alloc = _allot(lengths, [n // num_frames for n in lengths], count)
+    spans: list[tuple[int, int]] = []
+    for (a, b), k in zip(shots, alloc, strict=True):
+        if k:
+            spans += place_sequences(a, b, k, num_frames, sampling, seed, f"{key}@{a}")
+    return spans

@@ -21,21 +21,26 @@ FORMAT_VERSION = "camsim/1"
 
 CONVENTIONS: dict[str, str] = {
     "camera_axes": "OpenGL/Blender: +X right, +Y up, +Z toward the viewer (camera looks along -Z)",
-    "transform_matrix": "camera-to-world, 4x4, row-major, rotation without scale",
-    "world_axes": "Blender world: +Z up, right-handed, scene units (metres unless the scene says otherwise)",
+    "transform_matrix": "camera-to-world, 4x4, row-major, rotation without scale, translation in metres",
+    "world_axes": "Blender world: +Z up, right-handed; lengths in metres (Blender units x metres_per_unit)",
     "pixel_origin": "top-left corner of the top-left pixel; pixel centres at integer + 0.5; x right, y down",
-    "intrinsics": "pinhole: u = fl_x * X/(-Z) + cx, v = -fl_y * Y/(-Z) + cy for camera-frame (X, Y, Z)",
-    "depth": "planar z-depth (distance along the optical axis, not along the ray) in scene units; "
+    "intrinsics": "pinhole: u = fl_x * X/(-Z) + cx, v = -fl_y * Y/(-Z) + cy for camera-frame (X, Y, Z); "
+    "per frame when the lens (focal length, shift, sensor) is animated",
+    "depth": "planar z-depth (distance along the optical axis, not along the ray) in metres; "
     "EXR channel Y; background +inf",
     "normal": "unit surface normals in the camera frame (+X right, +Y up, +Z toward the viewer); "
     "EXR channels R, G, B = x, y, z; background 0",
     "flow": "pixels, x right, y down; EXR channels R, G = forward flow (dx, dy) from this frame to the next, "
-    "B, A = backward flow (dx, dy) from this frame to the previous; 0 where unknown (world background)",
-    "segmentation": "EXR channel Y, uint32 object ids, 0 = background; ids stable for a scene, "
-    "names in segmentation_ids",
+    "B, A = backward flow (dx, dy) from this frame to the previous; where no surface was hit (world "
+    "background) the exact flow of points at infinity (camera rotation and intrinsics only); the first and "
+    "last frame's flow uses the same camera's pose one frame outside the sequence",
+    "segmentation": "EXR channel Y, uint32 object ids, 0 = background; one id per object, shared by all its "
+    "instances (collection, particle, geometry-nodes instances); ids stable for a scene; "
+    "names in segmentation_ids (linked objects as 'name [library path]')",
     "time": "seconds since the scene's first frame, after keyframe scaling",
     "frame_number": "Blender frame number after keyframe scaling",
-    "rgb": "colour-managed (view transform of the scene) sRGB-encoded frames",
+    "camera": "frames[i].camera names the scene camera of the frame; a sequence never crosses a camera cut",
+    "rgb": "colour-managed (view transform of the scene) sRGB-encoded frames, rendered by Cycles",
     "sampling": "depth and segmentation come from one camera sample at the pixel centre (never a blend); "
     "normals and flow are averaged over the pixel's surface samples, so on silhouettes they mix the "
     "surfaces (world-background samples do not count); colours are anti-aliased with pixel_filter",

@@ -74,20 +74,65 @@ def camera_intrinsics(scene, cam_obj) -> dict[str, float]:
     return {"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": round(w), "h": round(h)}
 
 
-def camera_state(scene) -> dict:
-    cam = scene.camera
+def camera_state(scene, cam=None) -> dict:
+    """The camera of a frame: intrinsics, pose (Blender units) and name. `cam`: that camera object
+    instead of the active one (the same camera's pose next to a cut, for its flow)."""
+    cam = cam if cam is not None else scene.camera
     if cam is None:
         raise SceneProblem(f"scene '{scene.name}' has no active camera at frame {scene.frame_current}")
     if cam.type != "CAMERA":
         raise SceneProblem(f"active camera '{cam.name}' is not a camera object")
-    if cam.data.type != "PERSP":
-        raise SceneProblem(
-            f"camera '{cam.name}' is {cam.data.type.lower()}; camsim renders perspective cameras"
-        )
+    problem = camera_problem(cam)
+    if problem:
+        raise SceneProblem(problem)
     state = camera_intrinsics(scene, cam)
     state["transform_matrix"] = _normalized_c2w(cam.matrix_world)
     state["camera"] = cam.name
     return state
+
+
+def camera_problem(cam) -> str | None:
+    """Why camsim refuses this camera object, or None."""
+    if cam.data.type == "PERSP":
+        return None
+    kind = {"ORTHO": "orthographic", "PANO": "panoramic"}.get(cam.data.type, cam.data.type.lower())
+    return f"camera '{cam.name}' is {kind}; camsim renders perspective cameras"
+
+
+def _marker_camera(markers: list[tuple[int, object]], ctime: float):
+    """The camera that Blender's marker camera switching shows at `ctime` (BKE_scene_camera_switch_find:
+    the bound marker at or before int(ctime), else the earliest bound marker)."""
+    t = int(ctime)
+    best = first = None
+    for frame, cam in markers:
+        if frame <= t and (best is None or frame > best[0]):
+            best = (frame, cam)
+        if first is None or frame < first[0]:
+            first = (frame, cam)
+    chosen = best or first
+    return chosen[1] if chosen else None
+
+
+def camera_cuts(scene) -> tuple[list[int], list]:
+    """Frames (inside frame_start+1..frame_end) where timeline markers switch the active camera, and
+    every camera object the range shows."""
+    markers = [
+        (m.frame, m.camera)
+        for m in scene.timeline_markers
+        if m.camera is not None and not m.camera.hide_render
+    ]
+    if not markers:
+        return [], [scene.camera] if scene.camera is not None else []
+    ratio = scene.render.frame_map_old / scene.render.frame_map_new
+    cuts, used, previous = [], [], None
+    for f in range(scene.frame_start, scene.frame_end + 1):
+        cam = _marker_camera(markers, f * ratio)
+        if cam is not None and cam not in used:
+            used.append(cam)
+        if previous is not None and cam is not previous:
+            cuts.append(f)
+        previous = cam
+    return cuts, used
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -146,16 +191,295 @@ def _has_denoiser() -> bool:
     return ok
 
 
-def _assign_ids(scene) -> dict[int, str]:
-    """Stable ids: renderable objects sorted by name get 1, 2, ... (same scene, same ids)."""
-    names = sorted(o.name for o in scene.objects if o.type in RENDERABLE_TYPES)
-    if len(names) > 32767:
-        raise SceneProblem(f"scene has {len(names)} objects; segmentation supports 32767")
-    ids = {}
-    for i, name in enumerate(names, start=1):
-        scene.objects[name].pass_index = i
-        ids[i] = name
-    return ids
+def qualified_name(obj) -> str:
+    """An object's name that is unique in the file: linked objects carry their library's path."""
+    return obj.name if obj.library is None else f"{obj.name} [{obj.library.filepath}]"
+
+
+def _node_references(tree, seen: set) -> tuple[list, list]:
+    """Objects and collections that a (geometry) node tree can instance, nested groups included."""
+    objects, collections = [], []
+    if tree is None or tree in seen:
+        return objects, collections
+    seen.add(tree)
+    for node in tree.nodes:
+        if getattr(node, "node_tree", None) is not None:
+            o, c = _node_references(node.node_tree, seen)
+            objects += o
+            collections += c
+        for sock in node.inputs:
+            value = getattr(sock, "default_value", None)
+            if isinstance(value, bpy.types.Object):
+                objects.append(value)
+            elif isinstance(value, bpy.types.Collection):
+                collections.append(value)
+    return objects, collections
+
+
+def _drawn_objects(scene) -> dict:
+    """Every object that can put geometry into the render -> the objects that instance it.
+
+    The scene's own objects, and what collection instances, particle systems and geometry-nodes
+    modifiers instance (recursively, linked libraries included)."""
+    found: dict = {}
+    todo = [(o, None) for o in scene.objects]
+    while todo:
+        obj, by = todo.pop()
+        first = obj not in found
+        entry = found.setdefault(obj, [])
+        if by is not None and by not in entry:
+            entry.append(by)
+        if not first:
+            continue
+        more: list = []
+        if obj.instance_type == "COLLECTION" and obj.instance_collection is not None:
+            more += obj.instance_collection.all_objects
+        for mod in obj.modifiers:
+            if mod.type == "PARTICLE_SYSTEM":
+                ps = mod.particle_system.settings
+                if ps.instance_object is not None:
+                    more.append(ps.instance_object)
+                if ps.instance_collection is not None:
+                    more += ps.instance_collection.all_objects
+            elif mod.type == "NODES":
+                objs, cols = _node_references(mod.node_group, set())
+                for key in mod.keys():  # noqa: SIM118 (ID properties: the modifier's own inputs)
+                    value = mod.get(key)
+                    if isinstance(value, bpy.types.Object):
+                        objs.append(value)
+                    elif isinstance(value, bpy.types.Collection):
+                        cols.append(value)
+                more += objs
+                for col in cols:
+                    more += col.all_objects
+        todo += [(o, obj) for o in more]
+    return found
+
+
+def _assign_ids(scene) -> tuple[dict[int, str], dict[int, dict], dict[int, object]]:
+    """Stable ids: every object that can be drawn, sorted by qualified name, gets 1, 2, ...
+
+    Instances (collection, particle, geometry nodes) draw their object, so they carry its id; linked
+    objects are told apart from local ones of the same name by their library."""
+    drawn = _drawn_objects(scene)
+    objs = sorted((o for o in drawn if o.type in RENDERABLE_TYPES), key=qualified_name)
+    if len(objs) > 32767:
+        raise SceneProblem(f"scene has {len(objs)} objects; segmentation supports 32767")
+    ids, described, by_id = {}, {}, {}
+    for i, obj in enumerate(objs, start=1):
+        by_id[i] = obj
+        obj.pass_index = i  # also on linked objects: only in memory, never saved
+        ids[i] = qualified_name(obj)
+        described[i] = {
+            "name": obj.name,
+            "library": obj.library.filepath if obj.library else None,
+            "type": obj.type,
+            "instanced_by": sorted(qualified_name(o) for o in drawn[obj]),
+        }
+    return ids, described, by_id
+
+
+# Modifiers that do not move a mesh's surface over time: an object with only these is rigid.
+STATIC_MODIFIERS = {
+    "ARRAY", "BEVEL", "DECIMATE", "EDGE_SPLIT", "MIRROR", "MULTIRES", "REMESH", "SCREW", "SOLIDIFY",
+    "SUBSURF", "TRIANGULATE", "WEIGHTED_NORMAL", "WELD", "WIREFRAME", "SKIN", "NORMAL_EDIT", "UV_PROJECT",
+    "UV_WARP", "VERTEX_WEIGHT_EDIT", "VERTEX_WEIGHT_MIX", "VERTEX_WEIGHT_PROXIMITY", "DATA_TRANSFER",
+}  # fmt: skip
+
+
+def _is_rigid(obj) -> bool:
+    """Its surface moves only with its object matrix (no shape keys, armatures, simulations, nodes...)."""
+    data = getattr(obj, "data", None)
+    if getattr(data, "shape_keys", None) is not None:
+        return False
+    return all(m.type in STATIC_MODIFIERS for m in obj.modifiers)
+
+
+def _draw_counts(scene) -> dict:
+    """How many times each object is drawn at the current frame (instances count one each)."""
+    counts: dict = {}
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for inst in depsgraph.object_instances:
+        obj = inst.object.original
+        counts[obj] = counts.get(obj, 0) + 1
+    return counts
+
+
+# ----------------------------------------------------------------------------------- simulations
+
+
+def _simulations(scene) -> list[dict]:
+    """Every point-cache simulation and simulation zone of the scene: what it is, whether it is baked,
+    and the frame it starts from. Blender advances these only when frames are stepped one by one."""
+    sims = []
+
+    def add(kind: str, owner: str, cache) -> None:
+        sims.append({"kind": kind, "owner": owner, "baked": bool(getattr(cache, "is_baked", False)),
+                     "frame_start": int(getattr(cache, "frame_start", scene.frame_start))})  # fmt: skip
+
+    rbw = scene.rigidbody_world
+    if rbw is not None and rbw.enabled and rbw.collection is not None:
+        add("rigid body", rbw.collection.name, rbw.point_cache)
+    for obj in scene.objects:
+        for mod in obj.modifiers:
+            if mod.type in ("CLOTH", "SOFT_BODY"):
+                add(mod.type.lower().replace("_", " "), obj.name, mod.point_cache)
+            elif mod.type == "PARTICLE_SYSTEM":
+                psys = mod.particle_system
+                if psys.settings.type == "EMITTER" or psys.use_hair_dynamics:
+                    add("particles", obj.name, psys.point_cache)
+            elif mod.type == "DYNAMIC_PAINT" and mod.canvas_settings is not None:
+                for surface in mod.canvas_settings.canvas_surfaces:
+                    add("dynamic paint", obj.name, surface.point_cache)
+            elif mod.type == "FLUID" and mod.fluid_type == "DOMAIN":
+                d = mod.domain_settings
+                sims.append({"kind": "fluid", "owner": obj.name, "baked": bool(getattr(d, "has_cache_baked_any", False)),
+                             "frame_start": int(d.cache_frame_start)})  # fmt: skip
+            elif (
+                mod.type == "NODES"
+                and mod.node_group is not None
+                and _has_simulation_zone(mod.node_group, set())
+            ):
+                sims.append({"kind": "geometry nodes simulation", "owner": obj.name, "baked": False,
+                             "frame_start": scene.frame_start})  # fmt: skip
+    return sims
+
+
+def _has_simulation_zone(tree, seen: set) -> bool:
+    if tree in seen:
+        return False
+    seen.add(tree)
+    for node in tree.nodes:
+        if node.bl_idname == "GeometryNodeSimulationOutput":
+            return True
+        sub = getattr(node, "node_tree", None)
+        if sub is not None and _has_simulation_zone(sub, seen):
+            return True
+    return False
+
+
+class _Stepper:
+    """Frame changes that keep simulations right: an unbaked simulation is advanced by stepping every
+    frame from its start (Blender keeps the stepped frames in memory, so going back is exact); a frame
+    past the last stepped one is reached by stepping on, never by jumping."""
+
+    def __init__(self) -> None:
+        self.start: int | None = None  # first frame to step from; None: nothing to step
+        self.reached: int | None = None
+        self.steps = 0
+        self.seconds = 0.0
+
+    def reset(self, start: int | None) -> None:
+        self.start, self.reached, self.steps, self.seconds = start, None, 0, 0.0
+
+    def go(self, scene, frame: int) -> None:
+        frame = int(frame)
+        if self.start is not None and frame > self.start:
+            first = self.start if self.reached is None else self.reached + 1
+            if first <= frame:
+                t0 = time.perf_counter()
+                for f in range(first, frame):
+                    scene.frame_set(f)
+                self.steps += frame - first
+                self.seconds += time.perf_counter() - t0
+                self.reached = frame
+        scene.frame_set(frame)
+
+
+STEPPER = _Stepper()
+
+
+# -------------------------------------------------------------------------------------- warnings
+
+
+def _missing_files() -> list[str]:
+    """Libraries, images and caches that the file points to but that are not on disk."""
+    out = []
+    for lib in bpy.data.libraries:
+        if not lib.packed_file and not os.path.exists(bpy.path.abspath(lib.filepath)):
+            out.append(f"missing library {lib.filepath}: its objects and materials are not rendered")
+    missing_ids = [
+        i for coll in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.collections)
+        for i in coll if getattr(i, "is_missing", False)
+    ]  # fmt: skip
+    if missing_ids:
+        names = ", ".join(sorted(i.name for i in missing_ids)[:5])
+        out.append(f"{len(missing_ids)} linked data-blocks are missing ({names})")
+    for img in bpy.data.images:
+        if img.users == 0 or img.packed_file or img.source not in ("FILE", "SEQUENCE", "TILED", "MOVIE"):
+            continue
+        path = bpy.path.abspath(img.filepath, library=img.library)
+        if "<UDIM>" in path or img.source in ("SEQUENCE", "TILED"):
+            continue  # file patterns: not checked here
+        if not os.path.exists(path):
+            out.append(f"missing texture '{img.name}' ({img.filepath}): rendered magenta")
+    for cache in getattr(bpy.data, "cache_files", ()):
+        if not os.path.exists(bpy.path.abspath(cache.filepath, library=cache.library)):
+            out.append(f"missing cache file {cache.filepath}")
+    for vol in getattr(bpy.data, "volumes", ()):
+        if (
+            vol.users
+            and not vol.packed_file
+            and not os.path.exists(bpy.path.abspath(vol.filepath, library=vol.library))
+        ):
+            out.append(f"missing volume file {vol.filepath}")
+    return out
+
+
+def _emulate_backface_culling(layer) -> list[str]:
+    """Eevee hides the back faces of materials with backface culling; Cycles ignores the setting. Make
+    those back faces transparent to camera rays (shadows unchanged, as in Eevee)."""
+    done = []
+    for mat in bpy.data.materials:
+        if not getattr(mat, "use_backface_culling", False) or not mat.use_nodes or mat.node_tree is None:
+            continue
+        tree = mat.node_tree
+        outputs = [
+            n
+            for n in tree.nodes
+            if n.bl_idname == "ShaderNodeOutputMaterial" and n.target in ("ALL", "CYCLES")
+        ]
+        out = next((n for n in outputs if n.is_active_output), outputs[0] if outputs else None)
+        if out is None or not out.inputs["Surface"].is_linked:
+            continue
+        source = out.inputs["Surface"].links[0].from_socket
+        geometry = tree.nodes.new("ShaderNodeNewGeometry")
+        path = tree.nodes.new("ShaderNodeLightPath")
+        both = tree.nodes.new("ShaderNodeMath")
+        both.operation = "MULTIPLY"
+        clear = tree.nodes.new("ShaderNodeBsdfTransparent")
+        mix = tree.nodes.new("ShaderNodeMixShader")
+        tree.links.new(geometry.outputs["Backfacing"], both.inputs[0])
+        tree.links.new(path.outputs["Is Camera Ray"], both.inputs[1])
+        tree.links.new(both.outputs[0], mix.inputs["Fac"])
+        tree.links.new(source, mix.inputs[1])
+        tree.links.new(clear.outputs[0], mix.inputs[2])
+        tree.links.new(mix.outputs[0], out.inputs["Surface"])
+        done.append(mat.name)
+    if done and layer.pass_alpha_threshold <= 0.0:
+        layer.pass_alpha_threshold = 0.5  # ground truth comes from the surface behind a culled face
+    return done
+
+
+def _engine_notes(scene, engine: str) -> list[str]:
+    """What Cycles renders differently from the engine the scene was made for (ground truth unaffected)."""
+    notes = []
+    eevee = getattr(scene, "eevee", None)
+    if engine.startswith("BLENDER_EEVEE") and eevee is not None:
+        for attr, what in (("use_bloom", "bloom"), ("use_ssr", "screen-space reflections"),
+                           ("use_gtao", "ambient occlusion"), ("use_motion_blur", "motion blur")):  # fmt: skip
+            if getattr(eevee, attr, False):
+                notes.append(f"Eevee {what} is not reproduced by Cycles")
+    blended = [
+        m.name for m in bpy.data.materials if getattr(m, "blend_method", "OPAQUE") == "BLEND" and m.users
+    ]
+    if blended:
+        notes.append(
+            f"{len(blended)} materials use Eevee alpha blending; Cycles renders their alpha physically"
+        )
+    if any(o.type == "LIGHT_PROBE" for o in scene.objects):
+        notes.append("light probes are Eevee-only and ignored by Cycles")
+    return notes
 
 
 def _unbind_camera(scene) -> None:
@@ -191,26 +515,67 @@ def _freeze_animations(scene) -> None:
             shape_keys.animation_data_clear()
 
 
-def open_scene(path: str, settings: dict) -> dict:
-    """Open a .blend and configure it for camsim; return what the host needs to plan and write."""
-    prefs = bpy.context.preferences
-    prefs.filepaths.use_scripts_auto_execute = bool(settings.get("autoexec", False))
+def _open(path: str, autoexec: bool) -> None:
+    bpy.context.preferences.filepaths.use_scripts_auto_execute = bool(autoexec)
     try:
-        bpy.ops.wm.open_mainfile(
-            filepath=path, load_ui=False, use_scripts=bool(settings.get("autoexec", False))
-        )
+        bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=bool(autoexec))
     except RuntimeError as exc:
         raise SceneProblem(f"cannot open {path}: {str(exc).strip().splitlines()[-1]}") from None
+
+
+_SCENE: list[str] = []  # name of the scene being rendered (the file's active one unless asked)
+
+
+def _scene():
+    return bpy.data.scenes[_SCENE[0]] if _SCENE and _SCENE[0] in bpy.data.scenes else bpy.context.scene
+
+
+def _select_scene(name: str | None, path: str):
+    """The scene to render: `name`, or the file's active scene."""
+    if name:
+        if name not in bpy.data.scenes:
+            names = ", ".join(sorted(sc.name for sc in bpy.data.scenes))
+            raise SceneProblem(f"no scene '{name}' in {os.path.basename(path)} (it has: {names})")
+        scene = bpy.data.scenes[name]
+        window = bpy.context.window or next(iter(bpy.context.window_manager.windows), None)
+        if window is not None:
+            window.scene = scene
+    else:
+        scene = bpy.context.scene
+    _SCENE[:] = [scene.name]
+    return scene
+
+
+def _file_warnings() -> list[str]:
+    out = []
+    saved, running = tuple(bpy.data.version[:2]), tuple(bpy.app.version[:2])
+    if saved > running:
+        out.append(
+            f"file saved by Blender {saved[0]}.{saved[1]}, newer than this Blender {bpy.app.version_string}: "
+            "features added since may be missing or wrong"
+        )
+    return out + _missing_files()
+
+
+def open_scene(path: str, settings: dict) -> dict:
+    """Open a .blend and configure it for camsim; return what the host needs to plan and write.
+
+    `warnings` are things that may make the render differ from what the scene's author saw (missing
+    files, a newer file version, another engine); `adjustments` are what camsim changed so that the
+    ground truth is exact (depth of field, motion blur, simulations stepped, backface culling)."""
+    _open(path, bool(settings.get("autoexec", False)))
     for addon in settings.get("addons", ()):
         import addon_utils
 
         if not addon_utils.enable(addon, default_set=True):
             raise SceneProblem(f"add-on '{addon}' could not be enabled")
 
-    scene = bpy.context.scene
+    scene = _select_scene(settings.get("scene"), path)
     if scene.camera is None:
         raise SceneProblem(f"scene '{scene.name}' in {os.path.basename(path)} has no camera")
     original_range = (scene.frame_start, scene.frame_end)
+    warnings = _file_warnings()
+    adjustments: list[str] = []
 
     # One view layer, no compositor or sequencer: the RGB frame is exactly the Combined pass.
     layers = [vl for vl in scene.view_layers if vl.use] or list(scene.view_layers)
@@ -222,6 +587,15 @@ def open_scene(path: str, settings: dict) -> dict:
     render.use_sequencer = False
     render.use_persistent_data = True  # keep Cycles' scene data between the frames of a sequence
 
+    engine = render.engine
+    if engine != "CYCLES":
+        warnings.append(f"scene was made for {engine}; camsim renders it with Cycles")
+        warnings += _engine_notes(scene, engine)
+    culled = _emulate_backface_culling(layer)
+    if culled:
+        adjustments.append(
+            f"backface culling of {len(culled)} materials reproduced in Cycles ({', '.join(culled[:5])})"
+        )
     render.engine = "CYCLES"
     if settings.get("width"):
         render.resolution_x = int(settings["width"])
@@ -246,6 +620,8 @@ def open_scene(path: str, settings: dict) -> dict:
     flows = bool(settings.get("flows", True))
     blur = settings.get("use_motion_blur")
     if flows:
+        if render.use_motion_blur:
+            adjustments.append("motion blur turned off (flow needs it off)")
         render.use_motion_blur = False
     elif blur is not None:
         render.use_motion_blur = bool(blur)
@@ -255,20 +631,60 @@ def open_scene(path: str, settings: dict) -> dict:
     layer.use_pass_vector = flows
     layer.use_pass_object_index = bool(settings.get("segmentations", True))
 
-    ids = _assign_ids(scene)
+    cuts, shown = camera_cuts(scene)
+    for cam in shown:
+        problem = camera_problem(cam)
+        if problem:
+            raise SceneProblem(problem)
+    dof_cameras = sorted(c.name for c in bpy.data.objects if c.type == "CAMERA" and c.data.dof.use_dof)
+    keep_dof = bool(settings.get("depth_of_field", False))
+    _DOF[:] = dof_cameras if keep_dof else []
+    if dof_cameras and not keep_dof:
+        for name in dof_cameras:
+            bpy.data.objects[name].data.dof.use_dof = False
+        adjustments.append(
+            f"depth of field turned off ({', '.join(dof_cameras)}): frames are pinhole like the ground truth"
+        )
+    elif dof_cameras:
+        adjustments.append(
+            "depth of field kept in the RGB frames; ground truth rendered without it (two renders a frame)"
+        )
+
+    ids, objects, by_id = _assign_ids(scene)
     if settings.get("unbind_camera"):
         _unbind_camera(scene)
     if not settings.get("use_animations", True):
         _freeze_animations(scene)
 
     multiplier = float(settings.get("keyframe_multiplier", 1.0))
+    sims = _simulations(scene)
+    unbaked = [sim for sim in sims if not sim["baked"]]
+    if unbaked and multiplier != 1.0:
+        raise SceneProblem(
+            f"scene has unbaked simulations ({', '.join(sorted({x['kind'] for x in unbaked}))}): Blender steps "
+            "them once per frame, so --render-config.keyframe-multiplier cannot slow them down; bake them "
+            "or use a multiplier of 1"
+        )
     if multiplier != 1.0:
         _frame_map(scene, multiplier)
         scene.frame_start = math.ceil(original_range[0] * multiplier - 1e-9)
         scene.frame_end = math.floor(original_range[1] * multiplier + 1e-9)
+    STEPPER.reset(min(x["frame_start"] for x in unbaked) if unbaked else None)
+    if unbaked:
+        adjustments.append(
+            "unbaked simulations ("
+            + ", ".join(f"{x['kind']} {x['owner']}" for x in unbaked)
+            + ") are stepped "
+            f"frame by frame from frame {STEPPER.start} before each sequence"
+        )
     fps = scene.render.fps / scene.render.fps_base * multiplier
     scene.frame_set(scene.frame_start)
     camera_state(scene)  # fail early on ortho/panoramic cameras
+    counts = _draw_counts(scene)
+    _RIGID.clear()
+    _RIGID.update({i: o for i, o in by_id.items() if _is_rigid(o) and counts.get(o, 0) == 1})
+    for i, info in objects.items():
+        info["rigid"] = i in _RIGID
     return {
         "scene": scene.name,
         "layer": layer.name,
@@ -278,30 +694,58 @@ def open_scene(path: str, settings: dict) -> dict:
         "original_frame_end": original_range[1],
         "fps": fps,
         "segmentation_ids": ids,
+        "segmentation_objects": objects,
         "device": device,
         "width": int(render.resolution_x * render.resolution_percentage / 100),
         "height": int(render.resolution_y * render.resolution_percentage / 100),
         "blender_version": bpy.app.version_string,
         "frame_map": [render.frame_map_old, render.frame_map_new],
         "pixel_filter": {"type": str(cycles.pixel_filter_type), "width": float(cycles.filter_width)},
+        "metres_per_unit": float(scene.unit_settings.scale_length) or 1.0,
+        "source_engine": engine,
+        "warnings": warnings,
+        "adjustments": adjustments,
+        "simulations": sims,
+        "cuts": cuts,
     }
 
 
-def cameras(frames: list[int]) -> list[dict]:
-    scene = bpy.context.scene
-    out = []
+_DOF: list[str] = []  # cameras whose depth of field is kept in the RGB frames
+_RIGID: dict = {}  # id -> object drawn once whose surface moves only with its matrix
+
+
+def _matrix(m) -> list[list[float]]:
+    return [[float(v) for v in row] for row in m]
+
+
+def cameras(frames: list[int], camera: str | None = None) -> list[dict]:
+    """Camera state per frame; `camera`: that camera, not the active one.
+
+    The first state also carries `object_motion`: the matrices of the rigid objects drawn once, as
+    {"static": {id: M}} for those that do not move over `frames` and {"moving": {id: [M per frame]}}."""
+    scene = _scene()
+    cam = bpy.data.objects[camera] if camera else None
+    out, mats = [], []
     for f in frames:
-        scene.frame_set(int(f))
-        state = camera_state(scene)
+        STEPPER.go(scene, int(f))
+        state = camera_state(scene, cam)
         state["frame"] = int(f)
         out.append(state)
+        mats.append({i: _matrix(o.matrix_world) for i, o in _RIGID.items()})
+    if out:
+        moving = {i for i in _RIGID if any(m[i] != mats[0][i] for m in mats[1:])}
+        out[0]["object_motion"] = {
+            "static": {str(i): mats[0][i] for i in _RIGID if i not in moving},
+            "moving": {str(i): [m[i] for m in mats] for i in sorted(moving)},
+        }
     return out
 
 
 def _save(
     path: str, media: str, fmt: str, depth: str, codec: str | None = None, mode: str | None = None
 ) -> None:
-    settings = bpy.context.scene.render.image_settings
+    scene = _scene()
+    settings = scene.render.image_settings
     if hasattr(settings, "media_type"):  # Blender 5: media type before file format (absent before 5.0)
         settings.media_type = media
     settings.file_format = fmt
@@ -310,43 +754,62 @@ def _save(
         settings.color_mode = mode
     if codec:
         settings.exr_codec = codec
-    bpy.data.images["Render Result"].save_render(filepath=path)
+    bpy.data.images["Render Result"].save_render(filepath=path, scene=scene)
+
+
+def _set_dof(on: bool) -> None:
+    for name in _DOF:
+        bpy.data.objects[name].data.dof.use_dof = on
 
 
 def render_frame(frame: int, rgb_path: str, exr_path: str | None, file_format: str, bit_depth: int) -> dict:
-    """One Cycles render; the RGB frame and (if asked) every pass as one multilayer EXR."""
-    scene = bpy.context.scene
+    """One Cycles render; the RGB frame and (if asked) every pass as one multilayer EXR.
+
+    With depth of field kept (`_DOF`), the RGB frame is rendered with it and the passes by a second
+    render without it, so the ground truth stays pinhole-exact."""
+    scene = _scene()
+    if STEPPER.start is not None:  # the Vector pass looks one frame ahead: step a simulation there
+        STEPPER.go(scene, int(frame) + 1)
     scene.frame_set(int(frame))
     state = camera_state(scene)
     t0 = time.perf_counter()
-    bpy.ops.render.render(write_still=False)
+    bpy.ops.render.render(write_still=False, scene=scene.name)
     t1 = time.perf_counter()
     if file_format == "JPEG":
         _save(rgb_path, "IMAGE", "JPEG", "8", mode="RGB")
     else:
         _save(rgb_path, "IMAGE", "PNG", str(bit_depth), mode="RGB")
     if exr_path:
+        if _DOF:
+            _set_dof(False)
+            try:
+                bpy.ops.render.render(write_still=False, scene=scene.name)
+            finally:
+                _set_dof(True)
         _save(exr_path, "MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER", "32", codec="NONE")
     state["frame"] = int(frame)
-    state["render_seconds"] = t1 - t0
+    state["render_seconds"] = time.perf_counter() - t0 if _DOF else t1 - t0
     state["save_seconds"] = time.perf_counter() - t1
+    state["simulation_steps"] = STEPPER.steps
+    state["simulation_seconds"] = STEPPER.seconds
     return state
 
 
-def scene_range(path: str, autoexec: bool) -> dict:
-    """Only read what planning needs: the frame range and fps, with no settings changed."""
-    bpy.context.preferences.filepaths.use_scripts_auto_execute = bool(autoexec)
-    try:
-        bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=bool(autoexec))
-    except RuntimeError as exc:
-        raise SceneProblem(f"cannot open {path}: {str(exc).strip().splitlines()[-1]}") from None
-    scene = bpy.context.scene
+def scene_range(path: str, autoexec: bool, scene_name: str | None = None) -> dict:
+    """What planning needs, with no settings changed: frame range, fps, camera cuts and cameras."""
+    _open(path, autoexec)
+    scene = _select_scene(scene_name, path)
+    cuts, shown = camera_cuts(scene)
+    problems = [p for p in (camera_problem(c) for c in shown) if p]
     return {
         "scene": scene.name,
         "frame_start": scene.frame_start,
         "frame_end": scene.frame_end,
         "fps": scene.render.fps / scene.render.fps_base,
         "has_camera": scene.camera is not None,
+        "cuts": cuts,
+        "cameras": {c.name: c.data.type for c in shown},
+        "camera_problem": problems[0] if problems else None,
     }
 
 
@@ -369,8 +832,8 @@ def hello() -> dict:
 HANDLERS = {
     "hello": lambda msg: hello(),
     "open_scene": lambda msg: open_scene(msg["path"], msg["settings"]),
-    "scene_range": lambda msg: scene_range(msg["path"], msg.get("autoexec", False)),
-    "cameras": lambda msg: cameras(msg["frames"]),
+    "scene_range": lambda msg: scene_range(msg["path"], msg.get("autoexec", False), msg.get("scene")),
+    "cameras": lambda msg: cameras(msg["frames"], msg.get("camera")),
     "render_frame": lambda msg: render_frame(
         msg["frame"],
         msg["rgb_path"],

@@ -299,11 +299,16 @@ class BlenderWorker:
     def open_scene(self, path: Path, settings: dict[str, Any]) -> dict[str, Any]:
         return self.request({"cmd": "open_scene", "path": str(path), "settings": settings})
 
-    def scene_range(self, path: Path) -> dict[str, Any]:
-        return self.request({"cmd": "scene_range", "path": str(path), "autoexec": self.options.autoexec})
+    def scene_range(self, path: Path, scene: str | None = None) -> dict[str, Any]:
+        """What planning reads of `scene` (default: the file's active scene) in `path`, settings unchanged."""
+        return self.request(
+            {"cmd": "scene_range", "path": str(path), "autoexec": self.options.autoexec, "scene": scene}
+        )
 
-    def cameras(self, frames: list[int]) -> list[dict[str, Any]]:
-        return self.request({"cmd": "cameras", "frames": [int(f) for f in frames]})
+    def cameras(self, frames: list[int], camera: str | None = None) -> list[dict[str, Any]]:
+        """Camera state per frame (and rigid objects' matrices); `camera`: that camera object instead of
+        the active one."""
+        return self.request({"cmd": "cameras", "frames": [int(f) for f in frames], "camera": camera})
 
     def render_frame(
         self, frame: int, rgb_path: Path, exr_path: Path | None, file_format: str = "PNG", bit_depth: int = 8

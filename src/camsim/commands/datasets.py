@@ -25,9 +25,11 @@ class CreateDatasets:
     render_config: RenderConfig = field(default_factory=RenderConfig)
     """Rendering and ground-truth settings."""
     sequences_per_scene: int = 1
-    """Non-overlapping sequences to sample from each scene."""
+    """Non-overlapping sequences to sample from each scene; none crosses a camera cut (a timeline marker
+    bound to a camera). A scene too short for them fails alone."""
     num_frames: int | None = None
-    """Frames per sequence. Default: the whole range for one sequence, else the range split evenly."""
+    """Frames per sequence. Default: the most that fit: the whole range (with camera cuts: the longest
+    shot) for one sequence, else the range split evenly."""
     allow_skips: bool = False
     """Resume: skip complete sequences and render only the missing or unreadable frames of the rest."""
     dry_run: bool = False
@@ -70,14 +72,11 @@ class CreateDatasets:
         planner: list = []  # the Blender that read the scenes: it becomes the first pool worker
         try:
             plan = self._plan(scenes, config, planner)
+            if not plan.jobs:
+                raise UserInputError(f"no scene could be planned, nothing to render: {_why(plan.failures)}")
             if self.dry_run:
                 _print_plan(plan)
-                return 0
-            if not plan.jobs:
-                # The one error line must say why (log lines may go elsewhere): name the first failures.
-                why = "; ".join(f"{f.scene.name}: {f.error}" for f in plan.failures[:3])
-                more = f" (and {len(plan.failures) - 3} more)" if len(plan.failures) > 3 else ""
-                raise UserInputError(f"no scene could be planned, nothing to render: {why}{more}")
+                return 1 if plan.failures else 0
             warm = planner.pop() if planner and not self.cluster else None
             return self._render(plan, config, warm)
         finally:
@@ -92,7 +91,11 @@ class CreateDatasets:
         options = PlanOptions(self.sequences_per_scene, self.num_frames, self.anim_start, self.anim_end,
                               self.sampling, self.seed)  # fmt: skip
 
-        def read_range(scene):  # type: ignore[no-untyped-def]
+        from camsim.datasets import SceneRange
+
+        scene_name = getattr(config, "scene", None)  # --render-config.scene: plan the scene that renders
+
+        def read_range(scene) -> SceneRange:  # type: ignore[no-untyped-def]
             from camsim.errors import SceneError, WorkerError
 
             if not holder or not holder[-1].alive:
@@ -101,12 +104,13 @@ class CreateDatasets:
                 holder.clear()
                 holder.append(BlenderWorker(options_from_config(config, "worker-1")).start())
             try:
-                info = holder[-1].scene_range(scene.path.resolve())
+                info = holder[-1].scene_range(scene.path.resolve(), scene_name)
             except WorkerError as exc:
                 raise SceneError(f"Blender could not read the scene: {exc}") from None
             if not info["has_camera"]:
                 raise SceneError("scene has no camera")
-            return info["frame_start"], info["frame_end"]
+            return SceneRange(int(info["frame_start"]), int(info["frame_end"]),
+                              tuple(int(c) for c in info.get("cuts") or ()), info.get("camera_problem"))  # fmt: skip
 
         return plan_datasets(scenes, self.datasets_dir, config, options, read_range)
 
@@ -176,6 +180,19 @@ class _PoolView:
             self.bar.update(self.overall, description=self._title())
 
 
+def _why(failures) -> str:  # type: ignore[no-untyped-def]
+    """The failures on one line (log lines may go elsewhere): scenes with the same reason grouped, at most 3."""
+    by_reason: dict[str, list[str]] = {}
+    for f in failures:
+        by_reason.setdefault(f.error, []).append(f.scene.name)
+    parts = []
+    for reason, names in list(by_reason.items())[:3]:
+        who = ", ".join(names[:3]) + (f" (and {len(names) - 3} more)" if len(names) > 3 else "")
+        parts.append(f"{who}: {reason}")
+    more = f" (and {len(by_reason) - 3} more reasons)" if len(by_reason) > 3 else ""
+    return "; ".join(parts) + more
+
+
 def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
@@ -187,12 +204,16 @@ def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
         table.add_column(col, justify="right" if col in ("first", "last", "frames") else "left")
     for row in describe_plan(plan):
         table.add_row(*(str(row[c]) for c in ("scene", "sequence", "first", "last", "frames")))
+    for f in plan.failures:
+        table.add_row(f.scene.name, "[red]FAILED (below)[/]", "-", "-", "0")
     console = report_console()
     console.print(table)
     for f in plan.failures:
-        console.print(f"[red]cannot plan {f.scene.name}: {f.error}")
+        console.print(f"[red]FAILED[/] {f.scene.name}: {f.error}", markup=True, highlight=False)
     scenes = len({j.scene_name for j in plan.jobs})
-    console.print(f"{scenes} scenes, {len(plan.jobs)} sequences, {plan.total_frames} frames in total")
+    n = len(plan.failures)
+    failed = f"; {n} scene{'' if n == 1 else 's'} cannot be planned" if n else ""
+    console.print(f"{scenes} scenes, {len(plan.jobs)} sequences, {plan.total_frames} frames in total{failed}")
 
 
 def _summarise(outcomes, plan, elapsed: float) -> int:  # type: ignore[no-untyped-def]
