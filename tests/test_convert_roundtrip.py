@@ -80,3 +80,23 @@ def test_convert_refuses_wrong_direction_and_existing_output(plane_sequence, tmp
         img_to_npy(npy, tmp_path / "y")
     with pytest.raises(UserInputError, match="overwrite"):
         img_to_npy(src, npy)
+
+
+def test_convert_carries_objects_json_and_result_validates(plane_sequence, tmp_path):
+    """objects.json (rigid objects' matrices) describes the same frames after a lossless conversion."""
+    import json
+
+    from camsim import transforms
+    from camsim.validate import validate_dataset
+
+    src = plane_sequence()
+    meta = transforms.read(src)
+    record = {"format": "camsim-objects/1", "objects": {},
+              "frames": [{"frame_number": f.get("frame_number", i), "matrix_world": {}} for i, f in enumerate(meta["frames"])]}  # fmt: skip
+    (src / "objects.json").write_text(json.dumps(record))
+    transforms.write(src / "transforms.json", {**meta, "objects_file_path": "objects.json"})
+    npy = img_to_npy(src, tmp_path / "npy")
+    back = npy_to_img(npy, tmp_path / "img")
+    for root in (npy, back):
+        assert json.loads((root / "objects.json").read_text()) == record
+        assert validate_dataset(root).ok

@@ -18,7 +18,7 @@ import numpy as np
 from camsim import transforms
 from camsim.dataset import BY_NAME, FRAME, MODALITIES, Modality, SequenceDataset, find_sequences
 from camsim.errors import DatasetError, UserInputError
-from camsim.fileio import atomic_path, make_output_dir, write_exr, write_image
+from camsim.fileio import atomic_path, make_output_dir, write_bytes_atomic, write_exr, write_image
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def img_to_npy(
     if bitpack:
         meta["bitpack"] = True
         meta["bitpack_dim"] = bitpack_dim
+    _copy_sidecars(seq, dst, meta)
     transforms.write(dst / "transforms.json", meta)
     return dst
 
@@ -180,8 +181,19 @@ def npy_to_img(
         meta.pop(BY_NAME[name].key, None)
     for key in ("bitpack", "bitpack_dim", "channels"):
         meta.pop(key, None)
+    _copy_sidecars(seq, dst, meta)
     transforms.write(dst / "transforms.json", meta)
     return dst
+
+
+def _copy_sidecars(seq: SequenceDataset, dst: Path, meta: dict) -> None:
+    """Per-sequence files that describe the frames (objects.json) travel with a lossless conversion."""
+    for key in transforms.SIDECAR_KEYS:
+        if key in meta:
+            src = transforms.resolve_path(seq.root, meta[key])
+            if not src.is_file():
+                raise DatasetError(f"{src}: listed as {key} in transforms.json but missing")
+            write_bytes_atomic(transforms.resolve_path(dst, meta[key]), src.read_bytes())
 
 
 def convert_tree(

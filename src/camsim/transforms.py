@@ -46,6 +46,10 @@ CONVENTIONS: dict[str, str] = {
     "surfaces (world-background samples do not count); colours are anti-aliased with pixel_filter",
 }
 
+SIDECAR_KEYS = ("objects_file_path",)
+"""Top-level keys naming per-sequence files that describe the source frames (objects.json): a lossless
+conversion copies them, a derived dataset with other frames (interpolation) drops them."""
+
 GROUND_TRUTH_KEYS = ("depth_file_path", "normal_file_path", "flow_file_path", "segmentation_file_path")
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy")
 
@@ -127,8 +131,9 @@ def validate(meta: Any, source: str = "transforms.json") -> dict[str, Any]:
             )
             _require(n not in seen_numbers, f"{where}: frame_number {n} appears twice")
             seen_numbers.add(n)
-    if "file_path" in meta:
-        resolve_path(".", meta["file_path"])
+    for key in ("file_path", *SIDECAR_KEYS):
+        if key in meta:
+            resolve_path(".", meta[key])
     ids = meta.get("segmentation_ids", {})
     _require(
         isinstance(ids, dict) and all(str(k).isdigit() and isinstance(v, str) for k, v in ids.items()),

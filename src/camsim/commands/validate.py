@@ -16,8 +16,9 @@ class Validate:
     dataset: tyro.conf.Positional[Path]
     """A sequence folder or a folder of sequences (e.g. DATASETS/renders)."""
     consistency: bool = False
-    """Reproject depth with poses and intrinsics to the next frame and compare with forward flow on
-    static surfaces (end-point error per sequence); check forward-backward flow cycles."""
+    """Reproject depth with poses and intrinsics to the next frame (moving rigid objects with their poses
+    from objects.json) and compare with forward flow on interior surface pixels (end-point error per
+    sequence); check forward-backward flow cycles."""
     purge: bool = False
     """Delete corrupted files, and the transforms.json of every sequence that lost or lacks files, so
     `create-datasets --allow-skips` re-renders exactly those frames."""
@@ -56,7 +57,11 @@ class Validate:
                 if self.consistency:
                     c = s.consistency
                     row += (
-                        [_num(c.epe, 3), f"{c.static_fraction:.0%}", _num(c.cycle_median, 3)]
+                        [
+                            _num(c.epe, 3),
+                            f"{c.static_fraction:.0%}" if c.checked else "-",
+                            _num(c.cycle_median, 3),
+                        ]
                         if c
                         else ["-"] * 3
                     )

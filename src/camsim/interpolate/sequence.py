@@ -310,7 +310,8 @@ def interpolate_sequence(
         if rec["interpolated"]:
             rec["hole_mask_file_path"] = _out_rel("hole_mask_file_path", number, suffix)
             rec["hole_fraction"] = holes[number]
-    out_meta = {k: v for k, v in meta.items() if k != "frames"}
+    # Sidecars (objects.json) describe the source frames, not the interpolated ones: not carried over.
+    out_meta = {k: v for k, v in meta.items() if k != "frames" and k not in transforms.SIDECAR_KEYS}
     if "fps" in meta:
         out_meta["fps"] = float(meta["fps"]) * factor
     if "keyframe_multiplier" in meta:
