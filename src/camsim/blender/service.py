@@ -14,6 +14,7 @@ HANDLERS; no reflection.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -298,10 +299,12 @@ def _is_rigid(obj) -> bool:
 def _draw_counts(scene) -> dict:
     """How many times each object is drawn at the current frame (instances count one each)."""
     counts: dict = {}
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    for inst in depsgraph.object_instances:
-        obj = inst.object.original
-        counts[obj] = counts.get(obj, 0) + 1
+    override = getattr(bpy.context, "temp_override", None)  # the rendered scene, not the window's
+    layer = _SCENE_LAYER[0] if _SCENE_LAYER else scene.view_layers[0]
+    with override(scene=scene, view_layer=layer) if override else contextlib.nullcontext():
+        for inst in bpy.context.evaluated_depsgraph_get().object_instances:
+            obj = inst.object.original
+            counts[obj] = counts.get(obj, 0) + 1
     return counts
 
 
@@ -396,7 +399,7 @@ def _missing_files() -> list[str]:
     """Libraries, images and caches that the file points to but that are not on disk."""
     out = []
     for lib in bpy.data.libraries:
-        if not lib.packed_file and not os.path.exists(bpy.path.abspath(lib.filepath)):
+        if not lib.packed_file and not os.path.exists(bpy.path.abspath(lib.filepath, library=lib.parent)):
             out.append(f"missing library {lib.filepath}: its objects and materials are not rendered")
     missing_ids = [
         i for coll in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.collections)
@@ -431,7 +434,7 @@ def _emulate_backface_culling(layer) -> list[str]:
     those back faces transparent to camera rays (shadows unchanged, as in Eevee)."""
     done = []
     for mat in bpy.data.materials:
-        if not getattr(mat, "use_backface_culling", False) or not mat.use_nodes or mat.node_tree is None:
+        if not getattr(mat, "use_backface_culling", False) or mat.node_tree is None:
             continue
         tree = mat.node_tree
         outputs = [
@@ -442,23 +445,33 @@ def _emulate_backface_culling(layer) -> list[str]:
         out = next((n for n in outputs if n.is_active_output), outputs[0] if outputs else None)
         if out is None or not out.inputs["Surface"].is_linked:
             continue
-        source = out.inputs["Surface"].links[0].from_socket
-        geometry = tree.nodes.new("ShaderNodeNewGeometry")
-        path = tree.nodes.new("ShaderNodeLightPath")
-        both = tree.nodes.new("ShaderNodeMath")
-        both.operation = "MULTIPLY"
-        clear = tree.nodes.new("ShaderNodeBsdfTransparent")
-        mix = tree.nodes.new("ShaderNodeMixShader")
-        tree.links.new(geometry.outputs["Backfacing"], both.inputs[0])
-        tree.links.new(path.outputs["Is Camera Ray"], both.inputs[1])
-        tree.links.new(both.outputs[0], mix.inputs["Fac"])
-        tree.links.new(source, mix.inputs[1])
-        tree.links.new(clear.outputs[0], mix.inputs[2])
-        tree.links.new(mix.outputs[0], out.inputs["Surface"])
+        try:
+            _cull_back_faces(tree, out)
+        except RuntimeError as exc:  # e.g. a material whose nodes cannot be edited
+            raise SceneProblem(
+                f"cannot reproduce Eevee backface culling of material '{mat.name}': {exc}"
+            ) from None
         done.append(mat.name)
     if done and layer.pass_alpha_threshold <= 0.0:
         layer.pass_alpha_threshold = 0.5  # ground truth comes from the surface behind a culled face
     return done
+
+
+def _cull_back_faces(tree, out) -> None:
+    """Mix the material's surface with a transparent BSDF where a camera ray meets a back face."""
+    source = out.inputs["Surface"].links[0].from_socket
+    geometry = tree.nodes.new("ShaderNodeNewGeometry")
+    path = tree.nodes.new("ShaderNodeLightPath")
+    both = tree.nodes.new("ShaderNodeMath")
+    both.operation = "MULTIPLY"
+    clear = tree.nodes.new("ShaderNodeBsdfTransparent")
+    mix = tree.nodes.new("ShaderNodeMixShader")
+    tree.links.new(geometry.outputs["Backfacing"], both.inputs[0])
+    tree.links.new(path.outputs["Is Camera Ray"], both.inputs[1])
+    tree.links.new(both.outputs[0], mix.inputs["Fac"])
+    tree.links.new(source, mix.inputs[1])
+    tree.links.new(clear.outputs[0], mix.inputs[2])
+    tree.links.new(mix.outputs[0], out.inputs["Surface"])
 
 
 def _engine_notes(scene, engine: str) -> list[str]:
@@ -524,6 +537,7 @@ def _open(path: str, autoexec: bool) -> None:
 
 
 _SCENE: list[str] = []  # name of the scene being rendered (the file's active one unless asked)
+_SCENE_LAYER: list = []  # its view layer that renders
 
 
 def _scene():
@@ -582,6 +596,7 @@ def open_scene(path: str, settings: dict) -> dict:
     layer = layers[0]
     for vl in scene.view_layers:
         vl.use = vl == layer
+    _SCENE_LAYER[:] = [layer]
     render = scene.render
     render.use_compositing = False
     render.use_sequencer = False
