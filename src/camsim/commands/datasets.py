@@ -62,6 +62,10 @@ class CreateDatasets:
         config = self.render_config.validate()
         if self.max_retries < 0:
             raise UserInputError(f"--max-retries must be 0 or more, got {self.max_retries}")
+        if self.cluster:  # a bad address is bad input: refuse it before any Blender work
+            from camsim.cluster import cluster_address
+
+            cluster_address(self.cluster)
         if self.datasets_dir.exists() and not self.datasets_dir.is_dir():
             raise UserInputError(f"--datasets-dir exists and is not a folder: {self.datasets_dir}")
         from camsim.render import prepare_output_parent
