@@ -12,6 +12,7 @@ build_scene will save to (the main file is saved there first, so library paths a
 
 import math
 import os
+import runpy
 
 import bpy
 from mathutils import Vector
@@ -19,20 +20,8 @@ from mathutils import Vector
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _linear(idblock):
-    """Make every keyframe of an ID's action linear (constant velocity between keys)."""
-    ad = idblock.animation_data
-    if ad is None or ad.action is None:
-        return
-    try:
-        from bpy_extras import anim_utils
-
-        fcurves = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot).fcurves
-    except (ImportError, AttributeError):  # Blender < 4.4
-        fcurves = ad.action.fcurves
-    for fc in fcurves:
-        for key in fc.keyframe_points:
-            key.interpolation = "LINEAR"
+# Keyframes made linear: the same helper as the analytic scenes (loaded by path: this runs inside Blender).
+_linear = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "analytic.py"))["_linear"]
 
 
 def _material(name, colour, backface_culling=False):
