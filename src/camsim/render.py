@@ -205,6 +205,11 @@ def sequence_cameras(
     return cams, motion
 
 
+def _by_id(table: dict[Any, Any]) -> list[tuple[str, Any]]:
+    """Entries of an id-keyed table (ids as ints or strings) in id order, keys as strings."""
+    return [(str(k), v) for k, v in sorted(table.items(), key=lambda kv: int(kv[0]))]
+
+
 def _scaled(m: list[list[float]], scale: float) -> list[list[float]]:
     """A 4x4 matrix with its translation in metres (Blender units x scale)."""
     return [[*row[:3], row[3] * scale] for row in m[:3]] + [list(m[3])]
@@ -217,15 +222,15 @@ def objects_record(
     frame (translations in metres)."""
     index = {f: k for k, f in enumerate(motion["frames"])}
     objects = {}
-    for i, o in sorted(info.get("segmentation_objects", {}).items(), key=lambda kv: int(kv[0])):
+    for i, o in _by_id(info.get("segmentation_objects", {})):
         entry: dict[str, Any] = {
             "name": o["name"],
             "library": o.get("library"),
             "rigid": bool(o.get("rigid")),
         }
-        if str(i) in motion["static"]:
-            entry["matrix_world"] = _scaled(motion["static"][str(i)], scale)
-        objects[str(i)] = entry
+        if i in motion["static"]:
+            entry["matrix_world"] = _scaled(motion["static"][i], scale)
+        objects[i] = entry
     return {
         "format": "camsim-objects/1",
         "objects": objects,
@@ -294,12 +299,10 @@ def build_transforms(
         "adjustments": list(info.get("adjustments", [])),
         "render": {k: v for k, v in config.to_json().items() if k not in EXECUTION_SETTINGS},
         "conventions": transforms.CONVENTIONS,
-        "segmentation_ids": {
-            str(k): v for k, v in sorted(info["segmentation_ids"].items(), key=lambda kv: int(kv[0]))
-        },
+        "segmentation_ids": dict(_by_id(info["segmentation_ids"])),
         "segmentation_objects": {
-            str(k): {kk: vv for kk, vv in v.items() if kk != "rigid"}
-            for k, v in sorted(info.get("segmentation_objects", {}).items(), key=lambda kv: int(kv[0]))
+            k: {kk: vv for kk, vv in v.items() if kk != "rigid"}
+            for k, v in _by_id(info.get("segmentation_objects", {}))
         },
         "frames": out_frames,
         **({"objects_file_path": "objects.json"} if info.get("segmentation_objects") else {}),

@@ -646,7 +646,7 @@ def open_scene(path: str, settings: dict) -> dict:
     layer.use_pass_vector = flows
     layer.use_pass_object_index = bool(settings.get("segmentations", True))
 
-    cuts, shown = camera_cuts(scene)
+    _, shown = camera_cuts(scene)
     for cam in shown:
         problem = camera_problem(cam)
         if problem:
@@ -672,8 +672,7 @@ def open_scene(path: str, settings: dict) -> dict:
         _freeze_animations(scene)
 
     multiplier = float(settings.get("keyframe_multiplier", 1.0))
-    sims = _simulations(scene)
-    unbaked = [sim for sim in sims if not sim["baked"]]
+    unbaked = [sim for sim in _simulations(scene) if not sim["baked"]]
     if unbaked and multiplier != 1.0:
         raise SceneProblem(
             f"scene has unbaked simulations ({', '.join(sorted({x['kind'] for x in unbaked}))}): Blender steps "
@@ -720,8 +719,6 @@ def open_scene(path: str, settings: dict) -> dict:
         "source_engine": engine,
         "warnings": warnings,
         "adjustments": adjustments,
-        "simulations": sims,
-        "cuts": cuts,
     }
 
 
