@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from camsim.blender.worker import BlenderWorker
 TESTS = Path(__file__).parent
 TINY = ["--render-config.width", "16", "--render-config.height", "12", "--render-config.max-samples", "1",
         "--render-config.device-type", "cpu"]  # fmt: skip
+WIDER = [a if a != "16" else "20" for a in TINY]
 EYE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
 
@@ -67,7 +69,13 @@ RENDER = {
     "truncated-blend": C("render-animation", "{ws}/truncated.blend", "{out}", *TINY, match="cannot open"),
     "no-camera": C("render-animation", "{ws}/nocam.blend", "{out}", *TINY, match="no camera"),
     "empty-range": C("render-animation", "{scene}", "{out}", "--frame-start", "5", "--frame-end", "3", *TINY,
-                     match="empty frame range"),
+                     match="--frame-start 5 is after --frame-end 3"),
+    "holds-another-render": C("render-animation", "{scene}", "{seq}", "--frame-start", "1", "--frame-end", "2",
+                              *TINY, match="already holds a render of demo_000.blend frames 1..3"),
+    "resume-other-settings": C("render-animation", "{scene}", "{seq}", "--frame-start", "1", "--frame-end", "3",
+                               "--allow-skips", *WIDER, match="--render-config.width=16 (this run: 20)"),
+    "skips-and-overwrite": C("render-animation", "{scene}", "{out}", "--allow-skips", "--overwrite",
+                             match="one of them"),
     "range-outside": C("render-animation", "{scene}", "{out}", "--frame-start", "0", "--frame-end", "99999",
                        *TINY, match="outside"),
     "output-is-file": C("render-animation", "{scene}", "{ws}/afile", match="not a folder"),
@@ -86,6 +94,13 @@ CREATE = {
     "anim-range-empty": C(*CD, "--scenes-dir", "{scenes}", "--anim-start", "10", "--anim-end", "5",
                           match="anim"),
     "anim-range-half": C(*CD, "--scenes-dir", "{scenes}", "--anim-start", "10", match="anim"),
+    "anim-range-outside": C(*CD, "--scenes-dir", "{scenes}", "--anim-start", "1", "--anim-end", "700", *TINY,
+                            match="outside the range 1..600"),
+    "dataset-holds-render": C("create-datasets", "--scenes-dir", "{ws}/s-one", "--datasets-dir", "{ws}/ds",
+                              "--anim-start", "1", "--anim-end", "3", *TINY, match="--allow-skips"),
+    "dataset-other-settings": C("create-datasets", "--scenes-dir", "{ws}/s-one", "--datasets-dir", "{ws}/ds",
+                                "--anim-start", "1", "--anim-end", "3", "--allow-skips", *WIDER,
+                                match="--render-config.width=16 (this run: 20)"),
     "frames-zero": C(*CD, "--scenes-dir", "{scenes}", "--num-frames", "0", match="num-frames"),
     "frames-negative": C(*CD, "--scenes-dir", "{scenes}", "--num-frames", "-3", match="num-frames"),
     "frames-too-many": C(*CD, "--scenes-dir", "{scenes}", "--num-frames", "100000", *TINY, match="at most 600"),
@@ -127,6 +142,7 @@ DATASET_READERS = {
     "emulate-imu": ("emulate", "imu", "{dataset}", "{out}"),
     "img-to-npy": ("convert", "img-to-npy", "{dataset}", "{out}"),
     "npy-to-img": ("convert", "npy-to-img", "{dataset}", "{out}"),
+    "export-nerfstudio": ("export", "nerfstudio", "{dataset}", "{out}"),
 }
 
 
@@ -175,6 +191,7 @@ def _reader_cases() -> dict[str, Case]:
         "interpolate", "{seq}", "{out}", "--workers", "-1", match="workers"
     )
     out["interpolate-beta-zero"] = C("interpolate", "{seq}", "{out}", "--beta", "0", match="beta")
+    out["preview-fps-zero"] = C("preview", "{seq}", "{out}", "--fps", "0", match="fps")
     out["preview-cell-zero"] = C(
         "preview",
         "{seq}",
@@ -197,7 +214,7 @@ def _reader_cases() -> dict[str, Case]:
         "convert", "img-to-npy", "{seq}", "{out}", "--bitpack-dim", "x", match="bitpack-dim"
     )
     out["unknown-command"] = C("render-everything", match="render-everything")
-    out["no-command"] = C(match="expected one of")
+    out["validate-not-a-dataset"] = C("validate", "{ws}/empty", match="no sequences")
     return out
 
 
@@ -254,6 +271,10 @@ def workspace(
     seq = ws / "seq"
     assert cli_run("render-animation", str(demo_scenes[0]), str(seq), "--frame-start", "1", "--frame-end", "3",
                    *TINY, "--render-config.log-dir", str(ws.parent / "logs")).code == 0  # fmt: skip
+    (ws / "s-one").mkdir()  # a dataset of one scene whose only sequence is `seq`
+    (ws / "s-one" / demo_scenes[0].name).write_bytes(demo_scenes[0].read_bytes())
+    (ws / "ds" / "renders" / demo_scenes[0].stem).mkdir(parents=True)
+    shutil.copytree(seq, ws / "ds" / "renders" / demo_scenes[0].stem / "000001-000003-x1")
     assert cli_run("convert", "img-to-npy", str(seq), str(ws / "npy")).code == 0
     bad = ws / "npy-bad"
     bad.mkdir()
@@ -343,6 +364,8 @@ def test_bad_input_gives_one_error_line_exit_2_and_changes_nothing(
         lines = [ln for ln in res.err.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("camsim: error: "), res.err
         assert case.match.lower() in lines[0].lower(), lines[0]
+        if case.argv[0] in ("render-animation", "create-datasets"):
+            assert not (tmp_path / "out").exists(), "a refused render created its output folder"
     assert _snapshot(ws) == before, "bad input modified files that existed before"
 
 

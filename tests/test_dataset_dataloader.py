@@ -53,3 +53,28 @@ def test_dataset_dataloader_two_workers_reads_every_frame_exactly(demo_sequence,
                 assert got.dtype == value.dtype or key in ("pose", "K"), key
                 np.testing.assert_array_equal(got.reshape(value.shape), value, err_msg=key)
     assert seen == list(range(len(meta["frames"]))) == list(range(6))
+
+
+@pytest.mark.blender
+def test_dataset_dataloader_chosen_modalities_and_crops(demo_sequence, tmp_path):
+    """Workers get only the chosen modalities; crops of a rendered frame equal the cropped files."""
+    meta = transforms.read(demo_sequence)
+    ds = Dataset.from_path(demo_sequence, modalities=("rgb", "depth"))
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2, shuffle=False)
+    batches = list(loader)
+    assert [len(b["index"]) for b in batches] == [3, 3]
+    for batch in batches:
+        assert not batch.keys() & {"normal", "flow", "segmentation"}
+        for b, idx in enumerate(batch["index"].tolist()):
+            want = _expected(demo_sequence, meta, idx)
+            np.testing.assert_array_equal(batch["frame"][b].numpy(), want["frame"])
+            np.testing.assert_array_equal(batch["depth"][b].numpy(), want["depth"])
+    crops = Dataset.from_path(demo_sequence)[[0, 5], 4:20, 8:24]
+    for item in crops:
+        want = _expected(demo_sequence, meta, item["index"])
+        for key in ("frame", "depth", "normal", "flow", "segmentation"):
+            np.testing.assert_array_equal(item[key], want[key][4:20, 8:24], err_msg=key)
+        K = want["K"].copy()
+        K[0, 2] -= 8
+        K[1, 2] -= 4
+        np.testing.assert_allclose(item["K"], K)

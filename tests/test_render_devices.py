@@ -1,4 +1,5 @@
-"""GPU backends are selectable and fall back to the CPU (with a warning in the worker log) when absent."""
+"""GPU backends are selectable and fall back to the CPU (with a warning on the console and in the worker log)
+when absent."""
 
 from __future__ import annotations
 
@@ -25,3 +26,20 @@ def test_device_choice_renders_and_records_the_device(build_scene, tmp_path, dev
         assert meta["device"] == "CPU"
     elif not has_gpu and device != "auto":
         assert f"no {device.upper()} device found; falling back to the CPU" in log_text
+
+
+def test_a_missing_gpu_is_a_console_warning(build_scene, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    blend = build_scene("device-console", kind="point")
+    cmd = [sys.executable, "-m", "camsim", "render-animation", str(blend), str(tmp_path / "out"), "--frame-start=1",
+           "--frame-end=1", "--render-config.width=16", "--render-config.height=12", "--render-config.max-samples=1",
+           "--render-config.device-type=optix", f"--render-config.log-dir={tmp_path / 'logs'}"]  # fmt: skip
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "CAMSIM_LOG": "INFO"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    if transforms.read(tmp_path / "out")["device"] == "CPU":
+        assert "no OPTIX device found: rendering on the CPU" in " ".join(proc.stderr.split()), proc.stderr

@@ -29,8 +29,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("camsim.commands.validate:Validate", "Check a dataset (and repair it with --purge)."),
     "info": ("camsim.commands.info:Info", "Summarise a dataset."),
     "convert": ("camsim.commands.convert:Convert", "Convert between per-frame files (IMG) and arrays (NPY)."),
+    "export": ("camsim.commands.export:Export", "Export a sequence for another tool (nerfstudio)."),
     "demo": ("camsim.commands.demo:Demo", "Build demo scenes and render a small dataset with every extra."),
 }  # fmt: skip
+
+
+def tyro_name(member: object) -> str:
+    """The subcommand name of an `Annotated[Cls, tyro.conf.subcommand(name)]` union member."""
+    import typing
+
+    cls, *extras = typing.get_args(member)
+    for e in extras:
+        name = getattr(e, "name", None)
+        if isinstance(name, str):
+            return name
+    return str(cls)
 
 
 def _load(spec: str) -> type:
@@ -89,17 +102,80 @@ def _one_line_parse_errors(args: list[str]) -> Iterator[None]:
         sys.stderr.write(captured.getvalue())
 
 
+def _choices(cls: type, prefix: str = "", seen: frozenset[type] = frozenset()) -> dict[str, tuple[str, ...]]:
+    """{flag name: string choices} of every Literal field of a command dataclass (nested configs included)."""
+    import dataclasses
+    import typing
+
+    out: dict[str, tuple[str, ...]] = {}
+    if not dataclasses.is_dataclass(cls) or cls in seen:
+        return out
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        hint = hints.get(f.name)
+        omit = "OmitArgPrefixes" in repr(hint)
+        while typing.get_origin(hint) is Annotated:
+            hint = typing.get_args(hint)[0]
+        options = (
+            [hint, *typing.get_args(hint)]
+            if typing.get_origin(hint) is Union or "|" in repr(hint)
+            else [hint]
+        )
+        for t in options:
+            if typing.get_origin(t) is typing.Literal:
+                values = tuple(v for v in typing.get_args(t) if isinstance(v, str))
+                if values:
+                    out[f"--{prefix}{f.name.replace('_', '-')}"] = values
+            elif dataclasses.is_dataclass(t):
+                inner = "" if omit else f"{prefix}{f.name.replace('_', '-')}."
+                out.update(_choices(t, inner, seen | {cls}))  # type: ignore[arg-type]
+    return out
+
+
+def _case_insensitive_choices(args: list[str], cls: type) -> list[str]:
+    """`--render-config.device-type OPTIX` and `--render-config.exr-codec=ZIP` mean the choice in its own case."""
+    choices = _choices(cls)
+
+    def canonical(flag: str, value: str) -> str:
+        matches = [c for c in choices.get(flag, ()) if c.lower() == value.lower()]
+        return matches[0] if len(matches) == 1 else value
+
+    out = list(args)
+    for i, a in enumerate(out):
+        if a.startswith("--") and "=" in a:
+            flag, _, value = a.partition("=")
+            out[i] = f"{flag}={canonical(flag, value)}"
+        elif i > 0 and out[i - 1] in choices and not a.startswith("--"):
+            out[i] = canonical(out[i - 1], a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `camsim` console script (and `python -m camsim`)."""
     import tyro
 
+    from camsim import __version__
     from camsim.errors import CamsimError, UserInputError
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--version"], ["-V"]):
+        print(f"camsim {__version__}")
+        sys.exit(0)
+    if not args:
+        args = ["--help"]
     with _one_line_parse_errors(args):
         if args and args[0] in COMMANDS:  # build only the command asked for: fast start, no unrelated imports
             spec, text = COMMANDS[args[0]]
-            cmd = tyro.cli(_load(spec), args=args[1:], prog=f"camsim {args[0]}", description=text)
+            cls = _load(spec)
+            if isinstance(cls, type):
+                args = [args[0], *_case_insensitive_choices(args[1:], cls)]
+            else:  # a union of subcommands (convert, emulate, export)
+                import typing
+
+                members = {tyro_name(m): typing.get_args(m)[0] for m in typing.get_args(cls)}
+                if len(args) > 1 and args[1] in members:
+                    args = [*args[:2], *_case_insensitive_choices(args[2:], members[args[1]])]
+            cmd = tyro.cli(cls, args=args[1:], prog=f"camsim {args[0]}", description=text)
         else:
             options = tuple(
                 Annotated[_load(spec), tyro.conf.subcommand(name, description=text)]  # type: ignore[valid-type]

@@ -190,7 +190,6 @@ def _probe_problem(datasets_dir: str, token: str) -> str:
 def render_task(
     job: SequenceJob,
     max_retries: int,
-    allow_skips: bool,
     run_id: str,
     key: str,
     probe: tuple[str, str],
@@ -214,7 +213,7 @@ def render_task(
                                  "value": int(e.value), "message": e.message})  # fmt: skip
 
     with plugin.lease(job.config, run_id, threads) as slot:
-        outcome = run_job(slot, job, max_retries, allow_skips, emit, lambda: plugin.stopped(run_id))
+        outcome = run_job(slot, job, max_retries, emit, lambda: plugin.stopped(run_id))
     outcome.worker = f"{worker.address} {outcome.worker}".strip()
     return outcome
 
@@ -261,14 +260,12 @@ class DaskRunner:
         cluster: str,
         config: RenderConfig,
         max_retries: int = 2,
-        allow_skips: bool = False,
         datasets_dir: Path = Path("datasets"),
         wait_for_workers: float = 120.0,
     ) -> None:
         self.address = cluster_address(cluster)
         self.config = config
         self.max_retries = max_retries
-        self.allow_skips = allow_skips
         self.datasets_dir = datasets_dir.absolute()
         self.wait_for_workers = wait_for_workers
         self.run_id = secrets.token_hex(6)
@@ -373,7 +370,6 @@ class DaskRunner:
                     render_task,
                     job,
                     self.max_retries,
-                    self.allow_skips,
                     self.run_id,
                     key,
                     probe,

@@ -118,3 +118,16 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     g = np.choose(i, [t, v, v, q, p, p])
     b = np.choose(i, [p, p, t, v, v, q])
     return (np.stack([r, g, b], axis=-1) * 255 + 0.5).astype(np.uint8)
+
+
+HOLE_COLOUR = np.array([255, 0, 255], np.uint8)
+"""Magenta: pixels neither neighbour covered in an interpolated frame."""
+
+
+def holes(frame: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
+    """An interpolated frame's hole mask: the frame (HxWx3 uint8, or black) at a third of its brightness,
+    hole pixels (`mask` true or non-zero) in HOLE_COLOUR."""
+    mask = np.asarray(mask).astype(bool)
+    out = np.zeros((*mask.shape, 3), np.uint8) if frame is None else np.asarray(frame, dtype=np.uint8) // 3
+    out[mask] = HOLE_COLOUR
+    return out

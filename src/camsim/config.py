@@ -14,6 +14,13 @@ from camsim.errors import ConfigError
 DeviceType = Literal["auto", "cpu", "cuda", "optix", "hip", "metal", "oneapi"]
 GPU_BACKENDS: tuple[str, ...] = ("optix", "cuda", "hip", "metal", "oneapi")
 
+EXECUTION_SETTINGS = frozenset(
+    {"log_dir", "executable", "jobs", "threads", "timeout", "allow_skips", "max_sequences_per_worker",
+     "max_worker_memory"}
+)  # fmt: skip
+"""How a run is executed, not what is rendered: left out of transforms.json so that the same render through a
+different pool, cluster or machine gives the same file."""
+
 
 @dataclass(frozen=True)
 class RenderConfig:
@@ -85,7 +92,8 @@ class RenderConfig:
     jobs: int = 1
     """Number of warm Blender workers rendering in parallel."""
     threads: int | None = None
-    """Cycles CPU threads per worker. Default: the machine's cores divided among the workers."""
+    """Cycles CPU threads per worker. Default: the machine's cores divided among the workers, at least 2 (one
+    render thread wastes about half its CPU in Cycles)."""
     max_sequences_per_worker: int = 0
     """Restart a worker after this many sequences (0: never), to bound Blender's memory growth."""
     max_worker_memory: float = 0.0
@@ -139,13 +147,24 @@ class RenderConfig:
         return tuple(k for k in kinds if getattr(self, k))
 
     def threads_for(self, jobs: int) -> int:
-        """Render threads per worker: the user's value, else cores split evenly among `jobs` workers."""
+        """Render threads per worker: the user's value, else the cores split evenly among `jobs` workers but
+        never fewer than 2 on a machine with 2 cores or more.
+
+        Cycles on one render thread spends about as much CPU again spinning (bpy 5.0.1: 1.85x the
+        CPU-seconds of two threads for the same frames, a third of it system time), so two workers of one
+        thread each on two cores run at about half speed; two workers of two threads each share the cores
+        at the speed of one worker (BENCHMARKS.md, "Threads per worker")."""
         if self.threads is not None:
             return self.threads
-        return max(1, (os.cpu_count() or 1) // max(1, jobs))
+        cores = os.cpu_count() or 1
+        return max(min(2, cores), cores // max(1, jobs))
 
     def replace(self, **changes: object) -> RenderConfig:
         return dataclasses.replace(self, **changes)
+
+    def render_settings(self) -> dict[str, object]:
+        """What is rendered (the `render` block of transforms.json): every setting but how the run executes."""
+        return {k: v for k, v in self.to_json().items() if k not in EXECUTION_SETTINGS}
 
     def to_json(self) -> dict[str, object]:
         """The settings as written into transforms.json (paths as strings)."""

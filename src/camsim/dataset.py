@@ -1,17 +1,24 @@
 """Read camsim sequences (IMG or NPY, optionally bit-packed) as indexable, picklable datasets.
 
-`Dataset.from_path` opens one sequence folder (or its `transforms.json`) or a folder holding many
-sequences (concatenated). Items are plain dicts of numpy arrays, so `torch.utils.data.DataLoader`
-works on them without this module importing torch. NPY arrays are memory-mapped lazily in each
-process (the open maps are dropped when pickled), so reading one frame never decodes a whole file.
+`Dataset.from_path` opens one sequence folder (or its `transforms.json`), a folder holding many
+sequences (concatenated), a folder of images without `transforms.json` (PNG/JPEG/EXR, natural sort
+order) or a single `.npy` file of shape (N, H, W[, C]). `modalities=("frame", "depth")` (or "rgb" for
+"frame") decodes only those; the other files are never opened. Indexing follows VisionSim
+(`camsim.indexing`): `ds[i]`, `ds[a:b]`, `ds[[0, 3, 5]]`, `ds[i, y0:y1, x0:x1]`.
+
+Items are plain dicts of numpy arrays, so `torch.utils.data.DataLoader` works on them without this
+module importing torch. NPY arrays are memory-mapped lazily in each process (the open maps are dropped
+when pickled), so reading one frame never decodes a whole file. Bad input raises `DatasetError`s.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import operator
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,9 @@ import numpy as np
 from camsim import transforms
 from camsim.errors import DatasetError
 from camsim.fileio import TMP_MARK, read_exr, read_exr_parts, read_image
+from camsim.indexing import Crop, DatasetIndexError, parse_index
+
+__all__ = ["Dataset", "DatasetIndexError", "MultiSequenceDataset", "SequenceDataset"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,71 @@ GROUND_TRUTH: tuple[Modality, ...] = (
 FRAME = Modality("frame", "file_path", ("R", "G", "B"), "frames")
 MODALITIES: tuple[Modality, ...] = (FRAME, *GROUND_TRUTH)
 BY_NAME: dict[str, Modality] = {m.name: m for m in MODALITIES}
+MODALITY_ALIASES: dict[str, str] = {"rgb": "frame"}
+"""Other accepted names (VisionSim calls the colour frames "rgb"); items always use the names of BY_NAME."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr")
+"""Files `Dataset.from_path` reads from a folder of images (one frame each)."""
+
+
+def _known_modalities() -> str:
+    aliases = {v: k for k, v in MODALITY_ALIASES.items()}
+    return ", ".join(f"{m} (or {aliases[m]})" if m in aliases else m for m in BY_NAME)
+
+
+def modality(name: str) -> Modality:
+    """The modality called `name` (or one of its aliases), or a DatasetError listing the known ones."""
+    key = name.lower() if isinstance(name, str) else name
+    m = BY_NAME.get(MODALITY_ALIASES.get(key, key)) if isinstance(key, str) else None
+    if m is None:
+        raise DatasetError(f"unknown modality {name!r}; known: {_known_modalities()}")
+    return m
+
+
+def resolve_modalities(names: Iterable[str] | str) -> tuple[str, ...]:
+    """Canonical names of the requested modalities, in the order asked, without repeats."""
+    if isinstance(names, str):
+        names = (names,)
+    try:
+        names = tuple(names)
+    except TypeError:
+        raise DatasetError(f"modalities must be a list of names, got {names!r}") from None
+    out: list[str] = []
+    for n in names:
+        name = modality(n).name
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """Sort key that orders numbers by value: frame_2 before frame_10."""
+    parts = re.split(r"(\d+)", name)
+    return (tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts)), name)
+
+
+def image_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Names of the image files directly in `folder` (IMAGE_SUFFIXES, not hidden, not temporaries), in
+    natural sort order. EXR mixed with PNG/JPEG is refused: one item would be float, the next uint8."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise DatasetError(f"cannot list {folder}: {exc.strerror}") from None
+    names = [
+        e.name
+        for e in entries
+        if e.name.lower().endswith(IMAGE_SUFFIXES)
+        and not e.name.startswith(".")
+        and TMP_MARK not in e.name
+        and e.is_file()
+    ]
+    exr = {n.lower().endswith(".exr") for n in names}
+    if len(exr) > 1:
+        raise DatasetError(f"{folder} mixes EXR and PNG/JPEG images; put them in separate folders")
+    return sorted(names, key=natural_key)
+
+
+def _modality_of(name: str | Modality) -> Modality:
+    return name if isinstance(name, Modality) else modality(name)
 
 
 def read_frame_file(path: str | os.PathLike[str], modality: Modality = FRAME) -> np.ndarray:
@@ -137,40 +212,55 @@ def find_sequences(root: str | os.PathLike[str]) -> list[Path]:
 
 
 class Dataset:
-    """Base of the sequence readers: `len()`, integer and slice indexing, iteration."""
+    """Base of the sequence readers: `len()`, VisionSim-style indexing, iteration."""
 
     @staticmethod
-    def from_path(path: str | os.PathLike[str]) -> SequenceDataset | MultiSequenceDataset:
-        """Open a sequence folder, its transforms.json, or a folder of sequences (concatenated)."""
+    def from_path(
+        path: str | os.PathLike[str], modalities: Iterable[str] | str | None = None
+    ) -> SequenceDataset | MultiSequenceDataset:
+        """Open a sequence folder, its transforms.json, a folder of sequences (concatenated), a folder of
+        images (PNG/JPEG/EXR frames in natural sort order) or a `.npy` file of shape (N, H, W[, C]).
+
+        `modalities`: names of the arrays to decode ("frame" or "rgb", "depth", "normal", "flow",
+        "segmentation", "linear"); None: every one the sequence has. A requested modality that a
+        sequence lacks is a DatasetError.
+        """
         p = Path(path)
-        if p.is_file() and p.name.endswith(".json"):
-            return SequenceDataset(p.parent, transforms_name=p.name)
+        if p.is_file():
+            if p.suffix.lower() == ".json":
+                return SequenceDataset(p.parent, transforms_name=p.name, modalities=modalities)
+            if p.suffix.lower() == ".npy":
+                return SequenceDataset.from_npy(p, modalities=modalities)
+            raise DatasetError(f"{p} is not a transforms.json, a .npy file or a folder")
         if not p.is_dir():
             raise DatasetError(f"no dataset at {p}")
         if (p / "transforms.json").is_file():
-            return SequenceDataset(p)
+            return SequenceDataset(p, modalities=modalities)
         seqs = find_sequences(p)
-        if not seqs:
-            raise DatasetError(f"no transforms.json under {p}")
-        return MultiSequenceDataset([SequenceDataset(s, name=sequence_name(p, s)) for s in seqs])
+        if seqs:
+            return MultiSequenceDataset(
+                [SequenceDataset(s, name=sequence_name(p, s), modalities=modalities) for s in seqs]
+            )
+        if image_files(p):
+            return SequenceDataset.from_images(p, modalities=modalities)
+        raise DatasetError(f"no transforms.json and no images ({', '.join(IMAGE_SUFFIXES)}) under {p}")
 
     def __len__(self) -> int:
         raise NotImplementedError
 
-    def item(self, index: int) -> dict[str, Any]:
+    def item(self, index: int, crop: Crop | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        """An item dict for an integer index; a list of them for a slice."""
-        if isinstance(index, slice):
-            return [self.item(i) for i in range(*index.indices(len(self)))]
-        i = int(index)
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {index} out of range for {n} frames")
-        return self.item(i)
+    def __getitem__(self, key: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """An item dict for an integer index; a list of them for a slice, a list or an array of indices.
+
+        `ds[i, rows, cols]` (integers or slices, as in numpy) crops every per-pixel array of the item(s);
+        `K` and flow follow the crop (see `camsim.indexing`). Bad indices raise DatasetError, indices
+        out of range DatasetIndexError (also an IndexError).
+        """
+        idx = parse_index(key, len(self))
+        items = [self.item(i, idx.crop) for i in idx.frames]
+        return items[0] if idx.single else items
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):
@@ -189,16 +279,66 @@ class SequenceDataset(Dataset):
         transforms_name: str = "transforms.json",
         meta: dict[str, Any] | None = None,
         check: bool = True,
+        modalities: Iterable[str] | str | None = None,
+        source: str = "transforms",
     ) -> None:
-        """`meta`: an already validated transforms.json; `check`: open NPY arrays now to check lengths."""
+        """`meta`: an already validated transforms.json; `check`: open NPY arrays now to check lengths;
+        `modalities`: decode only these (None: all present); `source`: "transforms", "images" (a folder
+        of images, see from_images) or "npy" (a bare array, see from_npy)."""
         self.root = Path(root)
         self.name = name if name is not None else self.root.name
         self.meta = meta if meta is not None else transforms.read(self.root / transforms_name)
+        self.source = source
         self.is_npy = "file_path" in self.meta
         self._arrays: dict[str, np.ndarray] = {}
         self._modalities: list[str] | None = None
+        self._selected: tuple[str, ...] | None = None
+        if modalities is not None:
+            wanted = resolve_modalities(modalities)
+            have = self.available_modalities()
+            missing = [m for m in wanted if m not in have]
+            if missing:
+                raise DatasetError(
+                    f"{self.root}: no {', '.join(missing)} in this sequence (it has: {', '.join(have) or 'none'})"
+                )
+            self._selected = wanted
         if check:
             self._check_npy_lengths()
+
+    @classmethod
+    def from_images(
+        cls, folder: str | os.PathLike[str], modalities: Iterable[str] | str | None = None
+    ) -> SequenceDataset:
+        """A folder of PNG/JPEG/EXR frames without transforms.json, in natural sort order (frame_2 before
+        frame_10). Items carry index, frame_number (= index), sequence and frame (HxWxC)."""
+        folder = Path(folder)
+        names = image_files(folder)
+        if not names:
+            raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        meta = {"frames": [{"file_path": n} for n in names]}
+        return cls(folder, name=folder.name, meta=meta, check=False, modalities=modalities, source="images")
+
+    @classmethod
+    def from_npy(
+        cls, path: str | os.PathLike[str], modalities: Iterable[str] | str | None = None
+    ) -> SequenceDataset:
+        """One .npy file of shape (N, H, W) or (N, H, W, C) as N frames (memory-mapped, never loaded
+        whole). Items carry index, frame_number (= index), sequence and frame (HxWxC)."""
+        path = Path(path)
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DatasetError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(arr, np.ndarray) or arr.ndim not in (3, 4) or arr.dtype.kind not in "biuf":
+            what = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise DatasetError(
+                f"{path}: a .npy dataset must be numeric (N, H, W) or (N, H, W, C), got {what}"
+            )
+        # One shared (empty) record per frame: pickles as one object however long the array.
+        meta = {"file_path": path.name, "frames": [{}] * arr.shape[0]}
+        ds = cls(path.parent, name=path.stem, meta=meta, check=False, modalities=modalities, source="npy")
+        ds._arrays["frame"] = arr
+        return ds
 
     # Pickling drops the open memory maps: each worker process maps the files itself.
     def __getstate__(self) -> dict[str, Any]:
@@ -221,8 +361,8 @@ class SequenceDataset(Dataset):
     def fps(self) -> float | None:
         return self.meta.get("fps")
 
-    def modalities(self) -> list[str]:
-        """Names of the arrays every item carries (frame first)."""
+    def available_modalities(self) -> list[str]:
+        """Names of the arrays the sequence holds for every frame (frame first)."""
         if self._modalities is None:
             frames = self.meta["frames"]
             self._modalities = [
@@ -232,30 +372,54 @@ class SequenceDataset(Dataset):
             ]
         return list(self._modalities)
 
+    def modalities(self) -> list[str]:
+        """Names of the arrays every item carries (frame first): the chosen ones, else all available."""
+        have = self.available_modalities()
+        if self._selected is None:
+            return have
+        return [m for m in have if m in self._selected]
+
     def ground_truth(self) -> list[str]:
         return [m for m in self.modalities() if m != "frame"]
 
+    def _path(self, rel: str) -> Path:
+        if self.source != "transforms":  # names listed from the folder by us, not read from a file
+            return self.root / rel
+        return transforms.resolve_path(self.root, rel)
+
+    def _check_frame(self, index: int) -> int:
+        n = len(self)
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise DatasetError(f"frame index must be an integer, got {index!r}") from None
+        if not -n <= i < n:
+            raise DatasetIndexError(f"{self.root}: frame {index} out of range for {n} frames")
+        return i + n if i < 0 else i
+
     def file_for(self, modality: str, index: int) -> Path:
         """The file holding `modality` of frame `index` (the shared .npy for NPY modalities)."""
-        m = BY_NAME[modality]
-        rel = self.meta.get(m.key) or self.meta["frames"][index].get(m.key)
+        m = _modality_of(modality)
+        rel = self.meta.get(m.key) or self.meta["frames"][self._check_frame(index)].get(m.key)
         if rel is None:
-            raise DatasetError(f"{self.root}: frame {index} has no {modality}")
-        return transforms.resolve_path(self.root, rel)
+            raise DatasetError(f"{self.root}: frame {index} has no {m.name}")
+        return self._path(rel)
 
     def array(self, modality: str) -> np.ndarray:
         """The memory-mapped (N, H, W, C) array of an NPY modality, opened once per process."""
-        arr = self._arrays.get(modality)
+        m = _modality_of(modality)
+        arr = self._arrays.get(m.name)
         if arr is None:
-            m = BY_NAME[modality]
-            path = transforms.resolve_path(self.root, self.meta[m.key])
+            if m.key not in self.meta:
+                raise DatasetError(f"{self.root}: {m.name} is not stored as one .npy array")
+            path = self._path(self.meta[m.key])
             try:
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
             except FileNotFoundError:
                 raise DatasetError(f"missing {path}") from None
             except (OSError, ValueError) as exc:
                 raise DatasetError(f"cannot read {path}: {exc}") from exc
-            self._arrays[modality] = arr
+            self._arrays[m.name] = arr
         return arr
 
     @property
@@ -281,8 +445,9 @@ class SequenceDataset(Dataset):
     def _check_npy_lengths(self) -> None:
         if not self.is_npy:
             return
+        chosen = self.modalities()
         for m in MODALITIES:
-            if m.key not in self.meta:
+            if m.key not in self.meta or m.name not in chosen:
                 continue
             arr = self.array(m.name)
             packed = m is FRAME and self.bitpack_dim is not None
@@ -302,33 +467,53 @@ class SequenceDataset(Dataset):
                     f"{self.root}: {self.meta[m.key]} holds {n} frames, transforms.json {len(self)}"
                 )
 
-    def read(self, modality: str, index: int) -> np.ndarray:
-        """One frame of one modality, decoded."""
-        m = BY_NAME[modality]
+    def read(self, modality: str, index: int, crop: Crop | None = None) -> np.ndarray:
+        """One frame of one modality, decoded (only the rows and columns of `crop`, if given)."""
+        m = _modality_of(modality)
+        index = self._check_frame(index)
         if m.key in self.meta:
-            arr = self.array(modality)
+            arr = self.array(m.name)
             dim = self.bitpack_dim if m is FRAME else None
             if dim is not None:
                 if arr.dtype != np.uint8 or arr.ndim != 4:
                     raise DatasetError(f"{self.root}: bit-packed frames must be a 4-D uint8 array, "
                                        f"got {arr.dtype} {arr.shape}")  # fmt: skip
-                return unpack_bits(arr, dim, self._bitpack_count(dim), index)
-            return _normalise_shape(np.array(arr[index]), m)
-        return read_frame_file(self.file_for(modality, index), m)
+                out = unpack_bits(arr, dim, self._bitpack_count(dim), index)
+                return crop.apply(out) if crop else out
+            view = _normalise_shape(arr[index], m)  # still a memory map: a crop reads only its rows
+            return crop.apply(view) if crop else np.array(view)
+        out = read_frame_file(self.file_for(m.name, index), m)
+        return crop.apply(out) if crop else out
 
-    def item(self, index: int) -> dict[str, Any]:
+    def _size(self, index: int) -> tuple[int, int]:
+        """Height and width of the pictures (transforms.json's h, w, else the first modality's shape)."""
+        h, w = self.meta.get("h"), self.meta.get("w")
+        if h and w:
+            return h, w
+        names = self.modalities() or self.available_modalities()
+        if not names:
+            raise DatasetError(f"{self.root}: picture size unknown (no h, w and no images) to crop K")
+        return self.read(names[0], index).shape[:2]
+
+    def item(self, index: int, crop: Crop | None = None) -> dict[str, Any]:
+        """Frame `index` as a dict: index, frame_number, time, pose, sequence, K and each chosen modality
+        (pose and K when the sequence has them; time unless a bare folder or array without it)."""
+        index = self._check_frame(index)
         fr = self.meta["frames"][index]
-        out: dict[str, Any] = {
-            "index": index,
-            "frame_number": int(fr.get("frame_number", index)),
-            "time": float(fr["time"]) if "time" in fr else index / float(self.meta.get("fps") or 1.0),
-            "pose": transforms.pose(self.meta, index),
-            "sequence": self.name,
-        }
+        out: dict[str, Any] = {"index": index, "frame_number": int(fr.get("frame_number", index))}
+        if "time" in fr:
+            out["time"] = float(fr["time"])
+        elif self.source == "transforms" or self.meta.get("fps"):
+            out["time"] = index / float(self.meta.get("fps") or 1.0)
+        if "transform_matrix" in fr:
+            out["pose"] = transforms.pose(self.meta, index)
+        out["sequence"] = self.name
         if all(k in fr or k in self.meta for k in ("fl_x", "fl_y", "cx", "cy")):
-            out["K"] = transforms.intrinsics(self.meta, index)
+            K = transforms.intrinsics(self.meta, index)
+            out["K"] = crop.intrinsics(K, *self._size(index)) if crop else K
         for name in self.modalities():
-            out[name] = self.read(name, index)
+            arr = self.read(name, index, crop)
+            out[name] = crop.flow(arr) if crop and name == "flow" else arr
         return out
 
 
@@ -349,9 +534,14 @@ class MultiSequenceDataset(Dataset):
         k = bisect.bisect_right(self.offsets, index) - 1
         return self.sequences[k], index - self.offsets[k]
 
-    def item(self, index: int) -> dict[str, Any]:
+    def modalities(self) -> list[str]:
+        """Names of the arrays every item carries: those all sequences have (or the chosen ones)."""
+        common = self.sequences[0].modalities()
+        return [m for m in common if all(m in s.modalities() for s in self.sequences[1:])]
+
+    def item(self, index: int, crop: Crop | None = None) -> dict[str, Any]:
         seq, local = self.locate(index)
-        return seq.item(local)
+        return seq.item(local, crop)
 
 
 # ---------------------------------------------------------------------------------------------- info

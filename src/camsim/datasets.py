@@ -16,7 +16,8 @@ from typing import Any
 
 from camsim.config import RenderConfig
 from camsim.errors import CamsimError, SceneError, UserInputError
-from camsim.render import SequenceJob, check_blend_file
+from camsim.render import SequenceJob, check_blend_file, record_for
+from camsim.resume import Reuse, check_folder
 from camsim.sampling import (
     Sampling,
     SceneEntry,
@@ -82,12 +83,14 @@ def plan_datasets(
     config: RenderConfig,
     options: PlanOptions,
     read_range: Callable[[SceneEntry], SceneRange | tuple[int, int]],
+    reuse: Reuse | None = None,
 ) -> DatasetPlan:
     """Place sequences in every scene, none crossing a camera cut.
 
     A scene that cannot be read, whose camera camsim refuses, or that is too short (or cut into shots too
     short) for the asked sequences fails alone, into `plan.failures`. Numbers no scene could satisfy fail
-    the whole plan with UserInputError before any scene is read.
+    the whole plan with UserInputError before any scene is read; an --anim-start/--anim-end range outside a
+    scene's range fails it (UserInputError) before anything is rendered.
     """
     if options.sequences_per_scene < 1:
         raise UserInputError(f"--sequences-per-scene must be at least 1, got {options.sequences_per_scene}")
@@ -111,7 +114,19 @@ def plan_datasets(
             info = found if isinstance(found, SceneRange) else SceneRange(*found)
             if info.camera_problem:
                 raise SceneError(info.camera_problem)
-            start, end = fixed or scaled_range(info.start, info.end, m)
+        except CamsimError as exc:
+            plan.failures.append(ScenePlanFailure(scene, str(exc)))
+            continue
+        own = scaled_range(info.start, info.end, m)
+        if (
+            fixed and not own[0] <= fixed[0] <= fixed[1] <= own[1]
+        ):  # the user's range, not the scene, is wrong
+            raise UserInputError(
+                f"--anim-start/--anim-end {fixed[0]}..{fixed[1]} are outside the range {own[0]}..{own[1]} of "
+                f"scene {scene.name} (keyframe-multiplied frames)"
+            )
+        start, end = fixed or own
+        try:
             shots = split_shots(start, end, scaled_cuts(info.cuts, m))
             spans = place_in_shots(shots, options.sequences_per_scene, options.num_frames, options.sampling,
                                    options.seed, scene.name)  # fmt: skip
@@ -131,9 +146,25 @@ def plan_datasets(
                     frame_end=last,
                     scene_name=scene.name,
                     sequence_id=seq,
+                    reuse=reuse or Reuse(),
                 )
             )
     return plan
+
+
+def check_outputs(jobs: list[SequenceJob]) -> None:
+    """Refuse, before anything is rendered, a run whose sequences would mix with renders made otherwise (see
+    resume.check_folder); the error names the first such folder and how many there are."""
+    problems = []
+    for job in jobs:
+        assert job.frame_start is not None and job.frame_end is not None
+        try:
+            check_folder(job.output, record_for(job, job.frame_start, job.frame_end), job.reuse)
+        except UserInputError as exc:
+            problems.append(str(exc))
+    if problems:
+        more = f" (and {len(problems) - 1} more sequences)" if len(problems) > 1 else ""
+        raise UserInputError(problems[0] + more)
 
 
 def dispatch_order(jobs: list[SequenceJob], seed: int = 0) -> list[SequenceJob]:

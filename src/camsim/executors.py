@@ -7,6 +7,7 @@ callback so the CLI can draw progress without the pool knowing about terminals.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -19,6 +20,7 @@ from camsim.blender.worker import BlenderWorker, options_from_config
 from camsim.config import GPU_BACKENDS, RenderConfig
 from camsim.errors import CamsimError, OutputWriteError, SceneError, UserInputError, WorkerError
 from camsim.render import SequenceJob, SequenceResult, render_sequence, sequence_is_complete
+from camsim.resume import Reuse
 
 log = logging.getLogger(__name__)
 
@@ -116,23 +118,21 @@ def run_job(
     slot: WorkerSlot,
     job: SequenceJob,
     max_retries: int = 2,
-    allow_skips: bool = False,
     on_event: EventFn | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> JobOutcome:
     """Render one job on `slot`, retrying on a fresh worker after a crash, hang or render error.
 
     Scene errors (no camera, bad range, unreadable file) are the user's to fix and are not retried.
-    A retry resumes: frames already written (atomically) are kept.
+    A retry resumes: frames already written (atomically) are kept. A resumed job (`job.reuse.resume`)
+    whose render is complete, with the same settings and every file whole, is skipped without a worker.
     """
     emit = on_event or (lambda e: None)
-    if (
-        allow_skips
-        and job.frame_start is not None
-        and job.frame_end is not None
-        and sequence_is_complete(job.output, job.frame_start, job.frame_end)
+    if (job.reuse.resume or job.config.allow_skips) and sequence_is_complete(
+        job.output, job, job.reuse.verify
     ):
         return JobOutcome(job, "skipped", attempts=0)
+    retry = dataclasses.replace(job, reuse=Reuse(resume=True, verify=job.reuse.verify))
     attempts = 0
     last_error, last_log = "", ""
     while attempts <= max_retries and not should_stop():
@@ -144,12 +144,11 @@ def run_job(
             emit(Event("start", slot.index, job, message=worker.name))
             result = render_sequence(
                 worker,
-                job,
+                job if attempts == 1 else retry,
                 progress=lambda n: emit(Event("frames", slot.index, job, value=n)),
                 on_total=lambda n: emit(Event("total", slot.index, job, value=n)),
                 threads=slot.config.threads_for(slot.jobs),
                 gpu_index=slot.gpu_index,
-                allow_skips=allow_skips or attempts > 1,
             )
             worker.sequences_done += 1
             slot.recycle_if_due()
@@ -187,7 +186,6 @@ class LocalPool:
         config: RenderConfig,
         jobs: int,
         max_retries: int = 2,
-        allow_skips: bool = False,
         warm: BlenderWorker | None = None,
     ) -> None:
         """`warm`: an already started worker (the one that planned the run) for the first slot."""
@@ -197,7 +195,6 @@ class LocalPool:
             self.slots[0].worker = warm
             self.slots[0].started = 1
         self.max_retries = max_retries
-        self.allow_skips = allow_skips
         self._stop = threading.Event()
 
     def run(self, jobs: list[SequenceJob], on_event: EventFn | None = None) -> list[JobOutcome]:
@@ -215,7 +212,7 @@ class LocalPool:
                     i, job = todo.get_nowait()
                 except queue.Empty:
                     return
-                outcome = run_job(slot, job, self.max_retries, self.allow_skips, emit, self._stop.is_set)
+                outcome = run_job(slot, job, self.max_retries, emit, self._stop.is_set)
                 done.put((i, outcome))
 
         threads = [

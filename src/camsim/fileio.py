@@ -114,6 +114,100 @@ def clean_temporaries(folder: str | os.PathLike[str]) -> int:
     return count
 
 
+# ------------------------------------------------------------------------------------ cheap checks
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_EXR_MAGIC = b"\x76\x2f\x31\x01"
+_EXR_LINES_PER_CHUNK = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}
+
+
+def looks_whole(path: str | os.PathLike[str]) -> bool:
+    """A cheap check that a file is present and not cut short, without decoding its pixels.
+
+    PNG: signature and final IEND chunk; JPEG: start and end markers; single-part scanline EXR: the
+    header parses, every chunk offset lies inside the file and the last chunk ends at the file's end;
+    NPY: header plus shape x item size equals the file size; other files: not empty. Reads at most a
+    few kilobytes. A file that passes can still hold damaged compressed data: decode it to be sure.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if not p.is_file() or size == 0:
+            return False
+        with open(p, "rb") as fh:
+            suffix = p.suffix.lower()
+            if suffix == ".png":
+                head = fh.read(8)
+                fh.seek(max(0, size - 12))
+                return head == _PNG_SIGNATURE and fh.read(12) == _PNG_END
+            if suffix in (".jpg", ".jpeg"):
+                head = fh.read(2)
+                fh.seek(max(0, size - 2))
+                return head == b"\xff\xd8" and fh.read(2) == b"\xff\xd9"
+            if suffix == ".exr":
+                return _exr_looks_whole(fh, size)
+            if suffix == ".npy":
+                return _npy_looks_whole(fh, size)
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _exr_looks_whole(fh: Any, size: int) -> bool:
+    import struct
+
+    head = fh.read(8)
+    if len(head) < 8 or head[:4] != _EXR_MAGIC:
+        return False
+    flags = struct.unpack("<I", head[4:])[0]
+    if flags & 0x1A00:  # tiled, deep or multi-part: not what camsim writes; decode to check those
+        return True
+    blob = fh.read(65536)
+    pos, compression, window = 0, None, None
+    while True:
+        end = blob.index(b"\0", pos)
+        name = blob[pos:end]
+        if not name:
+            pos = end + 1
+            break
+        type_end = blob.index(b"\0", end + 1)
+        (length,) = struct.unpack_from("<i", blob, type_end + 1)
+        value = blob[type_end + 5 : type_end + 5 + length]
+        if len(value) != length:
+            return False
+        if name == b"compression":
+            compression = value[0]
+        elif name == b"dataWindow":
+            window = struct.unpack("<4i", value)
+        pos = type_end + 5 + length
+    if compression not in _EXR_LINES_PER_CHUNK or window is None:
+        return compression is not None and window is not None  # a codec we do not size: decode to check
+    lines = _EXR_LINES_PER_CHUNK[compression]
+    chunks = -(-(window[3] - window[1] + 1) // lines)
+    fh.seek(8 + pos)
+    table = fh.read(8 * chunks)
+    if len(table) != 8 * chunks:
+        return False
+    offsets = struct.unpack(f"<{chunks}Q", table)
+    last = max(offsets)
+    if min(offsets) < 8 + pos + 8 * chunks or last + 8 > size:
+        return False
+    fh.seek(last)
+    _, data = struct.unpack("<ii", fh.read(8))
+    return data >= 0 and last + 8 + data == size
+
+
+def _npy_looks_whole(fh: Any, size: int) -> bool:
+    import numpy.lib.format as npf
+
+    version = npf.read_magic(fh)
+    shape, _, dtype = npf._read_array_header(fh, version)  # the public readers decode the data too
+    if dtype.hasobject:
+        return True
+    return fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize == size
+
+
 # --------------------------------------------------------------------------------------------- EXR
 
 
@@ -148,9 +242,12 @@ def read_exr_parts(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             for part in f.parts:
                 for name, ch in part.channels.items():
                     out[name] = np.array(ch.pixels)
-            return out
     except Exception as exc:  # OpenEXR raises plain RuntimeError/OSError on corrupt files
         raise DatasetError(f"cannot read EXR {path}: {exc}") from exc
+    # A chunk that cannot be read leaves the binding with no pixels rather than an error.
+    if not out or any(a.ndim != 2 or a.size == 0 for a in out.values()):
+        raise DatasetError(f"cannot read EXR {path}: damaged pixel data")
+    return out
 
 
 def read_exr(path: str | os.PathLike[str], names: tuple[str, ...] | None = None) -> np.ndarray:

@@ -1,7 +1,12 @@
-"""Previews for people: colorized ground truth, event frames, an MP4 per ground truth and a grid video.
+"""Previews for people: colorized ground truth, hole masks, event frames, an MP4 per kind and a grid video.
 
 Colour limits are robust percentiles over the whole sequence (not per frame) so brightness does not
 flicker. Videos are encoded with PyAV (its own FFmpeg libraries; no system ffmpeg needed).
+
+Frame rate: every frame of a sequence becomes one video frame, none is dropped or repeated. The video
+runs at `fps` when given, else at the sequence's own fps capped at 60 (MAX_DEFAULT_FPS): a sequence
+faster than that (a x16 interpolation of a 50 fps render is 800 fps) plays slowed down, and every video
+lasts frames / rate seconds. Grid cells are labelled with scene, sequence and kind (camsim.labels).
 """
 
 from __future__ import annotations
@@ -16,15 +21,34 @@ from typing import Any
 
 import numpy as np
 
-from camsim import colorize, transforms
+from camsim import colorize, labels, transforms
 from camsim.dataset import SequenceDataset, find_sequences, sequence_name
 from camsim.errors import DatasetError, UserInputError
-from camsim.fileio import atomic_path, make_output_dir
+from camsim.fileio import atomic_path, make_output_dir, read_image
 
 log = logging.getLogger(__name__)
 
-PREVIEW_KINDS = ("frame", "depth", "flow", "normal", "segmentation", "events")
-"""Videos written per sequence (when the sequence has the data), in grid column order."""
+PREVIEW_KINDS = ("frame", "masks", "depth", "flow", "normal", "segmentation", "events")
+"""Videos written per sequence (when the sequence has the data), in grid column order. `masks`: the hole
+masks of an interpolated sequence (colorize.holes); `events`: an events.h5 binned by frame time."""
+MAX_DEFAULT_FPS = 60.0
+"""Default video rate is the sequence's fps, but never more than this."""
+HOLE_MASK_KEY = "hole_mask_file_path"
+
+
+def video_fps(source_fps: float | None, fps: float | None = None) -> float:
+    """Rate of a preview video: `fps` when given, else the source's (24 when unknown) capped at 60."""
+    if fps is not None:
+        return float(fps)
+    return min(float(source_fps or 24.0), MAX_DEFAULT_FPS)
+
+
+def check_options(fps: float | None, cell: tuple[int, int]) -> None:
+    """Refuse bad option values before anything is read or written."""
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise UserInputError(f"--fps must be a positive number, got {fps}")
+    if cell[0] < 2 or cell[1] < 2:
+        raise UserInputError(f"--cell must be at least 2x2 pixels, got {cell[0]}x{cell[1]}")
 
 
 # --------------------------------------------------------------------------------------- colouring
@@ -168,21 +192,48 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
     return count
 
 
-def _seq_fps(seq: SequenceDataset, fps: float | None) -> float:
-    return float(fps or seq.meta.get("fps") or 24.0)
+def _source_fps(seq: SequenceDataset) -> float:
+    return float(seq.meta.get("fps") or 24.0)
 
 
 def _event_edges(seq: SequenceDataset) -> np.ndarray:
     frames = seq.meta["frames"]
-    fps = _seq_fps(seq, None)
+    fps = _source_fps(seq)
     times = [float(fr.get("time", i / fps)) for i, fr in enumerate(frames)]
     return np.round(np.asarray(times) * 1e6).astype(np.int64)
+
+
+def has_hole_masks(seq: SequenceDataset) -> bool:
+    """Whether an interpolated sequence lists hole masks (source frames have none: nothing is missing)."""
+    return any(HOLE_MASK_KEY in fr for fr in seq.meta["frames"])
+
+
+def hole_pictures(seq: SequenceDataset) -> Iterator[np.ndarray]:
+    """colorize.holes of every frame: the frame dimmed, holes in magenta; frames without a mask have none."""
+    has_frame = "frame" in seq.modalities()
+    for i, fr in enumerate(seq.meta["frames"]):
+        frame = colorize_item("frame", seq.read("frame", i), {}) if has_frame else None
+        if HOLE_MASK_KEY in fr:
+            mask = read_image(transforms.resolve_path(seq.root, fr[HOLE_MASK_KEY]))
+            mask = mask if mask.ndim == 2 else mask[..., 0]
+            if frame is not None and mask.shape != frame.shape[:2]:
+                raise DatasetError(
+                    f"{seq.root}: hole mask {fr[HOLE_MASK_KEY]} is {mask.shape[1]}x{mask.shape[0]}, "
+                    f"the frame {frame.shape[1]}x{frame.shape[0]}"
+                )
+        elif frame is not None:
+            mask = np.zeros(frame.shape[:2], bool)
+        else:
+            mask = np.zeros((seq.height or 1, seq.width or 1), bool)
+        yield colorize.holes(frame, mask > 127)  # the masks are 0 or 255
 
 
 def sequence_streams(seq: SequenceDataset) -> dict[str, Callable[[], Iterator[np.ndarray]]]:
     """Per preview kind, a function returning a fresh iterator of HxWx3 uint8 pictures."""
     limits: dict[str, Any] | None = None
     present = seq.modalities()
+    if has_hole_masks(seq):
+        present = [*present, "masks"]
 
     def stream(kind: str) -> Iterator[np.ndarray]:
         nonlocal limits
@@ -192,7 +243,9 @@ def sequence_streams(seq: SequenceDataset) -> dict[str, Callable[[], Iterator[np
             yield colorize_item(kind, seq.read(kind, i), limits)
 
     out: dict[str, Callable[[], Iterator[np.ndarray]]] = {
-        k: (lambda k=k: stream(k)) for k in PREVIEW_KINDS if k in present
+        k: (lambda k=k: hole_pictures(seq) if k == "masks" else stream(k))
+        for k in PREVIEW_KINDS
+        if k in present
     }
     if "events_file_path" in seq.meta and len(seq) > 1:
         path = transforms.resolve_path(seq.root, seq.meta["events_file_path"])
@@ -214,16 +267,47 @@ def _fit(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return out
 
 
+def scene_label(seq: SequenceDataset) -> str:
+    """The scene a sequence was rendered from: its .blend file's stem, else transforms.json's `scene`."""
+    f, scene = seq.meta.get("scene_file"), seq.meta.get("scene")
+    if isinstance(f, str) and f:
+        return Path(f).stem
+    return scene if isinstance(scene, str) else ""
+
+
+def sequence_label(seq: SequenceDataset, scene: str = "") -> str:
+    """The sequence's path below the dataset root, without the folders up to its scene's."""
+    parts = seq.name.split("/")
+    if scene in parts[:-1]:
+        parts = parts[len(parts) - parts[::-1].index(scene) :]
+    return "/".join(parts)
+
+
+def cell_labels(seq: SequenceDataset, kinds: list[str], width: int, scale: float) -> list[list[str]]:
+    """Label lines of each tile of a sequence's row: the first names scene, sequence and kind, the
+    others their kind only."""
+    scene = scene_label(seq)
+    sequence = labels.fit_text(sequence_label(seq, scene), width - 2 * labels.PAD, scale, keep_end=True)
+    return [[scene, sequence, k] if i == 0 else [k] for i, k in enumerate(kinds)]
+
+
 def grid_frames(
-    seqs: list[SequenceDataset], cell: tuple[int, int] = (128, 128), max_cols: int | None = None
+    seqs: list[SequenceDataset],
+    cell: tuple[int, int] = (128, 128),
+    max_cols: int | None = None,
+    label: bool = True,
 ) -> Iterator[np.ndarray]:
-    """All sequences side by side: one tile per sequence (its frame and ground truth in a row);
-    shorter sequences hold their last picture."""
-    streams = []
+    """All sequences side by side: one block per sequence (its frame, hole masks and ground truth in a
+    row); shorter sequences hold their last picture. `label`: write scene, sequence and kind into the
+    tiles (camsim.labels)."""
+    streams, names = [], []
+    scale = labels.scale_for(cell[0])
     for s in seqs:
         kinds = sequence_streams(s)
-        streams.append([kinds[k]() for k in PREVIEW_KINDS if k in kinds and k != "events"])
-    streams = [row for row in streams if row]
+        row = [k for k in PREVIEW_KINDS if k in kinds and k != "events"]
+        if row:
+            streams.append([kinds[k]() for k in row])
+            names.append(cell_labels(s, row, cell[1], scale) if label else [[] for _ in row])
     if not streams:
         return
     ch, cw = cell
@@ -237,7 +321,8 @@ def grid_frames(
             for ki, it in enumerate(row):
                 img = next(it, None)
                 if img is not None:
-                    last[si][ki] = _fit(img, ch, cw)
+                    tile = _fit(img, ch, cw)
+                    last[si][ki] = labels.draw_label(tile, names[si][ki], scale) if names[si][ki] else tile
                     advanced = True
         if not advanced:
             return
@@ -251,6 +336,15 @@ def grid_frames(
         yield canvas
 
 
+def open_sequences(dataset_dir: str | os.PathLike[str]) -> list[SequenceDataset]:
+    """Every sequence under `dataset_dir` (or the sequence it is), each named by its path below it."""
+    root = Path(dataset_dir)
+    seq_dirs = find_sequences(root)
+    if not seq_dirs:
+        raise DatasetError(f"no transforms.json under {root}")
+    return [SequenceDataset(d, name=sequence_name(root, d)) for d in seq_dirs]
+
+
 def make_previews(
     dataset_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -258,33 +352,33 @@ def make_previews(
     grid: bool = True,
     cell: tuple[int, int] = (128, 128),
     progress: Callable[[int], None] | None = None,
+    label: bool = True,
 ) -> list[Path]:
     """Write OUT/<sequence>/<kind>.mp4 for every sequence and kind present, and OUT/grid.mp4.
 
-    Returns the written video paths. `progress` is called with 1 per video written.
+    Every frame is one video frame, at `fps` or the sequence's fps capped at 60 (video_fps); the grid
+    runs at `fps` or the fastest sequence's fps capped at 60. `label`: scene, sequence and kind on the
+    grid's tiles. Returns the written video paths. `progress` is called with 1 per video written.
+    Options and datasets are checked before the output folder is created.
     """
-    root, out = Path(dataset_dir), Path(out_dir)
-    if cell[0] < 2 or cell[1] < 2:
-        raise UserInputError(f"--cell must be at least 2x2 pixels, got {cell[0]}x{cell[1]}")
-    make_output_dir(out)
-    seq_dirs = find_sequences(root)
-    if not seq_dirs:
-        raise DatasetError(f"no transforms.json under {root}")
-    seqs = [SequenceDataset(d, name=sequence_name(root, d)) for d in seq_dirs]
+    check_options(fps, cell)
+    seqs = open_sequences(dataset_dir)
+    out = make_output_dir(out_dir)
     written: list[Path] = []
     for seq in seqs:
         folder = make_output_dir(out / seq.name)
         for kind, make in sequence_streams(seq).items():
             path = folder / f"{kind}.mp4"
-            n = write_video(path, make(), _seq_fps(seq, fps))
+            n = write_video(path, make(), video_fps(_source_fps(seq), fps))
             log.debug("wrote %s (%d frames)", path, n)
             written.append(path)
             if progress:
                 progress(1)
     if grid:
         path = out / "grid.mp4"
+        rate = video_fps(max(_source_fps(s) for s in seqs), fps)
         try:
-            write_video(path, grid_frames(seqs, cell), _seq_fps(seqs[0], fps))
+            write_video(path, grid_frames(seqs, cell, label=label), rate)
             written.append(path)
         except DatasetError:
             log.warning("no sequence has pictures for a grid video")
@@ -293,7 +387,6 @@ def make_previews(
     return written
 
 
-def count_videos(dataset_dir: str | os.PathLike[str]) -> int:
-    """How many videos make_previews will write (for a progress bar)."""
-    seq_dirs = find_sequences(Path(dataset_dir))
-    return sum(len(sequence_streams(SequenceDataset(d))) for d in seq_dirs) + 1
+def count_videos(dataset_dir: str | os.PathLike[str], grid: bool = True) -> int:
+    """How many videos make_previews will write (for a progress bar); checks every transforms.json."""
+    return sum(len(sequence_streams(s)) for s in open_sequences(dataset_dir)) + int(grid)

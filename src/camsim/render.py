@@ -8,6 +8,8 @@ is written last, so a folder without it is visibly incomplete and is resumed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -24,11 +26,12 @@ import numpy as np
 
 from camsim import __version__, transforms
 from camsim.blender.worker import BlenderWorker
-from camsim.config import RenderConfig
+from camsim.config import GPU_BACKENDS, RenderConfig
 from camsim.errors import DatasetError, OutputWriteError, SceneError, UserInputError
 from camsim.fileio import (
     TMP_MARK,
     clean_temporaries,
+    looks_whole,
     make_output_dir,
     move_into_place,
     read_exr_parts,
@@ -44,17 +47,21 @@ from camsim.groundtruth import (
     relpath,
     write_ground_truth,
 )
+from camsim.resume import (
+    RECORD_FILE,
+    RenderRecord,
+    Reuse,
+    check_folder,
+    clear_outputs,
+    difference,
+    holds_output,
+    read_record,
+    settings_hash,
+)
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
-
-# How a run is executed, not what is rendered: left out of transforms.json so that the same render
-# through a different pool, cluster or machine gives the same file.
-EXECUTION_SETTINGS = frozenset(
-    {"log_dir", "executable", "jobs", "threads", "timeout", "allow_skips", "max_sequences_per_worker",
-     "max_worker_memory"}
-)  # fmt: skip
 
 BLEND_MAGIC = (b"BLENDER", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # plain, gzip, zstd
 
@@ -72,6 +79,8 @@ class SequenceJob:
     """Last frame, inclusive; None: the scene's last frame."""
     scene_name: str = ""
     sequence_id: str = ""
+    reuse: Reuse = field(default_factory=Reuse)
+    """What to do with outputs already in `output`: refuse (default), resume, or overwrite."""
 
 
 @dataclass
@@ -145,10 +154,17 @@ def expected_files(kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bo
     return files
 
 
-def frame_is_complete(folder: Path, kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bool) -> bool:
-    """True when every file of the frame exists and decodes (a truncated file is not complete)."""
+def frame_is_complete(
+    folder: Path, kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bool, verify: bool = False
+) -> bool:
+    """True when every file of the frame is whole: the cheap check (present, not cut short: see
+    fileio.looks_whole), or with `verify` a full decode."""
     for rel in expected_files(kinds, frame, frame_ext, debug):
         path = folder / rel
+        if not verify:
+            if not looks_whole(path):
+                return False
+            continue
         if not path.is_file():
             return False
         try:
@@ -260,7 +276,8 @@ def build_transforms(
             "file_path": relpath("frames", f, ext),
             "transform_matrix": cam["transform_matrix"],
             "frame_number": f,
-            "time": (f - info["frame_start"]) / fps,
+            "time": (f - info.get("original_frame_start", info["frame_start"]) * config.keyframe_multiplier)
+            / fps,
             "camera": cam.get("camera", ""),
         }
         for kind in kinds:
@@ -297,8 +314,9 @@ def build_transforms(
         "source_engine": info.get("source_engine", "CYCLES"),
         "warnings": list(info.get("warnings", [])),
         "adjustments": list(info.get("adjustments", [])),
-        "render": {k: v for k, v in config.to_json().items() if k not in EXECUTION_SETTINGS},
+        "render": config.render_settings(),
         "conventions": transforms.CONVENTIONS,
+        "settings_hash": settings_hash(config.render_settings()),
         "segmentation_ids": dict(_by_id(info["segmentation_ids"])),
         "segmentation_objects": {
             k: {kk: vv for kk, vv in v.items() if kk != "rigid"}
@@ -309,38 +327,61 @@ def build_transforms(
     }
 
 
+def check_frame_range(start: int, end: int, scene_start: int, scene_end: int, scene: str) -> None:
+    """Refuse (UserInputError) an empty range or frames outside the scene's (keyframe-multiplied) range."""
+    if start > end:
+        raise UserInputError(f"--frame-start {start} is after --frame-end {end} ({scene})")
+    if start < scene_start or end > scene_end:
+        raise UserInputError(
+            f"frames {start}..{end} are outside the scene's range {scene_start}..{scene_end} ({scene})"
+        )
+
+
+def record_for(job: SequenceJob, start: int, end: int) -> RenderRecord:
+    """What the render of `job` over frames start..end is, for comparison with what a folder holds."""
+    return RenderRecord(job.scene.name, start, end, json.loads(json.dumps(job.config.render_settings())))
+
+
 def render_sequence(
     worker: BlenderWorker,
     job: SequenceJob,
     progress: ProgressFn | None = None,
     threads: int | None = None,
     gpu_index: int | None = None,
-    allow_skips: bool | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> SequenceResult:
-    """Render `job` with a started worker. Raises SceneError for unusable scenes or ranges.
+    """Render `job` with a started worker. Raises SceneError for unusable scenes, UserInputError for a bad
+    range or a folder holding another render (see resume.check_folder).
 
     `progress(n)` is called as frames finish (skipped ones included); `on_total(n)` once the frame
-    count is known.
+    count is known. Nothing is created in the output folder before the scene opened and the range and
+    the folder were checked.
     """
     t0 = time.perf_counter()
     config = job.config
-    resume = config.allow_skips if allow_skips is None else allow_skips
+    reuse = job.reuse if not config.allow_skips else dataclasses.replace(job.reuse, resume=True)
     check_blend_file(job.scene)
-    prepare_output(job.output)
     info = worker.open_scene(job.scene, worker_settings(config, threads, gpu_index))
     if worker.device != info["device"]:
         worker.device = info["device"]
-        log.info("%s renders on %s (device_type=%s)", worker.name, info["device"], config.device_type)
+        if config.device_type in GPU_BACKENDS and info["device"] == "CPU":
+            log.warning(
+                "%s: no %s device found: rendering on the CPU", worker.name, config.device_type.upper()
+            )
+        else:
+            log.info("%s renders on %s (device_type=%s)", worker.name, info["device"], config.device_type)
     start = info["frame_start"] if job.frame_start is None else job.frame_start
     end = info["frame_end"] if job.frame_end is None else job.frame_end
-    if start > end:
-        raise SceneError(f"empty frame range {start}..{end} for {job.scene.name}")
-    if start < info["frame_start"] or end > info["frame_end"]:
-        raise SceneError(
-            f"frames {start}..{end} are outside the scene's range "
-            f"{info['frame_start']}..{info['frame_end']} ({job.scene.name})"
-        )
+    check_frame_range(start, end, info["frame_start"], info["frame_end"], job.scene.name)
+    wanted = record_for(job, start, end)
+    check_folder(job.output, wanted, reuse)
+    if reuse.overwrite and holds_output(job.output):
+        log.info("%s: removing the render it held (--overwrite)", job.output)
+        clear_outputs(job.output)
+    previous = _read_meta(job.output) if reuse.resume else None
+    prepare_output(job.output)
+    if read_record(job.output) != wanted or not (job.output / RECORD_FILE).is_file():
+        write_json_atomic(job.output / RECORD_FILE, wanted.to_json())
     report_warnings(job, info)
     frames = list(range(start, end + 1))
     result = SequenceResult(job, frames_total=len(frames), scene_info=info)
@@ -360,8 +401,10 @@ def render_sequence(
                 (job.output / "debug" / LAYOUT[kind][0]).mkdir(parents=True, exist_ok=True)
 
     todo = frames
-    if resume:
-        todo = [f for f in frames if not frame_is_complete(job.output, kinds, f, ext, config.debug)]
+    if reuse.resume:
+        todo = [
+            f for f in frames if not frame_is_complete(job.output, kinds, f, ext, config.debug, reuse.verify)
+        ]
         result.frames_skipped = len(frames) - len(todo)
         if result.frames_skipped and progress:
             progress(result.frames_skipped)
@@ -390,13 +433,18 @@ def render_sequence(
                 if progress:
                     progress(1)
         meta = build_transforms(job, info, cams, frames)
-        if "objects_file_path" in meta:
-            write_json_atomic(
-                job.output / meta["objects_file_path"], objects_record(info, motion, frames, scale)
-            )
-        result.seconds = time.perf_counter() - t0
-        write_json_atomic(job.output / "info.json", sequence_info(meta, result))
-        transforms.write(job.output / "transforms.json", meta)  # last: marks the sequence complete
+        if (
+            json.loads(json.dumps(meta)) != previous
+        ):  # a repair of a complete sequence rewrites only its damaged frames
+            if "objects_file_path" in meta:
+                write_json_atomic(
+                    job.output / meta["objects_file_path"], objects_record(info, motion, frames, scale)
+                )
+            result.seconds = time.perf_counter() - t0
+            write_json_atomic(job.output / "info.json", sequence_info(meta, result))
+            transforms.write(job.output / "transforms.json", meta)  # last: marks the sequence complete
+        elif todo:
+            log.info("%s: re-rendered damaged frames %s", job.output, ", ".join(map(str, todo)))
     finally:
         for fut in pending:
             fut.cancel()
@@ -481,10 +529,24 @@ def sequence_info(meta: dict[str, Any], result: SequenceResult) -> dict[str, Any
     }
 
 
-def sequence_is_complete(folder: Path, first: int, last: int) -> bool:
-    """A sequence is complete when its transforms.json is valid and lists exactly frames first..last."""
+def _read_meta(folder: Path) -> dict[str, Any] | None:
     try:
-        meta = transforms.read(folder / "transforms.json")
+        return transforms.read(folder / "transforms.json")
     except DatasetError:
+        return None
+
+
+def sequence_is_complete(folder: Path, job: SequenceJob, verify: bool = False) -> bool:
+    """A finished render of exactly `job` (scene, frames, settings) whose every file is whole."""
+    if job.frame_start is None or job.frame_end is None:
         return False
-    return [f.get("frame_number") for f in meta["frames"]] == list(range(first, last + 1))
+    meta = _read_meta(folder)
+    first, last = job.frame_start, job.frame_end
+    if meta is None or [f.get("frame_number") for f in meta["frames"]] != list(range(first, last + 1)):
+        return False
+    record = read_record(folder)
+    if record is None or difference(record, record_for(job, first, last)) is not None:
+        return False
+    config = job.config
+    kinds, ext = config.ground_truth, frame_ext_of(config)
+    return all(frame_is_complete(folder, kinds, f, ext, config.debug, verify) for f in range(first, last + 1))

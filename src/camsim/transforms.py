@@ -20,30 +20,44 @@ from camsim.fileio import write_json_atomic
 FORMAT_VERSION = "camsim/1"
 
 CONVENTIONS: dict[str, str] = {
-    "camera_axes": "OpenGL/Blender: +X right, +Y up, +Z toward the viewer (camera looks along -Z)",
-    "transform_matrix": "camera-to-world, 4x4, row-major, rotation without scale, translation in metres",
+    "camera_axes": "OpenGL/Blender: +X right, +Y up, +Z toward the viewer (the camera looks along -Z)",
+    "transform_matrix": "camera-to-world, 4x4, row-major (translation in the last column), rotation "
+    "orthonormal (the camera object's scale removed), translation in metres",
     "world_axes": "Blender world: +Z up, right-handed; lengths in metres (Blender units x metres_per_unit)",
     "pixel_origin": "top-left corner of the top-left pixel; pixel centres at integer + 0.5; x right, y down",
-    "intrinsics": "pinhole: u = fl_x * X/(-Z) + cx, v = -fl_y * Y/(-Z) + cy for camera-frame (X, Y, Z); "
-    "per frame when the lens (focal length, shift, sensor) is animated",
-    "depth": "planar z-depth (distance along the optical axis, not along the ray) in metres; "
-    "EXR channel Y; background +inf",
-    "normal": "unit surface normals in the camera frame (+X right, +Y up, +Z toward the viewer); "
-    "EXR channels R, G, B = x, y, z; background 0",
-    "flow": "pixels, x right, y down; EXR channels R, G = forward flow (dx, dy) from this frame to the next, "
-    "B, A = backward flow (dx, dy) from this frame to the previous; where no surface was hit (world "
-    "background) the exact flow of points at infinity (camera rotation and intrinsics only); the first and "
-    "last frame's flow uses the same camera's pose one frame outside the sequence",
-    "segmentation": "EXR channel Y, uint32 object ids, 0 = background; one id per object, shared by all its "
-    "instances (collection, particle, geometry-nodes instances); ids stable for a scene; "
-    "names in segmentation_ids (linked objects as 'name [library path]')",
-    "time": "seconds since the scene's first frame, after keyframe scaling",
-    "frame_number": "Blender frame number after keyframe scaling",
-    "camera": "frames[i].camera names the scene camera of the frame; a sequence never crosses a camera cut",
-    "rgb": "colour-managed (view transform of the scene) sRGB-encoded frames, rendered by Cycles",
-    "sampling": "depth and segmentation come from one camera sample at the pixel centre (never a blend); "
-    "normals and flow are averaged over the pixel's surface samples, so on silhouettes they mix the "
-    "surfaces (world-background samples do not count); colours are anti-aliased with pixel_filter",
+    "intrinsics": "pinhole, no distortion (k1 = k2 = p1 = p2 = 0): u = fl_x * X/(-Z) + cx, "
+    "v = -fl_y * Y/(-Z) + cy for camera-frame (X, Y, Z); the top-level values are the first frame's, and "
+    "every frame carries its own when the lens (focal length, shift, sensor) is animated",
+    "depth": "planar z-depth (distance along the optical axis, not along the ray) in metres; float32, "
+    "EXR channel Y; background (no surface at the pixel centre) +inf",
+    "normal": "unit surface normals in the camera frame (+X right, +Y up, +Z toward the viewer), of the side "
+    "facing the camera (back faces flipped toward the camera); float32, EXR channels R, G, B = x, y, z; "
+    "background 0",
+    "flow": "pixels, x right, y down; float32, EXR channels R, G = forward flow (dx, dy) from this frame to "
+    "the next, B, A = backward flow (dx, dy) from this frame to the previous; where the pixel-centre sample "
+    "hit no surface (depth +inf) the exact flow of points at infinity (camera rotation and intrinsics only); "
+    "the first and last frame's flow uses the same camera one frame outside the sequence, as Blender "
+    "evaluates it there (also beyond the scene's range, and across a camera cut)",
+    "segmentation": "EXR channel Y, uint32 object ids, 0 = background (no surface at the pixel centre); one "
+    "id per object, shared by all its instances (collection, particle, geometry-nodes instances); ids "
+    "1..N over the sorted names, stable for a scene; names in segmentation_ids (linked objects as "
+    "'name [library path]')",
+    "time": "seconds since the scene's first frame: (frame_number - frame_start x keyframe_multiplier) / fps "
+    "with the scene's frame_start and fps = scene fps x keyframe_multiplier; the same instant has the same "
+    "time at every multiplier",
+    "frame_number": "Blender frame number after keyframe scaling (frame n shows the scene's frame "
+    "n / keyframe_multiplier); it numbers the files, e.g. frames/frame_000123.png",
+    "camera": "frames[i].camera names the scene camera of the frame (as timeline markers select it); a "
+    "sequence never crosses a camera cut (a render asked to is refused)",
+    "rgb": "8- or 16-bit PNG (or JPEG) of Cycles' Combined pass through the scene's own colour management "
+    "as saved in the .blend (display device, view transform, look, exposure, gamma, curves; Blender's "
+    "default view transform is AgX), with Blender's dither noise; only under view transform Standard with "
+    "no look, exposure 0, gamma 1, no curves and display sRGB is a frame the sRGB OETF of the scene-linear "
+    "light in linear/ (within one code value of dither)",
+    "sampling": "depth and segmentation come from one camera sample at the pixel centre (never a blend), "
+    "and so does the background mask of normals and flow; normals and flow are averaged over the pixel's "
+    "samples, so on silhouettes they mix the surfaces, and samples that hit the world background do not "
+    "count; colours are anti-aliased with pixel_filter",
 }
 
 SIDECAR_KEYS = ("objects_file_path",)

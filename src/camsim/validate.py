@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
@@ -37,7 +37,7 @@ from camsim.fileio import TMP_MARK
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "incomplete", "corrupted"]
-ProblemKind = Literal["missing", "corrupted", "schema", "inconsistent"]
+ProblemKind = Literal["missing", "corrupted", "schema", "inconsistent", "unlisted"]
 
 
 @dataclass
@@ -94,7 +94,7 @@ class SequenceReport:
 
     @property
     def status(self) -> Status:
-        if any(p.kind in ("corrupted", "schema", "inconsistent") for p in self.problems):
+        if any(p.kind in ("corrupted", "schema", "inconsistent", "unlisted") for p in self.problems):
             return "corrupted"
         if not self.has_transforms or self.problems:
             return "incomplete"
@@ -413,6 +413,41 @@ def _check_loose_files(rep: SequenceReport, root: Path, progress: Callable[[int]
     rep.frames = count
 
 
+RENDER_FOLDERS = ("frames", "depths", "normals", "flows", "segmentations", "linear", "masks", "debug")
+"""Folders of per-frame files: every file in them must be listed by the sequence's transforms.json."""
+
+
+def _listed_files(meta: dict[str, Any]) -> set[str]:
+    keys = lambda d: (v for k, v in d.items() if k == "file_path" or k.endswith("_file_path"))  # noqa: E731
+    listed = {v for v in keys(meta) if isinstance(v, str)}
+    for fr in meta["frames"]:
+        listed.update(v for v in keys(fr) if isinstance(v, str))
+    return {str(PurePosixPath(v.replace("\\", "/"))) for v in listed}
+
+
+def check_unlisted(rep: SequenceReport, root: Path, meta: dict[str, Any]) -> None:
+    """Files in per-frame folders that transforms.json does not list: stale frames of another render, which
+    a reader would never see and a tool globbing the folder would mix in. A debug PNG counts as listed
+    when the file it colorizes is (debug/depths/depth_000012.png for depths/depth_000012.exr)."""
+    listed = _listed_files(meta)
+    stems = {str(PurePosixPath(p).with_suffix("")) for p in listed}
+    for name in RENDER_FOLDERS:
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or TMP_MARK in path.name:
+                continue
+            rel = path.relative_to(root).as_posix()
+            if rel in listed:
+                continue
+            if name == "debug" and str(PurePosixPath(rel).relative_to("debug").with_suffix("")) in stems:
+                continue
+            rep.problems.append(
+                Problem(path, "unlisted", "not listed in transforms.json (left by another render?)")
+            )
+
+
 def check_sequence(
     root: Path,
     name: str,
@@ -452,6 +487,7 @@ def check_sequence(
             )
         )
     (_check_npy_files if seq.is_npy else _check_img_files)(rep, seq, progress)
+    check_unlisted(rep, root, meta)
     if "events_file_path" in meta:
         rep.format = "events" if "frame" not in seq.modalities() else rep.format
         _check_events(rep, transforms.resolve_path(root, meta["events_file_path"]), meta)
@@ -688,12 +724,15 @@ def check_consistency(
 
 
 def purge_sequence(rep: SequenceReport) -> list[Path]:
-    """Delete corrupted files and, if the sequence lost or lacks any, its transforms.json.
+    """Delete corrupted files and files no transforms.json lists and, if the sequence lost or lacks any
+    listed file, its transforms.json.
 
     Left without transforms.json, the sequence counts as incomplete and `--allow-skips` resumes it,
     keeping the frames whose files all still exist and decode.
     """
-    doomed = {p.path for p in rep.problems if p.kind in ("corrupted", "schema") and p.path.is_file()}
+    doomed = {
+        p.path for p in rep.problems if p.kind in ("corrupted", "schema", "unlisted") and p.path.is_file()
+    }
     if any(p.kind in ("missing", "corrupted", "schema") for p in rep.problems):
         tj = rep.path / "transforms.json"
         if tj.is_file():
@@ -728,6 +767,8 @@ def validate_dataset(
         if purge:
             purge_sequence(rep)
         reports.append(rep)
+    if not reports:
+        raise DatasetError(f"no sequences under {root} (no transforms.json and no frames/ folder)")
     return ValidationReport(root=root, sequences=reports)
 
 

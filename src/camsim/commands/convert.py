@@ -20,9 +20,9 @@ def _frames(path: Path) -> int:
 class ImgToNpy:
     """IMG (a file per frame) to NPY (one memory-mappable (N,H,W,C) array per modality)."""
 
-    src: tyro.conf.Positional[Path]
+    src: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="INPUT")]
     """A sequence folder, or a folder of sequences (converted one by one, paths mirrored)."""
-    dst: tyro.conf.Positional[Path]
+    dst: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT")]
     """Output folder."""
     bitpack: bool = False
     """Pack binary frames (values 0 and 1, e.g. SPAD) 8 to a byte with numpy.packbits."""
@@ -35,8 +35,9 @@ class ImgToNpy:
         from camsim.convert import convert_tree, img_to_npy
         from camsim.progress import progress_bar
 
+        total = _frames(self.src)  # reads every transforms.json: a bad input fails before a bar is drawn
         with progress_bar("frames") as bar:
-            task = bar.add_task("img-to-npy", total=_frames(self.src))
+            task = bar.add_task("img-to-npy", total=total)
             out = convert_tree(
                 self.src,
                 self.dst,
@@ -54,9 +55,9 @@ class ImgToNpy:
 class NpyToImg:
     """NPY (bit-packed or not) to IMG: PNG frames and EXR ground truth, as `render-animation` writes them."""
 
-    src: tyro.conf.Positional[Path]
+    src: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="INPUT")]
     """A sequence folder, or a folder of sequences (converted one by one, paths mirrored)."""
-    dst: tyro.conf.Positional[Path]
+    dst: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT")]
     """Output folder."""
     overwrite: bool = False
     """Replace an existing transforms.json in DST."""
@@ -65,8 +66,9 @@ class NpyToImg:
         from camsim.convert import convert_tree, npy_to_img
         from camsim.progress import progress_bar
 
+        total = _frames(self.src)
         with progress_bar("frames") as bar:
-            task = bar.add_task("npy-to-img", total=_frames(self.src))
+            task = bar.add_task("npy-to-img", total=total)
             out = convert_tree(
                 self.src,
                 self.dst,

@@ -31,7 +31,13 @@ class CreateDatasets:
     """Frames per sequence. Default: the most that fit: the whole range (with camera cuts: the longest
     shot) for one sequence, else the range split evenly."""
     allow_skips: bool = False
-    """Resume: skip complete sequences and render only the missing or unreadable frames of the rest."""
+    """Resume: skip complete sequences and render only the missing or damaged frames (of complete ones too).
+    A sequence rendered with other settings is refused (exit 2)."""
+    overwrite: bool = False
+    """Re-render sequences whose folders hold a render (with other settings too): their old outputs are removed
+    first."""
+    verify: bool = False
+    """With --allow-skips: decode every existing file instead of the cheap check (present, not cut short)."""
     dry_run: bool = False
     """Print the plan (scenes, sequences, frame ranges, total frames) and render nothing."""
     anim_start: int | None = None
@@ -62,6 +68,10 @@ class CreateDatasets:
         config = self.render_config.validate()
         if self.max_retries < 0:
             raise UserInputError(f"--max-retries must be 0 or more, got {self.max_retries}")
+        if (self.allow_skips or config.allow_skips) and self.overwrite:
+            raise UserInputError(
+                "--allow-skips keeps renders and --overwrite replaces them: pass one of them"
+            )
         if self.cluster:  # a bad address is bad input: refuse it before any Blender work
             from camsim.cluster import cluster_address
 
@@ -81,6 +91,9 @@ class CreateDatasets:
             if self.dry_run:
                 _print_plan(plan)
                 return 1 if plan.failures else 0
+            from camsim.datasets import check_outputs
+
+            check_outputs(plan.jobs)
             warm = planner.pop() if planner and not self.cluster else None
             return self._render(plan, config, warm)
         finally:
@@ -116,22 +129,26 @@ class CreateDatasets:
             return SceneRange(int(info["frame_start"]), int(info["frame_end"]),
                               tuple(int(c) for c in info.get("cuts") or ()), info.get("camera_problem"))  # fmt: skip
 
-        return plan_datasets(scenes, self.datasets_dir, config, options, read_range)
+        from camsim.resume import Reuse
+
+        reuse = Reuse(
+            resume=self.allow_skips or config.allow_skips, overwrite=self.overwrite, verify=self.verify
+        )
+        return plan_datasets(scenes, self.datasets_dir, config, options, read_range, reuse)
 
     def _render(self, plan, config, warm=None) -> int:  # type: ignore[no-untyped-def]
         from camsim.datasets import dispatch_order
         from camsim.executors import JobOutcome, LocalPool
         from camsim.progress import progress_bar
 
-        allow_skips = self.allow_skips or config.allow_skips
         jobs = dispatch_order(plan.jobs, self.seed)
         t0 = time.monotonic()
         if self.cluster:
             from camsim.cluster import DaskRunner
 
-            runner = DaskRunner(self.cluster, config, self.max_retries, allow_skips, self.datasets_dir)
+            runner = DaskRunner(self.cluster, config, self.max_retries, self.datasets_dir)
         else:
-            runner = LocalPool(config, min(config.jobs, len(jobs)), self.max_retries, allow_skips, warm=warm)
+            runner = LocalPool(config, min(config.jobs, len(jobs)), self.max_retries, warm=warm)
         with progress_bar("frames") as bar:
             view = _PoolView(bar, len(jobs), plan.total_frames)
             try:

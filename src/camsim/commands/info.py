@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -12,7 +13,7 @@ import tyro
 class Info:
     """Summarise a sequence or a folder of sequences (reads transforms.json files only)."""
 
-    dataset: tyro.conf.Positional[Path]
+    dataset: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="DATASET")]
     """A sequence folder or a folder of sequences."""
     per_sequence: bool = True
     """List every sequence, not only the totals."""

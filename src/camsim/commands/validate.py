@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -13,7 +14,7 @@ import tyro
 class Validate:
     """Check schema, files, shapes, types, NaNs and frame counts; exit 1 when anything is wrong."""
 
-    dataset: tyro.conf.Positional[Path]
+    dataset: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="DATASET")]
     """A sequence folder or a folder of sequences (e.g. DATASETS/renders)."""
     consistency: bool = False
     """Reproject depth with poses and intrinsics to the next frame (moving rigid objects with their poses
@@ -26,9 +27,17 @@ class Validate:
     def run(self) -> int:
         from rich.table import Table
 
+        from camsim.dataset import find_sequence_dirs
+        from camsim.errors import DatasetError
         from camsim.progress import progress_bar, report_console
         from camsim.validate import total_frames, validate_dataset
 
+        if not self.dataset.exists():
+            raise DatasetError(f"no dataset at {self.dataset}")
+        if self.dataset.is_dir() and not find_sequence_dirs(self.dataset):  # no bar drawn for a non-dataset
+            raise DatasetError(
+                f"no sequences under {self.dataset} (no transforms.json and no frames/ folder)"
+            )
         with progress_bar("frames") as bar:
             task = bar.add_task("validate", total=total_frames(self.dataset))
             report = validate_dataset(
@@ -90,8 +99,6 @@ class Validate:
                 )
             for p in s.purged:
                 console.print(f"purged {p}", highlight=False, markup=False, soft_wrap=True)
-        if not report.sequences:
-            console.print(f"no sequences found under {report.root}", markup=False)
         return 0 if report.ok else 1
 
 
