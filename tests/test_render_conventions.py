@@ -511,12 +511,21 @@ def check_camera(r: Rendered) -> None:
 
 
 def check_rgb(r: Rendered) -> None:
-    says("rgb", "PNG", "Combined pass", "scene's own colour management", "view transform", "AgX", "dither",
-         "Standard", "sRGB OETF", "linear/", "within one code value")  # fmt: skip
+    says("rgb", "PNG", "Combined pass", "scene's own colour management", "recorded in colour_management",
+         "view transform", "AgX", "dither", "Standard", "sRGB OETF", "linear/", "within one code value")  # fmt: skip
     info = r.scene_info
     settings = ("view_transform", "look", "exposure", "gamma", "curves", "display_device")
     assert tuple(info[k] for k in settings) == ("Standard", "None", 0.0, 1.0, False, "sRGB")
     assert info["dither_intensity"] == 1.0  # Blender's default
+    recorded = r.meta["colour_management"]  # what the scene builder set, as transforms.json records it
+    assert (recorded["view_transform"], recorded["look"], recorded["display_device"]) == (
+        "Standard",
+        "None",
+        "sRGB",
+    )
+    assert (recorded["exposure"], recorded["gamma"], recorded["use_curve_mapping"]) == (0.0, 1.0, False)
+    assert recorded["dither_intensity"] == 1.0
+    assert r.scaled_meta["colour_management"]["view_transform"] == "AgX"
     for fr in r.frames:
         assert fr.rgb.dtype == np.uint8 and fr.rgb.shape == (H, W, 3)
         assert len(np.unique(fr.rgb)) > 30  # many colours: the check below is not about one grey

@@ -310,6 +310,7 @@ def build_transforms(
         "camsim_version": __version__,
         "device": info["device"],
         "pixel_filter": info.get("pixel_filter"),
+        "colour_management": info.get("colour_management"),
         "metres_per_unit": float(info.get("metres_per_unit", 1.0)),
         "source_engine": info.get("source_engine", "CYCLES"),
         "warnings": list(info.get("warnings", [])),

@@ -50,8 +50,8 @@ CONVENTIONS: dict[str, str] = {
     "camera": "frames[i].camera names the scene camera of the frame (as timeline markers select it); a "
     "sequence never crosses a camera cut (a render asked to is refused)",
     "rgb": "8- or 16-bit PNG (or JPEG) of Cycles' Combined pass through the scene's own colour management "
-    "as saved in the .blend (display device, view transform, look, exposure, gamma, curves; Blender's "
-    "default view transform is AgX), with Blender's dither noise; only under view transform Standard with "
+    "as saved in the .blend and recorded in colour_management (display device, view transform, look, "
+    "exposure, gamma, curves; Blender's default view transform is AgX), with Blender's dither noise; only under view transform Standard with "
     "no look, exposure 0, gamma 1, no curves and display sRGB is a frame the sRGB OETF of the scene-linear "
     "light in linear/ (within one code value of dither)",
     "sampling": "depth and segmentation come from one camera sample at the pixel centre (never a blend), "

@@ -179,6 +179,20 @@ def _setup_device(scene, device_type: str, gpu_index: int | None) -> str:
     return "CPU"
 
 
+def _colour_management(scene) -> dict:
+    """How Cycles' linear light became the RGB frames: the scene's own view and display settings."""
+    view = scene.view_settings
+    return {
+        "display_device": str(scene.display_settings.display_device),
+        "view_transform": str(view.view_transform),
+        "look": str(view.look),
+        "exposure": float(view.exposure),
+        "gamma": float(view.gamma),
+        "use_curve_mapping": bool(view.use_curve_mapping),
+        "dither_intensity": float(scene.render.dither_intensity),
+    }
+
+
 def _has_denoiser() -> bool:
     """Some Blender builds (e.g. Debian's) lack OpenImageDenoise; render noisy rather than fail."""
     try:
@@ -715,6 +729,7 @@ def open_scene(path: str, settings: dict) -> dict:
         "blender_version": bpy.app.version_string,
         "frame_map": [render.frame_map_old, render.frame_map_new],
         "pixel_filter": {"type": str(cycles.pixel_filter_type), "width": float(cycles.filter_width)},
+        "colour_management": _colour_management(scene),
         "metres_per_unit": float(scene.unit_settings.scale_length) or 1.0,
         "source_engine": engine,
         "warnings": warnings,
