@@ -1,0 +1,133 @@
+"""docs/FORMAT.md documents every file and key camsim writes: each writer runs once on a tiny rendered
+sequence, and every key it emits must appear (in backticks) in the section of FORMAT.md for that file.
+A writer that gains a key fails here until the key is documented (issue 13, item 13)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FAST
+
+from camsim import cli
+
+pytestmark = pytest.mark.blender
+
+FORMAT = Path(__file__).parent.parent / "docs" / "FORMAT.md"
+
+OPAQUE = {
+    "render",
+    "conventions",
+    "segmentation_ids",
+    "segmentation_objects",
+    "config",
+    "objects",
+    "matrix_world",
+}
+"""Blocks whose keys are data (ids, setting names, convention names), documented as a whole."""
+
+
+def run(*argv: object) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            cli.main([str(a) for a in argv])
+        except SystemExit as e:
+            assert not e.code, err.getvalue()
+
+
+def keys_of(obj: Any, out: set[str] | None = None) -> set[str]:
+    """Every key of a JSON document: of objects, of objects inside lists, of nested blocks (OPAQUE ones only
+    by name)."""
+    out = set() if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.add(k)
+            if k not in OPAQUE:
+                keys_of(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            keys_of(v, out)
+    return out
+
+
+def section(title: str) -> str:
+    """The text of FORMAT.md under the heading that contains `title`, up to the next heading of its level."""
+    text = FORMAT.read_text()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("#") and title in line:
+            level = len(line) - len(line.lstrip("#"))
+            body = []
+            for nxt in lines[i + 1 :]:
+                if nxt.startswith("#") and len(nxt) - len(nxt.lstrip("#")) <= level:
+                    break
+                body.append(nxt)
+            return "\n".join(body)
+    raise AssertionError(f"FORMAT.md has no heading with {title!r}")
+
+
+def documented(text: str) -> set[str]:
+    return {w for span in re.findall(r"`([^`]+)`", text) for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", span)}
+
+
+@pytest.fixture(scope="module")
+def outputs(build_scene, render, tmp_path_factory) -> dict[str, Path]:
+    blend = build_scene("format", kind="flow")
+    seq = render(blend, "format-seq", FAST.replace(linear=True), frame_start=1, frame_end=4)
+    root = tmp_path_factory.mktemp("format-outputs")
+    run("interpolate", seq, root / "interpolated", "--factor", "2", "--workers", "1")
+    for sensor in ("spad", "rgb", "events", "imu"):
+        run("emulate", sensor, seq, root / sensor)
+    run("convert", "img-to-npy", seq, root / "npy")
+    run("export", "nerfstudio", seq, root / "nerfstudio")
+    return {"render": seq, **{p.name: p for p in root.iterdir() if p.is_dir()}}
+
+
+FILES = [  # (output, file, FORMAT.md heading)
+    ("render", "transforms.json", "`transforms.json` of a rendered sequence"),
+    ("render", "info.json", "`info.json`"),
+    ("render", "settings.json", "`settings.json`"),
+    ("render", "objects.json", "`objects.json`"),
+    ("npy", "transforms.json", "NPY format"),
+    ("interpolated", "transforms.json", "Interpolated sequences"),
+    ("spad", "transforms.json", "Emulated sequences"),
+    ("spad", "params.json", "Emulated sequences"),
+    ("rgb", "transforms.json", "Emulated sequences"),
+    ("rgb", "params.json", "Emulated sequences"),
+    ("events", "transforms.json", "Emulated sequences"),
+    ("events", "params.json", "Emulated sequences"),
+    ("imu", "params.json", "Emulated sequences"),
+    ("nerfstudio", "transforms.json", "nerfstudio export"),
+]
+
+
+@pytest.mark.parametrize("output, name, heading", FILES, ids=[f"{o}/{n}" for o, n, _ in FILES])
+def test_every_key_written_is_documented(outputs, output, name, heading):
+    path = outputs[output] / name
+    if not path.is_file():
+        pytest.skip(f"{output} writes no {name}")
+    missing = sorted(keys_of(json.loads(path.read_text())) - documented(section(heading)))
+    # A key of a rendered sequence is documented for every output that inherits it.
+    if output != "render":
+        missing = [
+            k for k in missing if k not in documented(section("`transforms.json` of a rendered sequence"))
+        ]
+    assert not missing, f"{output}/{name} writes keys FORMAT.md ({heading}) does not document: {missing}"
+
+
+def test_every_file_and_folder_written_is_documented(outputs):
+    """Every file and folder name a writer creates (numbers stripped) appears in FORMAT.md."""
+    text = FORMAT.read_text()
+    names = set()
+    for out in outputs.values():
+        for p in out.rglob("*"):
+            rel = p.relative_to(out)
+            names.update(re.sub(r"\d{5,}", "", part) for part in rel.parts)
+    missing = sorted(n for n in names if re.sub(r"_?\.", ".", n).split(".")[0].rstrip("_") not in text)
+    assert not missing, f"FORMAT.md does not mention: {missing}"
