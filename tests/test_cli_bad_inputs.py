@@ -194,7 +194,9 @@ def _reader_cases() -> dict[str, Case]:
     out["export-nerfstudio-max-depth-negative"] = C(
         "export", "nerfstudio", "{seq}", "{out}", "--max-depth", "-1", match="max-depth"
     )
-    out["export-nerfstudio-output-holds-files"] = C("export", "nerfstudio", "{seq}", "{ws}/s-one", match="overwrite")
+    out["export-nerfstudio-output-holds-files"] = C(
+        "export", "nerfstudio", "{seq}", "{ws}/s-one", match="overwrite"
+    )
     out["preview-fps-zero"] = C("preview", "{seq}", "{out}", "--fps", "0", match="fps")
     out["preview-cell-zero"] = C(
         "preview",

@@ -36,7 +36,11 @@ def commands() -> list[tuple[str, ...]]:
         if isinstance(cls, type):
             out.append((name,))
         else:
-            out += [(name, cli.tyro_name(m)) for m in typing.get_args(cls)]
+            out += [
+                (name, cli.tyro_name(m))
+                for m in typing.get_args(cls)
+                if typing.get_args(m)[0] is not type(None)
+            ]
     return out
 
 

@@ -14,7 +14,8 @@ from camsim.fileio import read_exr, read_image
 plane_sequence = synthetic_plane.plane_sequence  # fixture
 
 
-def _assert_same_files(a_root, b_root):
+def _assert_same_files(a_root, b_root, frame_scale=1):
+    """Same files, names and values; `frame_scale`: b's frames are a's times this (binary 0/1 -> 0/255)."""
     a, b = Dataset.from_path(a_root), Dataset.from_path(b_root)
     assert len(a) == len(b)
     for i in range(len(a)):
@@ -26,7 +27,7 @@ def _assert_same_files(a_root, b_root):
             else:
                 x, y = read_exr(fa), read_exr(fb)
             assert x.dtype == y.dtype
-            np.testing.assert_array_equal(x, y)
+            np.testing.assert_array_equal(x * (frame_scale if name == "frame" else 1), y)
         np.testing.assert_array_equal(a[i]["pose"], b[i]["pose"])
         assert a[i]["time"] == b[i]["time"]
 
@@ -55,7 +56,29 @@ def test_convert_bitpacked_round_trip_is_lossless(plane_sequence, tmp_path, dim)
             ds[i]["frame"][..., 0], read_image(src / f"frames/frame_{10 + i:06d}.png")
         )
     back = npy_to_img(npy, tmp_path / "img")
-    _assert_same_files(src, back)
+    _assert_same_files(src, back, frame_scale=255)  # binary PNGs come back as 0/255
+    again = img_to_npy(back, tmp_path / "npy2", bitpack=True, bitpack_dim=dim)
+    assert (again / "frames.npy").read_bytes() == (npy / "frames.npy").read_bytes()
+
+
+def test_convert_npy_to_img_writes_spad_binary_frames_as_0_and_255(tmp_path):
+    """A SPAD dataset's bit-packed detections become PNGs of 0 and 255 (visible), one per detection bit."""
+    from camsim.emulate import SpadConfig, emulate_spad, unpack_frames
+    from camsim.emulate.synthetic import constant_frames, write_sequence
+
+    seq = write_sequence(tmp_path / "seq", constant_frames(0.4, 6, 11, 3), np.arange(3) / 30.0)
+    spad = emulate_spad(seq, tmp_path / "spad", SpadConfig(frames_per_input=4, seed=1))
+    bits = unpack_frames(spad)
+    assert 0.2 < bits.mean() < 0.8  # both values present
+    img = npy_to_img(spad, tmp_path / "img")
+    ds = Dataset.from_path(img)
+    assert len(ds) == len(bits) == 12
+    for i in range(len(ds)):
+        png = read_image(ds.file_for("frame", i))
+        assert png.dtype == np.uint8 and set(np.unique(png)) <= {0, 255}
+        np.testing.assert_array_equal(png, bits[i, ..., 0] * 255)
+    back = img_to_npy(img, tmp_path / "npy", bitpack=True)
+    np.testing.assert_array_equal(unpack_frames(back), bits)
 
 
 def test_convert_bitpack_refuses_non_binary_frames(plane_sequence, tmp_path):

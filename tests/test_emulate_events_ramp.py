@@ -99,7 +99,7 @@ def test_emulate_events_identical_for_any_batch_size_and_workers(tmp_path):
         emulate_events(seq, tmp_path / "a", EventsConfig(seed=2, batch_size=1, shot_noise_rate=50))
     )
     b = read_events(
-        emulate_events(seq, tmp_path / "b", EventsConfig(seed=2, batch_size=4, workers=2, shot_noise_rate=50))
+        emulate_events(seq, tmp_path / "b", EventsConfig(seed=2, batch_size=4, shot_noise_rate=50), workers=2)
     )
     c = read_events(emulate_events(seq, tmp_path / "c", EventsConfig(seed=3, shot_noise_rate=50)))
     assert np.array_equal(a, b) and len(a) > 0

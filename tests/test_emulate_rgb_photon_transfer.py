@@ -70,7 +70,7 @@ def test_emulate_rgb_is_identical_for_any_batch_size_and_workers(tmp_path):
     seq = write_sequence(tmp_path / "seq", frames, np.arange(9) / 30.0, linear=False)
     kw = dict(chunk_size=2, rolling_shutter=True, seed=4)
     a = emulate_rgb(seq, tmp_path / "a", RgbConfig(**kw, batch_size=1))
-    b = emulate_rgb(seq, tmp_path / "b", RgbConfig(**kw, batch_size=3, workers=2))
+    b = emulate_rgb(seq, tmp_path / "b", RgbConfig(**kw, batch_size=3), workers=2)
     files = sorted(p.relative_to(a) for p in (a / "frames").iterdir())
     assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     assert (a / "transforms.json").read_text() == (b / "transforms.json").read_text()

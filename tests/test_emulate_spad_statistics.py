@@ -22,7 +22,13 @@ def test_emulate_spad_detection_rate_matches_poisson_within_3_sigma(tmp_path):
     L, flux, qe, fps, k = 0.5, 2000.0, 0.4, 100.0, 50
     seq = _seq(tmp_path, L, n=4, fps=fps)
     cfg = SpadConfig(
-        flux=flux, qe=qe, frames_per_input=k, dark_count_rate=0.0, hot_pixel_fraction=0.0, seed=3
+        flux=flux,
+        qe=qe,
+        frames_per_input=k,
+        gate_time=1.0 / (fps * k),
+        dark_count_rate=0.0,
+        hot_pixel_fraction=0.0,
+        seed=3,
     )
     out = emulate_spad(seq, tmp_path / "out", cfg)
     frames = unpack_frames(out)
@@ -43,6 +49,7 @@ def test_emulate_spad_dark_counts_on_black_follow_the_dcr_map(tmp_path):
         dcr_sigma=0.5,
         hot_pixel_fraction=0.05,
         hot_pixel_rate=300.0,
+        gate_time=1.0 / (10.0 * 10),
         seed=11,
     )
     frames = unpack_frames(emulate_spad(seq, tmp_path / "out", cfg)).astype(np.float64)
@@ -65,7 +72,7 @@ def test_emulate_spad_output_is_identical_for_any_batch_size_and_workers(tmp_pat
     )
     base = dict(flux=5000.0, frames_per_input=3, afterpulsing=0.1, crosstalk=0.05, dead_time=0.02, seed=5)
     a = emulate_spad(seq, tmp_path / "a", SpadConfig(**base, batch_size=1))
-    b = emulate_spad(seq, tmp_path / "b", SpadConfig(**base, batch_size=4, workers=2))
+    b = emulate_spad(seq, tmp_path / "b", SpadConfig(**base, batch_size=4), workers=2)
     c = emulate_spad(seq, tmp_path / "c", SpadConfig(**{**base, "seed": 6}))
     assert (a / "frames.npy").read_bytes() == (b / "frames.npy").read_bytes()
     assert (a / "frames.npy").read_bytes() != (c / "frames.npy").read_bytes()
@@ -87,7 +94,14 @@ def test_emulate_spad_writes_the_npy_format_with_poses_and_params(tmp_path):
 def test_emulate_spad_multibit_frames_sum_binary_frames(tmp_path):
     L, flux, fps = 0.8, 3000.0, 100.0
     seq = _seq(tmp_path, L, n=3, fps=fps)
-    cfg = SpadConfig(flux=flux, frames_per_input=21, bits=2, dark_count_rate=0.0, hot_pixel_fraction=0.0)
+    cfg = SpadConfig(
+        flux=flux,
+        frames_per_input=21,
+        gate_time=1.0 / (fps * 21),
+        bits=2,
+        dark_count_rate=0.0,
+        hot_pixel_fraction=0.0,
+    )
     out = emulate_spad(seq, tmp_path / "out", cfg)
     frames = unpack_frames(out)
     assert frames.shape == (21, H, W, 1) and frames.max() <= 3
@@ -100,7 +114,7 @@ def test_emulate_spad_img_mode_writes_loadable_pngs(tmp_path):
     from camsim.fileio import read_image
 
     seq = _seq(tmp_path, 1.0, n=3)
-    out = emulate_spad(seq, tmp_path / "out", SpadConfig(mode="img", flux=1e6))
+    out = emulate_spad(seq, tmp_path / "out", SpadConfig(mode="img", flux=1e6, gate_time=0.01))
     meta = transforms.read(out)
     img = read_image(transforms.resolve_path(out, meta["frames"][0]["file_path"]))
     assert img.shape == (H, W) and set(np.unique(img)) <= {0, 255} and img.mean() > 200

@@ -109,3 +109,82 @@ def test_cli_interpolates_and_reports_bad_factor_in_one_line(source, tmp_path):
     bad = subprocess.run([*cli, str(tmp_path / "bad"), "--factor", "1"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["camsim: error: --factor must be at least 2, got 1"]
+
+
+class _Recorder:
+    """Stands in for the progress bar: records whether it was opened, its total and what was advanced."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.total = None
+        self.advanced = 0
+
+    def add_task(self, description, total=None, **_):
+        self.total = total
+        return 0
+
+    def update(self, task, advance=0, **_):
+        self.advanced += advance
+
+
+@pytest.fixture
+def bar(monkeypatch):
+    import contextlib
+
+    import camsim.progress
+
+    rec = _Recorder()
+
+    @contextlib.contextmanager
+    def fake(unit="frames"):
+        rec.opened += 1
+        yield rec
+
+    monkeypatch.setattr(camsim.progress, "progress_bar", fake)
+    return rec
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cli_progress_total_equals_what_is_advanced(source, tmp_path, bar, workers):
+    from camsim.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["interpolate", str(source), str(tmp_path / "out"), "--factor", "3", "--workers", workers])
+    assert exc.value.code == 0
+    assert bar.opened == 1 and bar.total == bar.advanced == len(transforms.read(tmp_path / "out")["frames"])
+
+
+def test_cli_progress_is_exact_over_a_dataset_folder(tmp_path, bar):
+    from camsim.cli import main
+
+    S.write_sequence(tmp_path / "ds" / "a", SCENE, 3)
+    S.write_sequence(tmp_path / "ds" / "b", SCENE, 4)
+    with pytest.raises(SystemExit) as exc:
+        main(["interpolate", str(tmp_path / "ds"), str(tmp_path / "out"), "--factor", "2", "--workers", "2"])
+    assert exc.value.code == 0
+    assert bar.total == bar.advanced == 5 + 7
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [(["--factor", "1"], "factor"), (["--beta", "-1"], "beta"), (["--workers", "-2"], "workers")],
+)
+def test_cli_opens_no_bar_before_a_bad_setting(source, tmp_path, bar, capsys, args, match):
+    from camsim.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["interpolate", str(source), str(tmp_path / "out"), *args])
+    assert exc.value.code == 2 and match in capsys.readouterr().err
+    assert bar.opened == 0 and not (tmp_path / "out").exists()
+
+
+def test_cli_opens_no_bar_before_a_bad_input(source, tmp_path, bar, capsys):
+    from camsim.cli import main
+
+    meta = transforms.read(source)
+    del meta["frames"][2]["depth_file_path"]
+    transforms.write(source / "transforms.json", meta)
+    with pytest.raises(SystemExit) as exc:
+        main(["interpolate", str(source), str(tmp_path / "out")])
+    assert exc.value.code == 2 and "depth" in capsys.readouterr().err
+    assert bar.opened == 0 and not (tmp_path / "out").exists()

@@ -172,7 +172,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             else:  # a union of subcommands (convert, emulate, export)
                 import typing
 
-                members = {tyro_name(m): typing.get_args(m)[0] for m in typing.get_args(cls)}
+                members = {
+                    tyro_name(m): typing.get_args(m)[0] for m in typing.get_args(cls) if typing.get_args(m)
+                }
                 if len(args) > 1 and args[1] in members:
                     args = [*args[:2], *_case_insensitive_choices(args[2:], members[args[1]])]
             cmd = tyro.cli(cls, args=args[1:], prog=f"camsim {args[0]}", description=text)

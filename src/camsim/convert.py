@@ -44,12 +44,22 @@ def _as_hwc(arr: np.ndarray) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def _check_binary(arr: np.ndarray, where: str) -> None:
-    if arr.dtype not in (np.uint8, np.bool_) or (arr.size and int(arr.max()) > 1):
-        raise UserInputError(
-            f"{where}: bit-packing needs binary frames (uint8 values 0 and 1), got {arr.dtype} "
-            f"with maximum {arr.max() if arr.size else 0}"
-        )
+def _as_bits(arr: np.ndarray, where: str) -> np.ndarray:
+    """A binary frame as uint8 0/1: frames of 0 and 1, or of 0 and 255 (how binary PNGs are written)."""
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8)
+    top = int(arr.max()) if arr.size else 0
+    if arr.dtype == np.uint8 and (top <= 1 or (top == 255 and not np.any((arr != 0) & (arr != 255)))):
+        return (arr > 0).astype(np.uint8)
+    raise UserInputError(
+        f"{where}: bit-packing needs binary frames (uint8 values 0 and 1, or 0 and 255), got {arr.dtype} "
+        f"with maximum {top}"
+    )
+
+
+def _is_binary(meta: dict[str, Any]) -> bool:
+    """Frames of 0/1 detections: bit-packed, or a single-bit SPAD dataset."""
+    return bool(meta.get("bitpack")) or meta.get("spad_levels") == 1
 
 
 def img_to_npy(
@@ -62,7 +72,8 @@ def img_to_npy(
 ) -> Path:
     """Convert one IMG sequence to NPY: `frames.npy` (N,H,W,C) (+ `depths.npy` etc.); returns dst.
 
-    With `bitpack`, binary frames are packed with `np.packbits` on axis `bitpack_dim` of (N,H,W,C).
+    With `bitpack`, binary frames (0/1, or 0/255 as binary PNGs hold them) are packed with `np.packbits`
+    on axis `bitpack_dim` of (N,H,W,C).
     """
     src, dst = Path(src), Path(dst)
     seq = SequenceDataset(src)
@@ -122,14 +133,14 @@ def _write_packed(seq: SequenceDataset, path: Path, first: np.ndarray, dim: int,
             where = str(seq.file_for("frame", i))
             if arr.shape != first.shape:
                 raise DatasetError(f"{where}: shape {arr.shape} differs from frame 0 ({first.shape})")
-            _check_binary(arr, where)
+            arr = _as_bits(arr, where)
             if dim == 0:
-                group.append(arr.astype(np.uint8))
+                group.append(arr)
                 if len(group) == 8 or i == n - 1:
                     out[i // 8] = np.packbits(np.stack(group), axis=0)[0]
                     group = []
             else:
-                out[i] = np.packbits(arr.astype(np.uint8), axis=dim - 1)
+                out[i] = np.packbits(arr, axis=dim - 1)
             if progress:
                 progress(1)
         out.flush()
@@ -156,7 +167,11 @@ def npy_to_img(
     overwrite: bool = False,
     progress: Progress = None,
 ) -> Path:
-    """Convert one NPY sequence (bit-packed or not) to the IMG layout of a rendered sequence."""
+    """Convert one NPY sequence (bit-packed or not) to the IMG layout of a rendered sequence.
+
+    Binary frames (bit-packed, or single-bit SPAD) become 8-bit PNGs of 0 and 255, as an image viewer and
+    `emulate spad --mode img` show them; `img_to_npy --bitpack` reads them back as bits.
+    """
     src, dst = Path(src), Path(dst)
     seq = SequenceDataset(src)
     if not seq.is_npy:
@@ -164,11 +179,14 @@ def npy_to_img(
     _check_dst(src, dst, overwrite)
     meta = copy.deepcopy(seq.meta)
     names = seq.modalities()
+    binary = _is_binary(meta)
     for i, fr in enumerate(meta["frames"]):
         number = int(fr.get("frame_number", i))
         for name in names:
             m = BY_NAME[name]
             arr = seq.read(name, i)
+            if binary and m is FRAME and arr.dtype.kind in "ub":
+                arr = _as_bits(arr, str(src)) * np.uint8(255)
             integer_frame = m is FRAME and arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2
             ext = "png" if integer_frame else "exr"
             rel = f"{m.folder}/{_prefix(m)}_{number:06d}.{ext}"

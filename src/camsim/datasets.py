@@ -7,6 +7,7 @@ DATASETS/renders/SCENE/SEQUENCE-ID/.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 from camsim.config import RenderConfig
 from camsim.errors import CamsimError, SceneError, UserInputError
 from camsim.render import SequenceJob, check_blend_file, record_for
-from camsim.resume import Reuse, check_folder
+from camsim.resume import Reuse, check_folder, clear_outputs, holds_output
 from camsim.sampling import (
     Sampling,
     SceneEntry,
@@ -165,6 +166,19 @@ def check_outputs(jobs: list[SequenceJob]) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more sequences)" if len(problems) > 1 else ""
         raise UserInputError(problems[0] + more)
+
+
+def claim_outputs(jobs: list[SequenceJob]) -> list[SequenceJob]:
+    """After `check_outputs`: remove the renders --overwrite replaces, then let every attempt of every job
+    resume what this run wrote (a retry on a fresh worker, a Dask task rerun after its worker died); nothing
+    another run wrote is left in a folder that was not checked."""
+    claimed = []
+    for job in jobs:
+        if job.reuse.overwrite and holds_output(job.output):
+            log.info("%s: removing the render it held (--overwrite)", job.output)
+            clear_outputs(job.output)
+        claimed.append(dataclasses.replace(job, reuse=Reuse(resume=True, verify=job.reuse.verify)))
+    return claimed
 
 
 def dispatch_order(jobs: list[SequenceJob], seed: int = 0) -> list[SequenceJob]:

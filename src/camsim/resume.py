@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,18 @@ RECORD_FORMAT = "camsim-settings/1"
 UNCOMPARED = frozenset({"device_type", "strict"})
 """Render settings that do not change what is written (the device's noise aside): a resume may differ in them."""
 
-OUTPUT_FOLDERS = (*(folder for folder, _, _ in LAYOUT.values()), "debug")
-OUTPUT_FILES = ("transforms.json", "info.json", "objects.json", RECORD_FILE)
+OUTPUT_FILES = ("transforms.json", "params.json", "info.json", "objects.json", RECORD_FILE, "frames.npy",
+                "events.h5", "events.txt", "events.npz")  # fmt: skip
+OUTPUT_FOLDERS = (*(folder for folder, _, _ in LAYOUT.values()), "debug", "masks", "raw", "previews", "imu0",
+                  "state_groundtruth_estimate0")  # fmt: skip
+"""Everything a camsim sequence folder (rendered, interpolated or emulated) can hold: what --overwrite removes
+(transforms.json first), so no file of an earlier render or derivation survives next to the new one."""
+
+
+def digest(obj: Any) -> str:
+    """16 hex digits of SHA-256 over canonical JSON: the settings hash of renders and derived outputs."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,8 @@ def compared_settings(render: dict[str, Any]) -> dict[str, Any]:
 
 
 def settings_hash(render: dict[str, Any]) -> str:
-    """16 hex digits of SHA-256 over the settings that change what is written (canonical JSON)."""
-    text = json.dumps(compared_settings(render), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The hash of the settings that change what a render writes."""
+    return digest(compared_settings(render))
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,9 @@ def read_record(folder: Path) -> RenderRecord | None:
         return None
 
 
-def holds_output(folder: Path) -> bool:
-    """True when `folder` holds any file a render writes (temporaries of an interrupted run do not count)."""
+def holds_output(folder: str | os.PathLike[str]) -> bool:
+    """True when `folder` holds a file a camsim sequence folder can hold (temporaries do not count)."""
+    folder = Path(folder)
     if not folder.is_dir():
         return False
     if any((folder / name).is_file() for name in OUTPUT_FILES):
@@ -167,12 +178,15 @@ def check_folder(folder: Path, wanted: RenderRecord, reuse: Reuse) -> None:
         )
 
 
-def clear_outputs(folder: Path) -> None:
-    """Remove everything a render writes in `folder` (and nothing else): the start of an --overwrite."""
-    # transforms.json first: a folder interrupted while being cleared is visibly incomplete.
-    for name in OUTPUT_FILES:
+def clear_outputs(folder: str | os.PathLike[str]) -> None:
+    """Remove what a camsim sequence folder can hold (and nothing else): the start of an --overwrite."""
+    folder = Path(folder)
+    for name in OUTPUT_FILES:  # transforms.json first: a folder interrupted here is visibly incomplete
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
     for name in OUTPUT_FOLDERS:
         if (folder / name).is_dir():
             shutil.rmtree(folder / name)
+    for p in folder.glob(f"*{TMP_MARK}*"):
+        with contextlib.suppress(OSError):
+            p.unlink()

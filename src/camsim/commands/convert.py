@@ -25,7 +25,7 @@ class ImgToNpy:
     dst: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT")]
     """Output folder."""
     bitpack: bool = False
-    """Pack binary frames (values 0 and 1, e.g. SPAD) 8 to a byte with numpy.packbits."""
+    """Pack binary frames (values 0/1 or 0/255, e.g. SPAD) 8 to a byte with numpy.packbits."""
     bitpack_dim: int = 2
     """Axis of (N, H, W, C) to pack along (0 = time, 2 = width)."""
     overwrite: bool = False

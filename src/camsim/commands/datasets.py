@@ -91,9 +91,10 @@ class CreateDatasets:
             if self.dry_run:
                 _print_plan(plan)
                 return 1 if plan.failures else 0
-            from camsim.datasets import check_outputs
+            from camsim.datasets import check_outputs, claim_outputs
 
             check_outputs(plan.jobs)
+            plan.jobs = claim_outputs(plan.jobs)
             warm = planner.pop() if planner and not self.cluster else None
             return self._render(plan, config, warm)
         finally:

@@ -1,7 +1,8 @@
-"""`camsim emulate spad|rgb|events|imu INPUT OUTPUT`: turn a rendered sequence into what a sensor records."""
+"""`camsim emulate spad|rgb|events|imu INPUT OUTPUT`: turn rendered sequences into what a sensor records."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Union
@@ -14,118 +15,94 @@ from camsim.emulate.rgb import RgbConfig
 from camsim.emulate.spad import SpadConfig
 
 
-def _progress(description: str, total: int, fn) -> Path:
-    """Run `fn(progress_callback)` under a rich progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        return fn(lambda n: bar.advance(task, n))
-
-
-def _frame_count(path: Path) -> int:
-    from camsim import transforms
-
-    return len(transforms.read(path)["frames"])
-
-
 @dataclass
-class Spad:
-    """Single-photon camera: binary (or multi-bit) frames, bit-packed NPY or PNGs."""
-
+class _Emulate:
     input: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="INPUT")]
-    """Rendered sequence folder (with transforms.json)."""
+    """A rendered sequence folder (with transforms.json), or a dataset folder: every sequence below it."""
     output: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT")]
-    """Output dataset folder."""
-    config: tyro.conf.OmitArgPrefixes[SpadConfig] = field(default_factory=SpadConfig)
+    """Output folder (for a dataset folder: each sequence at the same path below it)."""
+    workers: int = 0
+    """Parallel workers (0: one per CPU core): processes over a dataset folder's sequences, threads reading frames within a sequence. The output is the same for any value."""
+    allow_skips: bool = False
+    """Resume: keep outputs complete and made with the same settings, redo unfinished ones; an output made with other settings is refused (pass --overwrite to replace it)."""
     overwrite: bool = False
-    """Replace an existing dataset in OUTPUT."""
+    """Replace existing outputs in OUTPUT (everything a camsim sequence folder holds is removed first)."""
 
-    def run(self) -> int:
-        from camsim.emulate.spad import emulate_spad
+    def _emulate(self, name: str, label: str) -> int:
+        from camsim.derive import cpu_workers
+        from camsim.emulate.sensors import SENSORS, plan_emulation, run_emulation
+        from camsim.progress import progress_bar
 
-        out = _progress(
-            "SPAD",
-            _frame_count(self.input),
-            lambda cb: emulate_spad(self.input, self.output, self.config, self.overwrite, cb),
-        )
-        print(f"SPAD dataset written to {out}")
+        config = self.config  # type: ignore[attr-defined]
+        cpu_workers(self.workers)
+        plan = plan_emulation(name, self.input, self.output, config, self.allow_skips, self.overwrite)
+        if plan.to_run:
+            with progress_bar(SENSORS[name].unit) as bar:
+                task = bar.add_task(label, total=plan.total)
+                run_emulation(name, config, plan, self.workers, lambda n: bar.update(task, advance=n))
+        for job in plan.to_run:
+            partial = _partial_exposure(job.output)
+            if partial:
+                print(
+                    f"{job.output}: the last frame integrates {partial} input frames (kept, as VisionSim does)"
+                )
+        if plan.tree:
+            skipped = f", {len(plan.skipped)} skipped (complete, same settings)" if plan.skipped else ""
+            print(f"{label}: {len(plan.to_run)} sequence(s) written under {self.output}{skipped}")
+        elif plan.skipped:
+            print(f"{label} dataset in {self.output} is complete with the same settings: skipped")
+        else:
+            print(f"{label} dataset written to {self.output}")
         return 0
 
 
+def _partial_exposure(folder: Path) -> str | None:
+    """'2 of 4' when an RGB output's last exposure ran out of input frames (from its params.json)."""
+    try:
+        partial = json.loads((folder / "params.json").read_text())["derived"].get("partial_last_exposure")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    return f"{partial['input_frames']} of {partial['of']}" if isinstance(partial, dict) else None
+
+
 @dataclass
-class Rgb:
+class Spad(_Emulate):
+    """Single-photon camera: binary (or multi-bit) frames, bit-packed NPY or PNGs; auto-exposed by default."""
+
+    config: tyro.conf.OmitArgPrefixes[SpadConfig] = field(default_factory=SpadConfig)
+
+    def run(self) -> int:
+        return self._emulate("spad", "SPAD")
+
+
+@dataclass
+class Rgb(_Emulate):
     """Conventional RGB camera: motion blur, rolling shutter, Bayer sensor noise, ISP, 8-bit PNGs."""
 
-    input: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="INPUT")]
-    """Rendered sequence folder (with transforms.json)."""
-    output: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT")]
-    """Output dataset folder."""
     config: tyro.conf.OmitArgPrefixes[RgbConfig] = field(default_factory=RgbConfig)
-    overwrite: bool = False
-    """Replace an existing dataset in OUTPUT."""
 
     def run(self) -> int:
-        from camsim.emulate.rgb import emulate_rgb
-
-        self.config.validate()  # before the bar's total divides by chunk_size
-        total = max(1, _frame_count(self.input) // self.config.chunk_size)
-        out = _progress(
-            "RGB", total, lambda cb: emulate_rgb(self.input, self.output, self.config, self.overwrite, cb)
-        )
-        print(f"RGB dataset written to {out}")
-        return 0
+        return self._emulate("rgb", "RGB")
 
 
 @dataclass
-class Events:
+class Events(_Emulate):
     """Event camera (v2e pixel model, interpolated timestamps): events.h5 plus previews."""
 
-    input: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="INPUT")]
-    """Rendered sequence folder (with transforms.json)."""
-    output: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT")]
-    """Output dataset folder."""
     config: tyro.conf.OmitArgPrefixes[EventsConfig] = field(default_factory=EventsConfig)
-    overwrite: bool = False
-    """Replace an existing dataset in OUTPUT."""
 
     def run(self) -> int:
-        from camsim.emulate.events import emulate_events
-
-        out = _progress(
-            "events",
-            _frame_count(self.input),
-            lambda cb: emulate_events(self.input, self.output, self.config, self.overwrite, cb),
-        )
-        print(f"event dataset written to {out}")
-        return 0
+        return self._emulate("events", "events")
 
 
 @dataclass
-class Imu:
+class Imu(_Emulate):
     """IMU from the camera trajectory: EuRoC-style CSV + YAML, noiseless ground truth alongside."""
 
-    input: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="INPUT")]
-    """Rendered sequence folder (with transforms.json)."""
-    output: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="OUTPUT")]
-    """Output dataset folder."""
     config: tyro.conf.OmitArgPrefixes[ImuConfig] = field(default_factory=ImuConfig)
-    overwrite: bool = False
-    """Replace an existing dataset in OUTPUT."""
 
     def run(self) -> int:
-        from camsim.emulate.imu import emulate_imu
-        from camsim.emulate.light import open_sequence
-
-        seq = open_sequence(self.input, "srgb")
-        total = int((seq.times[-1] - seq.times[0]) * self.config.rate) + 1
-        out = _progress(
-            "IMU", total, lambda cb: emulate_imu(self.input, self.output, self.config, self.overwrite, cb)
-        )
-        print(f"IMU dataset written to {out}")
-        return 0
+        return self._emulate("imu", "IMU")
 
 
 Emulate = Union[  # noqa: UP007 - tyro reads the Annotated members of a typing.Union

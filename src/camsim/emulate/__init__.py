@@ -1,7 +1,8 @@
 """Sensor emulation on rendered sequences: SPAD, conventional RGB, event camera, IMU.
 
-Each emulator is one function `emulate_<sensor>(input_dir, output_dir, cfg, overwrite, progress)` with a
-dataclass config; outputs are seeded, reproducible whatever the batch size, and streamed in batches.
+Each emulator is one function `emulate_<sensor>(input_dir, output_dir, cfg, overwrite, progress, workers)`
+with a dataclass config; outputs are seeded, reproducible whatever the batch size or worker count, and
+streamed in batches. `emulate_tree(sensor, ...)` runs one on every sequence below a dataset folder.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from camsim.emulate.events import EventsConfig, emulate_events, read_events
 from camsim.emulate.imu import ImuConfig, emulate_imu
 from camsim.emulate.rgb import RgbConfig, emulate_rgb
+from camsim.emulate.sensors import emulate_tree
 from camsim.emulate.spad import SpadConfig, emulate_spad, unpack_frames
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "emulate_imu",
     "emulate_rgb",
     "emulate_spad",
+    "emulate_tree",
     "read_events",
     "unpack_frames",
 ]

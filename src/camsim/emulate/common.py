@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from camsim.errors import ConfigError, UserInputError
-from camsim.fileio import make_output_dir, write_json_atomic
+from camsim.errors import ConfigError
+from camsim.fileio import write_json_atomic
 
 Progress = Callable[[int], None] | None
 T = TypeVar("T")
@@ -75,12 +75,11 @@ def check_probability(name: str, value: float) -> None:
 
 
 def prepare_output(output: str | os.PathLike[str], overwrite: bool) -> Path:
-    """Create the output folder; refuse to mix into a finished dataset unless asked to overwrite."""
-    out = Path(output)
-    marker = [p for p in ("transforms.json", "params.json") if (out / p).exists()]
-    if marker and not overwrite:
-        raise UserInputError(f"{out} already holds a dataset ({marker[0]}); pass --overwrite to replace it")
-    return make_output_dir(out)
+    """Create the output folder; refuse to write where another output is unless asked to overwrite, which
+    first removes every file a camsim sequence folder can hold (nothing of the old output survives)."""
+    from camsim.derive import prepare_folder
+
+    return prepare_folder(output, overwrite)
 
 
 def _jsonable(x: Any) -> Any:
@@ -101,15 +100,25 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def write_params(out: Path, sensor: str, config: Any, source: str | os.PathLike[str], **derived: Any) -> None:
-    """params.json: every parameter used (the config dataclass) plus derived values and provenance."""
-    import camsim
+def settings(config: Any) -> dict[str, Any]:
+    """A config as recorded in params.json (`config`) and compared by --allow-skips."""
+    return _jsonable(config)
 
+
+def write_params(out: Path, sensor: str, config: Any, source: str | os.PathLike[str], **derived: Any) -> None:
+    """params.json: every parameter used (the config dataclass), derived values, provenance, and the record
+    a rerun compares (`settings_hash`, `source_transforms_sha256`)."""
+    import camsim
+    from camsim.derive import settings_hash, source_sha256
+
+    src = Path(source)
     payload = {
         "sensor": sensor,
         "camsim_version": getattr(camsim, "__version__", "unknown"),
         "source": str(source),
-        "config": _jsonable(config),
+        "source_transforms_sha256": source_sha256(src) if (src / "transforms.json").is_file() else None,
+        "settings_hash": settings_hash(sensor, settings(config)),
+        "config": settings(config),
         "derived": _jsonable(derived),
     }
     write_json_atomic(out / "params.json", payload)

@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from camsim.emulate import timebase
 from camsim.emulate.common import (
     Progress,
     batches,
@@ -80,8 +81,6 @@ class EventsConfig:
     """Random seed; same seed and input give bit-identical output."""
     batch_size: int = 32
     """Input frames read at once (bounds memory; does not change the output)."""
-    workers: int = 1
-    """Threads for reading frames (does not change the output)."""
 
     def validate(self) -> None:
         check_positive("threshold_on", self.threshold_on)
@@ -102,8 +101,8 @@ class EventsConfig:
             raise ConfigError("choose at least one event output (--hdf5, --txt or --npz)")
         if self.npz and not self.hdf5:
             raise ConfigError("--npz is converted from events.h5; keep --hdf5 on")
-        if self.workers < 1:
-            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
 
 
 def lin_log(intensity: np.ndarray, threshold: float = 20.0) -> np.ndarray:
@@ -327,27 +326,36 @@ class _Writers:
                 np.savez_compressed(fh, **{c: ev[:, j] for j, c in enumerate(EVENT_COLUMNS)})
 
 
+def progress_total(seq: Sequence, cfg: EventsConfig) -> int:
+    """Progress units of a run: input frames."""
+    return seq.n
+
+
 def emulate_events(
     input_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     cfg: EventsConfig | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    workers: int = 0,
 ) -> Path:
     """Emulate an event camera; write events.h5 (+ txt/npz, previews) and a transforms.json. Returns the folder.
 
-    `progress` is called with the number of input frames finished after each batch.
+    `progress` is called with the number of input frames finished after each batch (`progress_total` in
+    all); `workers` threads read frames (0: one per CPU core; same output).
     """
-    return run_emulator(_run, cfg or EventsConfig(), input_dir, output_dir, overwrite, progress)
+    return run_emulator(
+        _run, progress_total, cfg or EventsConfig(), input_dir, output_dir, overwrite, progress, workers
+    )
 
 
-def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress) -> Path:
+def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress, workers: int = 1) -> Path:
     pixels = PixelArray(cfg, seq.h, seq.w)
     writers = _Writers(out, cfg, seq.h, seq.w, float(seq.times[0]))
     error: BaseException | None = None
     try:
         for b0, b1 in batches(seq.n, cfg.batch_size):
-            frames = parallel_map(seq.linear, range(b0, b1), cfg.workers)
+            frames = parallel_map(seq.linear, range(b0, b1), workers)
             for i, lin in zip(range(b0, b1), frames, strict=True):
                 if i == 0:
                     pixels.start(lin)
@@ -372,7 +380,9 @@ def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress) -> Pat
     extra = {"events_file_path": "events.h5"} if cfg.hdf5 else {}
     if cfg.preview_window:
         extra["event_previews"] = writers.previews
-    meta = output_meta(seq, fps=seq.fps, sensor="events", event_count=writers.count, **extra)
+    meta = output_meta(
+        seq, _conventions(seq, cfg), fps=seq.fps, sensor="events", event_count=writers.count, **extra
+    )
     write_params(
         out,
         "events",
@@ -381,15 +391,45 @@ def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress) -> Pat
         event_count=writers.count,
         max_log_step_between_frames=pixels.max_step,
         intervals_faster_than_threshold=pixels.fast_intervals,
-        input_light="linear EXR" if seq.uses_linear(0) else "sRGB PNG (linearised)",
+        input_light=seq.light_name,
     )
+    numbers = seq.frame_numbers
     write_transforms_streamed(
         out / "transforms.json",
         meta,
-        lambda i: {"transform_matrix": seq.poses[i].tolist(), "time": float(seq.times[i]), "frame_number": i},
+        lambda i: {"transform_matrix": seq.poses[i].tolist(), **seq.place(i, round(float(numbers[i])))},
         seq.n,
     )
     return out
+
+
+def _conventions(seq: Sequence, cfg: EventsConfig) -> dict[str, str]:
+    """What an event dataset holds, in words (replaces the source's conventions)."""
+    files = [
+        name
+        for name, on in (
+            ("events.h5 (dataset events)", cfg.hdf5),
+            ("events.txt", cfg.txt),
+            ("events.npz", cfg.npz),
+        )
+        if on
+    ]
+    own = {
+        "events": f"{', '.join(files)}: int64 rows (t_us, x, y, p) in time order; t_us = microseconds on the "
+        "source's clock (time x 1e6: since the scene's first frame); x column, y row of the pixel (top-left "
+        "origin); p = 1 ON (log intensity rose by the pixel's threshold), 0 OFF (fell)",
+        "poses": "frames[i] are the source frames (poses and times, no images): the events of the interval "
+        "between frames i-1 and i have time[i-1] <= t_us / 1e6 <= time[i] (to the microsecond)",
+        "time": f"{timebase.TIME}; the instant of the source frame",
+        "frame_number": "the source frame's frame_number (one frame per source frame)",
+        "source_frame_number": timebase.SOURCE_FRAME_NUMBER,
+    }
+    if cfg.preview_window:
+        own["event_previews"] = (
+            f"previews/events_NNNNNN.png: window NNNNNN of {cfg.preview_window} s from the first frame's time; "
+            "ON events orange, OFF events blue, on black"
+        )
+    return timebase.conventions(seq.meta, own)
 
 
 def read_events(path: str | os.PathLike[str]) -> np.ndarray:

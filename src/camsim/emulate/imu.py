@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camsim.emulate import timebase
 from camsim.emulate.common import IMU_BLOCK, Progress, check_positive, rng, write_params
 from camsim.emulate.light import Sequence, run_emulator
 from camsim.errors import ConfigError
@@ -124,28 +125,53 @@ def _normals(seed: int, start: int, stop: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def sample_count(seq: Sequence, cfg: ImuConfig) -> int:
+    """Samples from the first to the last frame's time at cfg.rate (sample k at t0 + k / rate)."""
+    if seq.n < 3:
+        raise ConfigError(f"need at least 3 poses to fit an IMU trajectory, got {seq.n}")
+    return int(np.floor((float(seq.times[-1]) - float(seq.times[0])) * cfg.rate + 1e-9)) + 1
+
+
+def progress_total(seq: Sequence, cfg: ImuConfig) -> int:
+    """Progress units of a run: samples."""
+    return sample_count(seq, cfg)
+
+
 def emulate_imu(
     input_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     cfg: ImuConfig | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    workers: int = 0,
 ) -> Path:
     """Emulate an IMU from a sequence's camera poses; write a EuRoC-style folder. Returns it.
 
     Layout: imu0/data.csv (measured), imu0/data_noiseless.csv, imu0/sensor.yaml (noise parameters),
-    state_groundtruth_estimate0/data.csv (pose, velocity, biases), params.json.
-    `progress` is called with the number of samples finished after each batch.
+    state_groundtruth_estimate0/data.csv (pose, velocity, biases), params.json (written last).
+    Timestamps are nanoseconds on the source's clock (its frames' `time` x 1e9).
+    `progress` is called with the number of samples finished after each batch (`progress_total` in all);
+    `workers` is accepted for a uniform interface (one sequence is one thread).
     """
-    return run_emulator(_run, cfg or ImuConfig(), input_dir, output_dir, overwrite, progress, light="srgb")
+    return run_emulator(
+        _run,
+        progress_total,
+        cfg or ImuConfig(),
+        input_dir,
+        output_dir,
+        overwrite,
+        progress,
+        workers,
+        light="srgb",
+    )
 
 
-def _run(seq: Sequence, out: Path, cfg: ImuConfig, progress: Progress) -> Path:
+def _run(seq: Sequence, out: Path, cfg: ImuConfig, progress: Progress, workers: int = 1) -> Path:
     import yaml
 
     t_cam_imu = np.asarray(cfg.t_cam_imu, float).reshape(4, 4)
     traj = Trajectory(seq.times, seq.poses, t_cam_imu)
-    n = int(np.floor((traj.t1 - traj.t0) * cfg.rate + 1e-9)) + 1
+    n = sample_count(seq, cfg)
     dt = 1.0 / cfg.rate
     (out / "imu0").mkdir(exist_ok=True)
     (out / "state_groundtruth_estimate0").mkdir(exist_ok=True)
@@ -217,8 +243,29 @@ def _run(seq: Sequence, out: Path, cfg: ImuConfig, progress: Progress) -> Path:
     }
     with atomic_path(out / "imu0" / "sensor.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(sensor, sort_keys=False))
-    write_params(out, "imu", cfg, seq.root, samples=n, start_time_s=traj.t0, end_time_s=traj.t1)
+    t_last = min(traj.t0 + (n - 1) * dt, traj.t1)
+    write_params(
+        out,
+        "imu",
+        cfg,
+        seq.root,
+        samples=n,
+        start_time_s=traj.t0,
+        end_time_s=traj.t1,
+        time_base="timestamps in imu0/*.csv and state_groundtruth_estimate0/data.csv are nanoseconds on the "
+        "source's clock (its frames' time x 1e9: since the scene's first frame); sample k is at start_time_s + "
+        "k / rate; the source frame_number at a timestamp is linear in time between source frames",
+        source_frame_number_at_start=timebase.at(seq.frame_numbers, 0.0),
+        source_frame_number_at_last_sample=_number_at(seq, t_last),
+    )
     return out
+
+
+def _number_at(seq: Sequence, t: float) -> float:
+    """The source frame_number at time t (linear between source frames)."""
+    i = int(np.clip(np.searchsorted(seq.times, t, side="right") - 1, 0, seq.n - 2))
+    x = i + (t - seq.times[i]) / (seq.times[i + 1] - seq.times[i])
+    return timebase.at(seq.frame_numbers, float(x))
 
 
 def _write_rows(fh, ts_ns: np.ndarray, values: np.ndarray) -> None:

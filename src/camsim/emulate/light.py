@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from camsim import srgb, transforms
+from camsim.emulate import timebase
 from camsim.emulate.common import prepare_output
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_image
@@ -51,10 +52,27 @@ class Sequence:
     poses: np.ndarray = field(repr=False)
     fps: float = 0.0
     source: Literal["auto", "linear", "srgb"] = "auto"
+    numbers: np.ndarray | None = field(default=None, repr=False)
+    """The source frames' frame_number (float64); None: their index."""
 
     @property
     def n(self) -> int:
         return len(self.meta["frames"])
+
+    @property
+    def frame_numbers(self) -> np.ndarray:
+        """Each source frame's frame_number (its index when the source has none)."""
+        if self.numbers is not None and len(self.numbers) == self.n:
+            return self.numbers
+        return np.arange(self.n, dtype=np.float64)
+
+    def place(self, x: float, frame_number: int) -> dict[str, Any]:
+        """time, frame_number and source_frame_number (and camera, animated intrinsics) at fractional index x."""
+        return timebase.place(self.times, self.frame_numbers, x, frame_number, self.meta)
+
+    @property
+    def light_name(self) -> str:
+        return "linear EXR" if self.n and self.uses_linear(0) else "sRGB PNG (linearised)"
 
     @property
     def h(self) -> int:
@@ -123,11 +141,15 @@ def open_sequence(
     if fps <= 0:
         fps = float((len(times) - 1) / (times[-1] - times[0]))
     poses = np.stack([transforms.pose(meta, i) for i in range(len(frames))])
-    return Sequence(root=root, meta=meta, times=times, poses=poses, fps=fps, source=source)
+    numbers = timebase.source_numbers(meta)
+    return Sequence(root=root, meta=meta, times=times, poses=poses, fps=fps, source=source, numbers=numbers)
 
 
-def output_meta(seq: Sequence, **extra: Any) -> dict[str, Any]:
-    """Top-level transforms.json keys an emulated dataset inherits (intrinsics, conventions, size)."""
+def output_meta(
+    seq: Sequence, conventions: dict[str, str], subframes: int = 1, **extra: Any
+) -> dict[str, Any]:
+    """Top-level transforms.json keys of an emulated dataset: what it inherits (intrinsics, size, scene,
+    units), its own `conventions`, and its time base (`source_fps`, `subframes_per_source_frame`)."""
     keep = (
         "camera_model",
         "fl_x",
@@ -140,25 +162,35 @@ def output_meta(seq: Sequence, **extra: Any) -> dict[str, Any]:
         "k2",
         "p1",
         "p2",
-        "conventions",
         "scene",
+        "metres_per_unit",
     )
     meta = {k: seq.meta[k] for k in keep if k in seq.meta}
     meta["format"] = transforms.FORMAT_VERSION
+    meta["conventions"] = conventions
+    meta["source_fps"] = float(seq.fps)
+    meta["subframes_per_source_frame"] = int(subframes)
     meta.update(extra)
     return meta
 
 
 def run_emulator(
     run: Any,
+    total: Any,
     cfg: Any,
     input_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     overwrite: bool,
     progress: Any,
+    workers: int,
     light: str | None = None,
 ) -> Path:
-    """What every emulator does first: check the config, open the input, prepare the output; then run."""
+    """What every emulator does first: check the config, open the input, check it can give output (its
+    progress total), and only then prepare the output folder; then run."""
+    from camsim.derive import cpu_workers
+
     cfg.validate()
+    threads = cpu_workers(workers)
     seq = open_sequence(input_dir, light or cfg.light)
-    return run(seq, prepare_output(output_dir, overwrite), cfg, progress)
+    total(seq, cfg)
+    return run(seq, prepare_output(output_dir, overwrite), cfg, progress, threads)

@@ -6,6 +6,10 @@ Sensor model per output frame, in photo-electrons e- of the pixel's Bayer colour
 with gain = iso/100 * (2^adc_bits - 1 - black_level) / full_well DN/e-. The photon-transfer curve of
 this model is var(DN) = gain * mean(DN - black) + gain^2 * read_noise^2 (+ 1/12 quantisation).
 ISP: black subtraction, white balance, bilinear demosaic, 3x3 colour matrix, sRGB curve, 8 bit.
+
+Output frame o integrates input frames o*N.. (N = chunk_size). When the input does not divide into
+whole exposures, the last frame is kept (as VisionSim rounds up): it averages the frames that are left
+(less motion blur, same exposure level), and says so (`exposure_input_frames`, params.json).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from camsim.emulate import timebase
 from camsim.emulate.common import (
     Progress,
     check_positive,
@@ -41,7 +46,7 @@ class RgbConfig:
     """Conventional camera parameters (defaults: a typical global-shutter machine-vision camera)."""
 
     chunk_size: int = 1
-    """Input frames averaged into one exposure (motion blur); output frame o uses frames o*N..o*N+N-1."""
+    """Input frames averaged into one exposure (motion blur); output frame o uses frames o*N..o*N+N-1 (the last one fewer when the input does not divide into whole exposures)."""
     exposure: float | None = None
     """Exposure time (s) used for the photon count; default chunk_size / fps (a 100% duty cycle)."""
     rolling_shutter: bool = False
@@ -86,8 +91,6 @@ class RgbConfig:
     """Random seed; same seed and input give bit-identical output."""
     batch_size: int = 16
     """Output frames processed at once (bounds memory; does not change the output)."""
-    workers: int = 1
-    """Threads for reading frames and drawing noise (does not change the output)."""
 
     def validate(self) -> None:
         if self.chunk_size < 1:
@@ -107,8 +110,8 @@ class RgbConfig:
             raise ConfigError(f"black_level must be in [0, 2^adc_bits - 1), got {self.black_level}")
         if len(self.color_matrix) != 9:
             raise ConfigError(f"color_matrix needs 9 numbers, got {len(self.color_matrix)}")
-        if self.workers < 1 or self.batch_size < 1:
-            raise ConfigError("workers and batch_size must be at least 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
 
     @property
     def white_level(self) -> int:
@@ -218,22 +221,44 @@ def isp(cfg: RgbConfig, raw: np.ndarray, exposure_white_e: float) -> np.ndarray:
     return np.rint(linear_to_srgb(rgb) * 255).astype(np.uint8)
 
 
-def emulate_rgb(
-    input_dir: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str],
-    cfg: RgbConfig | None = None,
-    overwrite: bool = False,
-    progress: Progress = None,
-) -> Path:
-    """Emulate a conventional camera; write an IMG dataset (8-bit sRGB PNGs). Returns the folder.
+@dataclass(frozen=True)
+class Exposures:
+    """How output frames fall on the input: the pure plan of a run."""
 
-    `progress` is called with the number of output frames finished after each batch.
-    """
-    return run_emulator(_run, cfg or RgbConfig(), input_dir, output_dir, overwrite, progress)
+    m: int
+    """Input frames between two output frames (chunk_size)."""
+    n_span: int
+    """Input frames one whole exposure touches (more than m with a rolling shutter)."""
+    shift: float
+    """Rolling-shutter row delay in input frames."""
+    line_time: float
+    t_exp: float
+    weights: np.ndarray | None
+    """Per-row weights of the n_span frames (rolling shutter), None for a plain mean."""
+    n_out: int
+    last_frames: int
+    """Input frames the last exposure integrates (n_span unless the input runs out)."""
+
+    def frames_of(self, o: int) -> int:
+        return self.last_frames if o == self.n_out - 1 else self.n_span
+
+    def weights_of(self, o: int) -> np.ndarray | None:
+        """Row weights of exposure o: a partial last one keeps what falls on existing frames, renormalised."""
+        if self.weights is None or self.frames_of(o) == self.n_span:
+            return self.weights
+        w = self.weights[:, : self.frames_of(o)]
+        return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def middle(self, o: int, h: int) -> float:
+        """Fractional input index of the middle of exposure o (of its middle row with a rolling shutter)."""
+        start = -0.5 + (h - 1) * self.shift / 2
+        end = min(start + self.m, self.frames_of(o) - 0.5)
+        return o * self.m + (start + end) / 2
 
 
-def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress) -> Path:
-    h, w, m = seq.h, seq.w, cfg.chunk_size
+def exposures(seq: Sequence, cfg: RgbConfig) -> Exposures:
+    """Plan the exposures; ConfigError when the input cannot fill the rows of one rolling-shutter exposure."""
+    h, m = seq.h, cfg.chunk_size
     t_exp = cfg.exposure if cfg.exposure is not None else m / seq.fps
     line_time = 0.0
     if cfg.rolling_shutter:
@@ -243,9 +268,48 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress) -> Path:
     if not cfg.rolling_shutter:
         weights = None
         n_span = m
-    n_out = (seq.n - n_span) // m + 1 if seq.n >= n_span else 0
-    if n_out < 1:
-        raise ConfigError(f"{seq.n} input frames cannot fill one exposure of {n_span} frames")
+    if cfg.rolling_shutter and seq.n < n_span:
+        raise ConfigError(f"{seq.n} input frames cannot fill one rolling-shutter exposure of {n_span} frames")
+    n_out = math.ceil((seq.n - n_span) / m) + 1 if seq.n >= n_span else 1
+    last = min(n_span, seq.n - (n_out - 1) * m)
+    return Exposures(m, n_span, shift, line_time, t_exp, weights, n_out, last)
+
+
+def progress_total(seq: Sequence, cfg: RgbConfig) -> int:
+    """Progress units of a run: output frames."""
+    return exposures(seq, cfg).n_out
+
+
+def emulate_rgb(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    cfg: RgbConfig | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+    workers: int = 0,
+) -> Path:
+    """Emulate a conventional camera; write an IMG dataset (8-bit sRGB PNGs). Returns the folder.
+
+    `progress` is called with the number of output frames finished after each batch (`progress_total` in
+    all); `workers` threads read frames and draw noise (0: one per CPU core; same output).
+    """
+    return run_emulator(
+        _run, progress_total, cfg or RgbConfig(), input_dir, output_dir, overwrite, progress, workers
+    )
+
+
+def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: int = 1) -> Path:
+    h, w, m = seq.h, seq.w, cfg.chunk_size
+    ex = exposures(seq, cfg)
+    n_out, n_span, t_exp = ex.n_out, ex.n_span, ex.t_exp
+    if ex.last_frames < n_span:
+        log.info(
+            "the last RGB frame integrates %d of %d input frames (%d frames do not divide into exposures of %d)",
+            ex.last_frames,
+            n_span,
+            seq.n,
+            m,
+        )
     phot = photon_rate(cfg.flux, cfg.flux_per, seq.fps)
     shape = (h, w) if cfg.bayer else (h, w, 3)
     fpn = (
@@ -259,56 +323,93 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress) -> Path:
     (out / "frames").mkdir(exist_ok=True)
     if cfg.raw:
         (out / "raw").mkdir(exist_ok=True)
+    numbers = [round(float(seq.frame_numbers[o * m])) for o in range(n_out)]
     cache: dict[int, np.ndarray] = {}
 
     def entry(o: int) -> dict:
         """Pose and time at the middle of the exposure (middle row for a rolling shutter)."""
-        mid = o * m + (m - 1) / 2 + (h - 1) * shift / 2
+        mid = ex.middle(o, h)
         fr = {
-            "file_path": f"frames/frame_{o:06d}.png",
+            "file_path": f"frames/frame_{numbers[o]:06d}.png",
             "transform_matrix": interpolate_pose(seq.poses, mid).tolist(),
-            "time": float(np.interp(mid, np.arange(seq.n), seq.times)),
-            "frame_number": o,
+            **seq.place(mid, numbers[o]),
+            "exposure_input_frames": ex.frames_of(o),
         }
         if cfg.raw:
-            fr["raw_file_path"] = f"raw/raw_{o:06d}.png"
+            fr["raw_file_path"] = f"raw/raw_{numbers[o]:06d}.png"
         return fr
 
     def one(o: int) -> None:
         first = o * m
-        lin = expose([cache[first + j] for j in range(n_span)], weights)
+        lin = expose([cache[first + j] for j in range(ex.frames_of(o))], ex.weights_of(o))
         photons = phot * t_exp * lin
         raw = sense(cfg, mosaic(photons) if cfg.bayer else photons, t_exp, fpn, o)
         img = isp(cfg, raw, white_e)
-        write_image(out / f"frames/frame_{o:06d}.png", img)
+        write_image(out / f"frames/frame_{numbers[o]:06d}.png", img)
         if cfg.raw:
-            write_image(out / f"raw/raw_{o:06d}.png", raw)
+            write_image(out / f"raw/raw_{numbers[o]:06d}.png", raw)
 
     for o0 in range(0, n_out, cfg.batch_size):
         o1 = min(n_out, o0 + cfg.batch_size)
-        need = range(o0 * m, (o1 - 1) * m + n_span)
+        need = range(o0 * m, min(seq.n, (o1 - 1) * m + n_span))
         for i in [i for i in cache if i < need.start]:
             del cache[i]
         todo = [i for i in need if i not in cache]
-        for i, f in zip(todo, parallel_map(seq.linear, todo, cfg.workers), strict=True):
+        for i, f in zip(todo, parallel_map(seq.linear, todo, workers), strict=True):
             cache[i] = f
-        parallel_map(one, range(o0, o1), cfg.workers)
+        parallel_map(one, range(o0, o1), workers)
         if progress:
             progress(o1 - o0)
-    meta = output_meta(seq, fps=seq.fps / m, sensor="rgb")
+    meta = output_meta(
+        seq, _conventions(seq, cfg), fps=seq.fps / m, sensor="rgb", input_frames_per_exposure=n_span
+    )
     write_params(
         out,
         "rgb",
         cfg,
         seq.root,
         exposure_s=t_exp,
-        line_time_s=line_time,
+        line_time_s=ex.line_time,
         gain_dn_per_e=cfg.gain,
         photons_per_pixel_per_s_at_white=phot,
         electrons_at_white=white_e,
         input_frames_per_exposure=n_span,
         output_frames=n_out,
-        input_light="linear EXR" if seq.uses_linear(0) else "sRGB PNG (linearised)",
+        partial_last_exposure=(
+            {"input_frames": ex.last_frames, "of": n_span} if ex.last_frames < n_span else None
+        ),
+        input_light=seq.light_name,
     )
     write_transforms_streamed(out / "transforms.json", meta, entry, n_out)
     return out
+
+
+def _conventions(seq: Sequence, cfg: RgbConfig) -> dict[str, str]:
+    """What an emulated RGB dataset holds, in words (replaces the source's conventions)."""
+    steps = (
+        "black level, white balance, bilinear RGGB demosaic, colour matrix"
+        if cfg.bayer
+        else ("black level, white balance, colour matrix (no colour filter array)")
+    )
+    own = {
+        "frames": f"frames/frame_NNNNNN.png (NNNNNN = frame_number): 8-bit sRGB (IEC 61966-2-1 curve) from the "
+        f"emulated camera's ISP ({steps}); the source's linear 1 (white) seen for the whole exposure is 255 "
+        "before noise",
+        "time": f"{timebase.TIME}; the middle of the exposure (of its middle row with a rolling shutter)",
+        "frame_number": "the frame_number of the first source frame the exposure integrates; "
+        "frames[i].exposure_input_frames source frames from there (chunk_size between frames; the last frame "
+        "fewer when the input does not divide into whole exposures)",
+        "source_frame_number": timebase.SOURCE_FRAME_NUMBER,
+    }
+    if cfg.raw:
+        layout = "RGGB mosaic, one channel" if cfg.bayer else "R, G, B"
+        own["raw"] = (
+            f"raw/raw_NNNNNN.png: 16-bit PNG of the sensor's digital numbers ({layout}; black level "
+            f"{cfg.black_level}, white level {cfg.white_level})"
+        )
+    src = (seq.meta.get("conventions") or {}).get("transform_matrix")
+    if src:
+        own["transform_matrix"] = (
+            f"{src}; the pose at the frame's time (linear position, slerp rotation between source poses)"
+        )
+    return timebase.conventions(seq.meta, own)

@@ -2,6 +2,9 @@
 
 Per pixel and gate: photo-electrons and dark counts are Poisson with mean
 `lambda = (qe * photons_per_s * L + dcr) * gate_time`, so a gate detects with `p = 1 - exp(-lambda)`.
+Auto-exposure (the default, when no gate time is given) picks one gate for the whole sequence: the one at
+which a pixel of the sequence's mean luminance (sampled on a few frames) detects with a target probability
+(0.5), at most the binary-frame period; params.json records the choice.
 Dark count rates are log-normal across pixels with a fraction of hot pixels (a fixed pattern drawn
 once from the seed). Optional effects, applied in time order so state carries across batches:
 dead time (a pixel that fired in the previous gate is blind for what is left of its dead time),
@@ -21,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from camsim import transforms
+from camsim.emulate import timebase
 from camsim.emulate.common import (
     Progress,
     batches,
@@ -43,8 +47,8 @@ log = logging.getLogger(__name__)
 class SpadConfig:
     """Single-photon camera parameters (defaults: a typical SPAD array, e.g. SPAD512-like)."""
 
-    flux: float = 1000.0
-    """Photons per pixel at white (linear value 1), per second or per input frame (see flux_per)."""
+    flux: float = 1e6
+    """Photons reaching a pixel at white (linear value 1), per second or per input frame (see flux_per); the default is of the order of a lit indoor scene on a ~10 um pixel."""
     flux_per: Literal["second", "frame"] = "second"
     """Unit of --flux: photons per pixel per second, or per input frame."""
     qe: float = 0.4
@@ -52,7 +56,9 @@ class SpadConfig:
     frames_per_input: int = 1
     """Binary frames per input frame (K); they share the input's light."""
     gate_time: float | None = None
-    """Gate (exposure) of one binary frame in seconds; default: the whole binary-frame period."""
+    """Gate (exposure) of one binary frame in seconds; default: auto-exposure (see auto_exposure_target)."""
+    auto_exposure_target: float = 0.5
+    """Auto-exposure, used when no gate_time is given: the detection probability per binary frame of a pixel at the sequence's mean luminance (0 < target < 1); the gate is at most the binary-frame period."""
     dark_count_rate: float = 100.0
     """Median dark count rate per pixel (counts/s)."""
     dcr_sigma: float = 0.5
@@ -79,11 +85,13 @@ class SpadConfig:
     """Random seed; same seed and input give bit-identical output."""
     batch_size: int = 64
     """Input frames processed at once (bounds memory; does not change the output)."""
-    workers: int = 1
-    """Threads for reading frames and drawing random numbers (does not change the output)."""
 
     def validate(self) -> None:
         check_positive("flux", self.flux, allow_zero=True)
+        if not (math.isfinite(self.auto_exposure_target) and 0.0 < self.auto_exposure_target < 1.0):
+            raise ConfigError(
+                f"auto_exposure_target must be strictly between 0 and 1, got {self.auto_exposure_target}"
+            )
         check_probability("qe", self.qe)
         for name in ("dark_count_rate", "dcr_sigma", "hot_pixel_rate", "dead_time"):
             check_positive(name, getattr(self, name), allow_zero=True)
@@ -95,8 +103,53 @@ class SpadConfig:
             raise ConfigError(f"bits must be in 1..16, got {self.bits}")
         if self.gate_time is not None:
             check_positive("gate_time", self.gate_time)
-        if self.workers < 1:
-            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How binary frames fall on the source: K per source frame, grouped by `levels` into output frames."""
+
+    k: int
+    levels: int
+    n_out: int
+    period: float
+    """Binary-frame period (s)."""
+
+
+def timing(seq: Sequence, cfg: SpadConfig) -> Timing:
+    """The pure plan of a run; ConfigError when the input cannot give one output frame or the gate is too long."""
+    k = cfg.frames_per_input
+    levels = 2**cfg.bits - 1
+    n_bin = seq.n * k
+    if n_bin // levels < 1:
+        raise ConfigError(
+            f"{seq.n} input frames x {k} give {n_bin} binary frames, fewer than 2^bits-1 = {levels}"
+        )
+    period = 1.0 / (seq.fps * k)
+    if cfg.gate_time is not None and cfg.gate_time > period * (1 + 1e-9):
+        raise ConfigError(f"gate_time {cfg.gate_time} s is longer than the binary-frame period {period} s")
+    return Timing(k, levels, n_bin // levels, period)
+
+
+def progress_total(seq: Sequence, cfg: SpadConfig) -> int:
+    """Progress units of a run: input frames."""
+    timing(seq, cfg)
+    return seq.n
+
+
+def exposure_frames(n: int, count: int = 9) -> list[int]:
+    """Up to `count` evenly spaced frame indices (first and last included) that auto-exposure looks at."""
+    return sorted({round(v) for v in np.linspace(0, n - 1, min(n, count))})
+
+
+def auto_gate(signal_rate: float, dark_rate: float, target: float, period: float) -> float:
+    """The gate (s) at which Poisson rate signal_rate + dark_rate (counts/s) detects with probability `target`, at most `period`."""
+    rate = signal_rate + dark_rate
+    if rate <= 0:
+        return period
+    return min(period, -math.log1p(-target) / rate)
 
 
 def detection_probability(lam: np.ndarray) -> np.ndarray:
@@ -157,31 +210,70 @@ def emulate_spad(
     cfg: SpadConfig | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    workers: int = 0,
 ) -> Path:
     """Emulate a SPAD camera on a sequence; write an NPY (bit-packed) or IMG dataset. Returns the folder.
 
-    `progress` is called with the number of input frames finished after each batch.
+    `progress` is called with the number of input frames finished after each batch (`progress_total` in
+    all); `workers` threads read frames and draw random numbers (0: one per CPU core; same output).
     """
-    return run_emulator(_run, cfg or SpadConfig(), input_dir, output_dir, overwrite, progress)
+    return run_emulator(
+        _run, progress_total, cfg or SpadConfig(), input_dir, output_dir, overwrite, progress, workers
+    )
 
 
-def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress) -> Path:
-    h, w, k = seq.h, seq.w, cfg.frames_per_input
+def _mean_signal(seq: Sequence, cfg: SpadConfig, workers: int) -> tuple[float, list[int]]:
+    """Mean luminance (colour: mean of the planes) of the frames auto-exposure samples."""
+    idx = exposure_frames(seq.n)
+
+    def mean(i: int) -> float:
+        lin = seq.linear(i)
+        return float(lin.mean()) if cfg.color else float((lin @ LUMA.astype(np.float32)).mean())
+
+    return float(np.mean(parallel_map(mean, idx, workers))), idx
+
+
+def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers: int = 1) -> Path:
+    h, w = seq.h, seq.w
+    tm = timing(seq, cfg)
+    k, levels, n_out, period = tm.k, tm.levels, tm.n_out, tm.period
     c = 3 if cfg.color else 1
-    levels = 2**cfg.bits - 1
-    n_bin = seq.n * k
-    n_out = n_bin // levels
-    if n_out < 1:
-        raise ConfigError(
-            f"{seq.n} input frames x {k} give {n_bin} binary frames, fewer than 2^bits-1 = {levels}"
-        )
-    period = 1.0 / (seq.fps * k)
-    gate = period if cfg.gate_time is None else float(cfg.gate_time)
-    if gate > period * (1 + 1e-9):
-        raise ConfigError(f"gate_time {gate} s is longer than the binary-frame period {period} s")
     phot = photon_rate(cfg.flux, cfg.flux_per, seq.fps)
+    auto: dict = {}
+    if cfg.gate_time is None:
+        mean_lum, sampled = _mean_signal(seq, cfg, workers)
+        gate = auto_gate(cfg.qe * phot * mean_lum, cfg.dark_count_rate, cfg.auto_exposure_target, period)
+        p_mean = float(
+            detection_probability(np.float64((cfg.qe * phot * mean_lum + cfg.dark_count_rate) * gate))
+        )
+        auto = {
+            "target_detection_probability": cfg.auto_exposure_target,
+            "mean_luminance": mean_lum,
+            "sampled_frames": sampled,
+            "detection_probability_at_mean": p_mean,
+            "limited_by_period": bool(gate >= period),
+        }
+        signal = cfg.qe * phot * mean_lum
+        if cfg.dark_count_rate > signal:
+            log.warning(
+                "SPAD auto-exposure: dark counts (%.3g /s) outweigh the signal at the mean luminance (%.3g /s): "
+                "the frames are mostly noise; raise --flux",
+                cfg.dark_count_rate,
+                signal,
+            )
+        if p_mean < cfg.auto_exposure_target / 2:
+            log.warning(
+                "SPAD auto-exposure: the whole binary-frame period (%.3g s) gives detection probability %.3g at "
+                "the mean luminance (target %.3g); raise --flux or lower --frames-per-input",
+                period,
+                p_mean,
+                cfg.auto_exposure_target,
+            )
+    else:
+        gate = float(cfg.gate_time)
     dcr = dark_count_map(cfg, h, w, c)
     dtype = np.uint8 if cfg.bits <= 8 else np.uint16
+    numbers = [timebase.subframe_number(seq.frame_numbers, o * levels, k) for o in range(n_out)]
 
     def rate_of(i: int) -> np.ndarray:
         lin = seq.linear(i)
@@ -204,7 +296,7 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress) -> Path:
         filled = 0
         o = 0
         for b0, b1 in batches(seq.n, cfg.batch_size):
-            rates = parallel_map(rate_of, range(b0, b1), cfg.workers)
+            rates = parallel_map(rate_of, range(b0, b1), workers)
             for i, rate in zip(range(b0, b1), rates, strict=True):
                 for kk in range(k):
                     j = i * k + kk
@@ -213,7 +305,7 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress) -> Path:
                     acc += _binary_frame(cfg, rate, gate, period, j, state)
                     filled += 1
                     if filled == levels:
-                        _emit(cfg, out, arr, acc, o, levels, dtype)
+                        _emit(cfg, out, arr, acc, o, numbers[o], levels, dtype)
                         acc[:] = 0
                         filled = 0
                         o += 1
@@ -230,6 +322,8 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress) -> Path:
         raise
     meta = output_meta(
         seq,
+        _conventions(seq, cfg, levels, k),
+        subframes=k,
         fps=seq.fps * k / levels,
         sensor="spad",
         spad_levels=levels,
@@ -245,32 +339,77 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress) -> Path:
         seq.root,
         binary_frame_period_s=period,
         gate_time_s=gate,
+        exposure="auto" if cfg.gate_time is None else "gate_time",
+        auto_exposure=auto or None,
         photons_per_pixel_per_s_at_white=phot,
+        expected_detections_per_gate_at_white=cfg.qe * phot * gate,
         output_frames=n_out,
         binary_frames_per_output=levels,
-        input_light="linear EXR" if seq.uses_linear(0) else "sRGB PNG (linearised)",
+        input_light=seq.light_name,
         dark_count_rate_mean=float(dcr.mean()),
     )
     write_transforms_streamed(
-        out / "transforms.json", meta, lambda o: _frame_entry(cfg, seq, o, levels, k), n_out
+        out / "transforms.json", meta, lambda o: _frame_entry(cfg, seq, o, numbers[o], levels, k), n_out
     )
     return out
 
 
-def _frame_entry(cfg: SpadConfig, seq: Sequence, o: int, levels: int, k: int) -> dict:
-    """transforms.json entry of output frame o: pose and time at the middle of its binary frames."""
-    x = (o * levels + (levels - 1) / 2.0 + 0.5) / k - 0.5  # fractional input-frame index
-    entry = {
-        "transform_matrix": interpolate_pose(seq.poses, x).tolist(),
-        "time": float(np.interp(x, np.arange(seq.n), seq.times)),
-        "frame_number": o,
+def _conventions(seq: Sequence, cfg: SpadConfig, levels: int, k: int) -> dict[str, str]:
+    """What a SPAD dataset holds, in words (replaces the source's conventions)."""
+    planes = (
+        "channels R, G, B: one detector per colour plane"
+        if cfg.color
+        else "one channel: a monochrome detector seeing Rec. 709 luminance"
+    )
+    if cfg.bits == 1:
+        values = (
+            "binary photon detections: 1 where the pixel detected at least one photon or dark count during its "
+            "gate, 0 where it detected none"
+        )
+        store = (
+            "NPY (frames.npy): one bit per pixel, packed with numpy.packbits (big bit order) along bitpack_dim, "
+            "w the unpacked width; IMG (frames/frame_NNNNNN.png, NNNNNN = frame_number): 8 bit, 0 = no "
+            "detection, 255 = detection"
+        )
+    else:
+        scale = 65535 if cfg.bits > 8 else 255
+        values = (
+            f"detection counts: how many of the spad_levels = {levels} binary frames summed into the frame "
+            f"detected (0..{levels})"
+        )
+        store = (
+            f"NPY (frames.npy): the counts, {'uint8' if cfg.bits <= 8 else 'uint16'}; IMG written by emulate "
+            f"spad --mode img (frames/frame_NNNNNN.png, NNNNNN = frame_number): round(count x {scale} / {levels})"
+        )
+    src = (seq.meta.get("conventions") or {}).get("transform_matrix")
+    own = {
+        "frames": f"{values}; {planes}; {store}",
+        "time": f"{timebase.TIME}; the middle of the binary frames the frame holds. Binary frame k (0..K-1, "
+        f"K = frames_per_input = {k}) of source frame i spans [i - 1/2 + k/K, i - 1/2 + (k+1)/K) in source "
+        "frames and sees source frame i's light",
+        "frame_number": f"integer, unique: source frame_number x subframes_per_source_frame (K = {k}) + k for "
+        "binary frame k of that source frame; a frame that sums several binary frames (spad_levels) carries its "
+        "first one's number",
+        "source_frame_number": timebase.SOURCE_FRAME_NUMBER,
     }
+    if src:
+        own["transform_matrix"] = (
+            f"{src}; the pose at the frame's time (linear position, slerp rotation between source poses; the "
+            "first or last source pose beyond them)"
+        )
+    return timebase.conventions(seq.meta, own)
+
+
+def _frame_entry(cfg: SpadConfig, seq: Sequence, o: int, number: int, levels: int, k: int) -> dict:
+    """transforms.json entry of output frame o: pose and time at the middle of its binary frames."""
+    x = (o * levels + levels / 2.0) / k - 0.5  # fractional input-frame index
+    entry = {"transform_matrix": interpolate_pose(seq.poses, x).tolist(), **seq.place(x, number)}
     if cfg.mode == "img":
-        entry["file_path"] = f"frames/frame_{o:06d}.png"
+        entry["file_path"] = f"frames/frame_{number:06d}.png"
     return entry
 
 
-def _emit(cfg, out, arr, acc, o, levels, dtype) -> None:
+def _emit(cfg, out, arr, acc, o, number, levels, dtype) -> None:
     """Store output frame o (the sum of `levels` binary frames)."""
     if cfg.bits == 1:
         frame = acc.astype(bool)
@@ -285,7 +424,7 @@ def _emit(cfg, out, arr, acc, o, levels, dtype) -> None:
         img = np.rint(acc.astype(np.float64) * (scale / levels)).astype(
             np.uint16 if cfg.bits > 8 else np.uint8
         )
-        write_image(out / f"frames/frame_{o:06d}.png", img[..., 0] if img.shape[2] == 1 else img)
+        write_image(out / f"frames/frame_{number:06d}.png", img[..., 0] if img.shape[2] == 1 else img)
 
 
 def unpack_frames(path: str | os.PathLike[str]) -> np.ndarray:

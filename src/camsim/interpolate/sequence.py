@@ -4,7 +4,8 @@ Numbering: a frame interpolated at fraction k/n between source frames with Blend
 f_{i+1} gets frame_number f_i·n + k·(f_{i+1} − f_i), i.e. the number it would have had with the
 keyframe multiplier n times larger; source frames keep f_i·n. Each frame also records its
 (fractional) `source_frame_number`, `interpolated`, and for new frames a `hole_mask_file_path`
-(PNG, 255 where neither neighbour covered the pixel) and `hole_fraction`.
+(PNG, 255 where neither neighbour covered the pixel) and `hole_fraction`. `time` stays on the source's
+clock; `conventions` are the source's, rewritten where interpolated frames differ from rendered ones.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from camsim import srgb, transforms
+from camsim import derive, srgb, transforms
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir, read_exr, read_image, write_bytes_atomic, write_exr, write_image
 from camsim.interpolate.poses import interpolate_linear, interpolate_poses
@@ -39,6 +40,20 @@ _SUBDIRS = {
 }
 _REQUIRED = ("file_path", "depth_file_path", "flow_file_path")
 _OPTIONAL = ("segmentation_file_path", "normal_file_path", "linear_file_path")
+_PASS_OF_CONVENTION = {
+    "depth": "depth_file_path",
+    "normal": "normal_file_path",
+    "flow": "flow_file_path",
+    "segmentation": "segmentation_file_path",
+    "linear": "linear_file_path",
+}
+"""Conventions about a pass: kept only when the interpolated sequence holds that pass."""
+_TIME = "seconds since the scene's first frame, after keyframe scaling: the source sequence's clock"
+_SOURCE_FRAME_NUMBER = (
+    "frames[i].source_frame_number: the source sequence's frame_number at this frame's time (linear between "
+    "source frames, so fractional between them; before the first or after the last source frame it continues "
+    "with that end's spacing)"
+)
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,8 @@ def plan(
             gap = int(numbers[i + 1] - numbers[i])
             number = int(numbers[i]) * factor + round(s * factor) * gap
             rec = {"interpolated": True, "source_frame_number": float(numbers[i] + s * gap)}
+            if "camera" in src and frames[i + 1].get("camera") == src["camera"]:
+                rec["camera"] = src["camera"]  # a sequence never crosses a camera cut
             if per_frame_k:
                 rec.update(fl_x=Ks[j][0, 0], fl_y=Ks[j][1, 1], cx=Ks[j][0, 2], cy=Ks[j][1, 2])
         rec["transform_matrix"] = c2ws[j].tolist()
@@ -211,7 +228,7 @@ def plan(
     return records, c2ws, Ks, np.array(new_src)
 
 
-def _check_input(meta: dict[str, Any], factor: int) -> tuple[str, ...]:
+def check_input(meta: dict[str, Any], factor: int) -> tuple[str, ...]:
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise ConfigError(f"--factor must be an integer >= 2, got {factor!r}")
     frames = meta["frames"]
@@ -250,12 +267,12 @@ def interpolate_sequence(
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     meta = transforms.read(input_dir)
-    keys = _check_input(meta, factor)
+    keys = check_input(meta, factor)
     edge_sigma = filter_sigma(meta.get("pixel_filter"))
     if output_dir.resolve() == input_dir.resolve():
         raise UserInputError("the output folder must differ from the input folder")
-    if (output_dir / "transforms.json").exists() and not overwrite:
-        raise UserInputError(f"{output_dir} already holds a sequence (pass --overwrite to replace it)")
+    source_sha = derive.source_sha256(input_dir)
+    derive.prepare_folder(output_dir, overwrite)
     for key in (*keys, "hole_mask_file_path"):
         make_output_dir(output_dir / _SUBDIRS[key][0])
 
@@ -310,8 +327,14 @@ def interpolate_sequence(
         if rec["interpolated"]:
             rec["hole_mask_file_path"] = _out_rel("hole_mask_file_path", number, suffix)
             rec["hole_fraction"] = holes[number]
-    # Sidecars (objects.json) describe the source frames, not the interpolated ones: not carried over.
-    out_meta = {k: v for k, v in meta.items() if k != "frames" and k not in transforms.SIDECAR_KEYS}
+    # Sidecars (objects.json) describe the source frames, not the interpolated ones: not carried over; the
+    # render's settings_hash moves into the interpolation block (this sequence is not that render's output).
+    dropped = {"frames", "settings_hash", *transforms.SIDECAR_KEYS}
+    out_meta = {k: v for k, v in meta.items() if k not in dropped}
+    out_meta["conventions"] = _conventions(meta, keys, records)
+    if "fps" in meta:
+        out_meta["source_fps"] = float(meta["fps"])
+    out_meta["subframes_per_source_frame"] = factor
     if "fps" in meta:
         out_meta["fps"] = float(meta["fps"]) * factor
     if "keyframe_multiplier" in meta:
@@ -330,10 +353,14 @@ def interpolate_sequence(
         "ground truth: depth-aware softmax forward splatting; world background moved by the camera rotation",
         "pixel_filter_sigma": edge_sigma,
         "beta": beta,
+        "settings": settings(factor, beta),
+        "settings_hash": derive.settings_hash("interpolate", settings(factor, beta)),
+        "source_transforms_sha256": source_sha,
         "source": {
             "fps": meta.get("fps"),
             "keyframe_multiplier": meta.get("keyframe_multiplier"),
             "frames": len(frames),
+            **({"settings_hash": meta["settings_hash"]} if "settings_hash" in meta else {}),
         },
         "frame_number": "interpolated frame k of n between source frames f_i, f_(i+1): f_i*n + k*(f_(i+1)-f_i); "
         "source frames: f_i*n; source_frame_number keeps the (fractional) source numbering",
@@ -347,6 +374,56 @@ def interpolate_sequence(
     transforms.write(output_dir / "transforms.json", out_meta)
     log.info("interpolated %d frames into %d (%s)", len(frames), len(records), output_dir)
     return out_meta
+
+
+def settings(factor: int, beta: float) -> dict[str, Any]:
+    """What changes an interpolated sequence (recorded, and compared by --allow-skips)."""
+    return {"factor": int(factor), "beta": float(beta)}
+
+
+def output_count(n_source: int, factor: int) -> int:
+    """Frames of the interpolated sequence (and progress units of a run): every source frame plus factor - 1
+    between each pair."""
+    return max(n_source - 1, 0) * factor + 1
+
+
+def _conventions(
+    meta: dict[str, Any], keys: tuple[str, ...], records: list[dict[str, Any]]
+) -> dict[str, str]:
+    """The source's conventions for what the interpolated sequence holds, rewritten where its frames differ."""
+    src = dict(meta.get("conventions") or {})
+    out = {k: v for k, v in src.items() if k not in _PASS_OF_CONVENTION or _PASS_OF_CONVENTION[k] in keys}
+    if "camera" in out and not all("camera" in r for r in records):
+        del out["camera"]
+    out["time"] = (
+        f"{_TIME}; a source frame keeps its time, frame k of n between source frames i and i+1 is at "
+        "time_i + k/n (time_(i+1) - time_i)"
+    )
+    out["frame_number"] = (
+        "source frame f: f x n; frame k of n between source frames f_i and f_(i+1): f_i x n + k (f_(i+1) - f_i), "
+        "the number a render at n times the keyframe multiplier gives (n = subframes_per_source_frame)"
+    )
+    out["source_frame_number"] = _SOURCE_FRAME_NUMBER
+    if "rgb" in out:
+        out["rgb"] += (
+            "; frames with interpolated = true are made from their two rendered neighbours (moved along the "
+            "rendered flow, blended in linear light), not rendered"
+        )
+    if "sampling" in out:
+        out["sampling"] += (
+            "; on interpolated frames every pass comes from the nearest surface of the warped neighbours "
+            "(depth, normals, segmentation and flow never blended)"
+        )
+    if "flow" in out:
+        out["flow"] += (
+            "; in steps of this sequence: a source frame's flow divided by n, an interpolated frame's warped "
+            "from its neighbours"
+        )
+    out["hole_mask"] = (
+        "masks/hole_NNNNNN.png (frames[i].hole_mask_file_path, interpolated frames only): 255 where neither "
+        "neighbour covered the pixel (filled from the nearest covered pixel), else 0; hole_fraction is its mean"
+    )
+    return out
 
 
 def _run_jobs(jobs: list[_PairJob], workers: int):
