@@ -150,10 +150,11 @@ class RenderConfig:
         """Render threads per worker: the user's value, else the cores split evenly among `jobs` workers but
         never fewer than 2 on a machine with 2 cores or more.
 
-        Cycles on one render thread spends about as much CPU again spinning (bpy 5.0.1: 1.85x the
-        CPU-seconds of two threads for the same frames, a third of it system time), so two workers of one
-        thread each on two cores run at about half speed; two workers of two threads each share the cores
-        at the speed of one worker (BENCHMARKS.md, "Threads per worker")."""
+        Cycles on one render thread has a second thread busy-wait for it (strace: 262,404 `sched_yield`
+        calls for two 256x256 frames against 10,649 with two threads): 1.85x the CPU-seconds for the same
+        frames on bpy 5.0.1, a third of it system time. Two workers of one thread each on two cores so run
+        at about 0.6x the speed of one worker; two workers of two threads each share the cores at the speed
+        of one (BENCHMARKS.md, "Threads per worker")."""
         if self.threads is not None:
             return self.threads
         cores = os.cpu_count() or 1
