@@ -28,6 +28,7 @@ OPAQUE = {
     "config",
     "objects",
     "matrix_world",
+    "checksums",
 }
 """Blocks whose keys are data (ids, setting names, convention names), documented as a whole."""
 

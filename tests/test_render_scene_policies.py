@@ -88,3 +88,23 @@ def test_depth_of_field_is_off_by_default_and_kept_only_in_rgb_on_request(zoo, r
     diff = np.abs(a - b).mean(axis=-1)
     assert diff[edges].mean() > 3 * diff[~edges].mean(), (diff[edges].mean(), diff[~edges].mean())
     shutil.rmtree(kept)
+
+
+def test_burnt_in_stamp_is_turned_off_and_frames_carry_no_metadata(zoo, render, tmp_path):
+    blend = zoo("stamp")
+    out = render(blend, "stamp", frame_start=1, frame_end=2)
+    meta = transforms.read(out)
+    assert any("stamp" in a for a in meta["adjustments"])
+    again = render(blend, "stamp-again", frame_start=1, frame_end=2)
+    for fr in meta["frames"]:
+        data = (out / fr["file_path"]).read_bytes()
+        # No text chunks: nothing of the user's folders (the .blend's path) and no dates or render times,
+        # so two renders of the same frames are the same bytes (and their recorded checksums agree).
+        assert b"tEXt" not in data and str(blend.parent).encode() not in data
+        assert data == (again / fr["file_path"]).read_bytes()
+    assert meta["checksums"] == transforms.read(again)["checksums"]
+    # The frames are those of the same scene without a stamp (the "dof" zoo scene, whose depth of field camsim
+    # turns off: the stamp scene is that scene with depth of field off and the stamp on).
+    plain = render(zoo("dof"), "no-stamp", frame_start=1, frame_end=2)
+    for fr in meta["frames"]:
+        np.testing.assert_array_equal(read_image(out / fr["file_path"]), read_image(plain / fr["file_path"]))

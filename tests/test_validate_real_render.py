@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 
@@ -46,6 +47,15 @@ def test_validate_consistency_flags_corrupted_flow_of_a_render(static_demo, tmp_
     f[..., 0] *= 1.5  # flow 50% too long in x
     f[..., 1] += 0.8
     write_exr(path, {c: f[..., j] for j, c in enumerate("RGBA")})
+    # The checksum recorded at render time catches the edit first; without it (a dataset from elsewhere, or
+    # one whose transforms.json was rewritten with the edit) the geometry still gives it away.
+    rep = validate_dataset(seq)
+    assert [(p.kind, p.path.name, "checksum" in p.message) for p in rep.problems] == [
+        ("corrupted", path.name, True)
+    ]
+    meta = json.loads((seq / "transforms.json").read_text())
+    del meta["checksums"]
+    (seq / "transforms.json").write_text(json.dumps(meta))
     rep = validate_dataset(seq, consistency=True)
     assert not rep.ok
     assert [(p.kind, p.path.name) for p in rep.problems] == [("inconsistent", path.name)]

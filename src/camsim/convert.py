@@ -86,6 +86,8 @@ def img_to_npy(
     if n == 0:
         raise DatasetError(f"{src}: no frames to convert")
     meta = copy.deepcopy(seq.meta)
+    for key in transforms.FILE_KEYS:  # they describe the source's files, not the ones written here
+        meta.pop(key, None)
     for name in seq.modalities():
         m = BY_NAME[name]
         first = _as_hwc(seq.read(name, 0))
@@ -178,6 +180,8 @@ def npy_to_img(
         raise UserInputError(f"{src} is not an NPY sequence (its transforms.json has no top-level file_path)")
     _check_dst(src, dst, overwrite)
     meta = copy.deepcopy(seq.meta)
+    for key in transforms.FILE_KEYS:  # they describe the source's files, not the ones written here
+        meta.pop(key, None)
     names = seq.modalities()
     binary = _is_binary(meta)
     for i, fr in enumerate(meta["frames"]):

@@ -154,6 +154,57 @@ def looks_whole(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+_PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt", b"tIME")
+
+
+def strip_image_metadata(path: str | os.PathLike[str]) -> None:
+    """Remove the text Blender writes into PNG (tEXt chunks) and JPEG (COM segments) frames, in place.
+
+    It holds the .blend's absolute path, the date and the render times: it would publish the user's folders
+    with the dataset and make two renders of the same pixels differ in their bytes (and checksums)."""
+    import struct
+
+    p = Path(path)
+    data = p.read_bytes()
+    out = bytearray()
+    if data.startswith(_PNG_SIGNATURE):
+        out += data[:8]
+        i = 8
+        while i + 12 <= len(data):
+            (n,) = struct.unpack(">I", data[i : i + 4])
+            if data[i + 4 : i + 8] not in _PNG_TEXT:
+                out += data[i : i + 12 + n]
+            i += 12 + n
+    elif data.startswith(b"\xff\xd8"):
+        out += data[:2]
+        i = 2
+        while i + 4 <= len(data) and data[i] == 0xFF:
+            marker, n = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
+            if marker == 0xDA:  # start of scan: the rest is image data
+                break
+            if marker != 0xFE:  # COM
+                out += data[i : i + 2 + n]
+            i += 2 + n
+        out += data[i:]
+    else:
+        return
+    if len(out) != len(data):
+        p.write_bytes(bytes(out))
+
+
+def checksum(path: str | os.PathLike[str]) -> str:
+    """`crc32:xxxxxxxx` of a file's bytes: what `--verify` and `validate` compare against the value recorded
+    when the file was written (decoding alone misses bytes changed in place: OpenEXR decodes a damaged
+    ZIP chunk without an error)."""
+    import zlib
+
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return f"crc32:{crc:08x}"
+
+
 def _exr_looks_whole(fh: Any, size: int) -> bool:
     import struct
 

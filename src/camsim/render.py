@@ -30,12 +30,14 @@ from camsim.config import GPU_BACKENDS, RenderConfig
 from camsim.errors import DatasetError, OutputWriteError, SceneError, UserInputError
 from camsim.fileio import (
     TMP_MARK,
+    checksum,
     clean_temporaries,
     looks_whole,
     make_output_dir,
     move_into_place,
     read_exr_parts,
     read_image,
+    strip_image_metadata,
     write_json_atomic,
 )
 from camsim.groundtruth import (
@@ -155,18 +157,22 @@ def expected_files(kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bo
 
 
 def frame_is_complete(
-    folder: Path, kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bool, verify: bool = False
+    folder: Path,
+    kinds: tuple[str, ...],
+    frame: int,
+    frame_ext: str,
+    debug: bool,
+    verify: bool = False,
+    checksums: dict[str, str] | None = None,
 ) -> bool:
     """True when every file of the frame is whole: the cheap check (present, not cut short: see
-    fileio.looks_whole), or with `verify` a full decode."""
+    fileio.looks_whole), or with `verify` a full decode and, where one was recorded, the same checksum."""
     for rel in expected_files(kinds, frame, frame_ext, debug):
         path = folder / rel
-        if not verify:
-            if not looks_whole(path):
-                return False
-            continue
-        if not path.is_file():
+        if not looks_whole(path):
             return False
+        if not verify:
+            continue
         try:
             if path.suffix == ".exr":
                 read_exr_parts(path)
@@ -174,7 +180,23 @@ def frame_is_complete(
                 return False
         except DatasetError:
             return False
+        if checksums and rel in checksums and checksum(path) != checksums[rel]:
+            return False
     return True
+
+
+def kept_checksums(
+    folder: Path,
+    previous: dict[str, Any] | None,
+    frames: list[int],
+    kinds: tuple[str, ...],
+    ext: str,
+    debug: bool,
+) -> dict[str, str]:
+    """Checksums of the files of frames a resume keeps: as recorded when they were written, else read now."""
+    known = (previous or {}).get("checksums") or {}
+    rels = [rel for f in frames for rel in expected_files(kinds, f, ext, debug)]
+    return {rel: known.get(rel) or checksum(folder / rel) for rel in rels}
 
 
 def frame_ext_of(config: RenderConfig) -> str:
@@ -259,7 +281,11 @@ def objects_record(
 
 
 def build_transforms(
-    job: SequenceJob, info: dict[str, Any], cams: dict[int, dict[str, Any]], frames: list[int]
+    job: SequenceJob,
+    info: dict[str, Any],
+    cams: dict[int, dict[str, Any]],
+    frames: list[int],
+    checksums: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The transforms.json of a finished sequence (pure)."""
     config = job.config
@@ -325,6 +351,7 @@ def build_transforms(
         },
         "frames": out_frames,
         **({"objects_file_path": "objects.json"} if info.get("segmentation_objects") else {}),
+        **({"checksums": dict(sorted(checksums.items()))} if checksums else {}),
     }
 
 
@@ -403,15 +430,21 @@ def render_sequence(
 
     todo = frames
     if reuse.resume:
+        known = (previous or {}).get("checksums") or {}
         todo = [
-            f for f in frames if not frame_is_complete(job.output, kinds, f, ext, config.debug, reuse.verify)
+            f
+            for f in frames
+            if not frame_is_complete(job.output, kinds, f, ext, config.debug, reuse.verify, known)
         ]
         result.frames_skipped = len(frames) - len(todo)
         if result.frames_skipped and progress:
             progress(result.frames_skipped)
     need_exr = bool(kinds)
     scratch = Path(tempfile.mkdtemp(prefix=".scratch", suffix=TMP_MARK, dir=job.output))
-    pending: deque[Future[None]] = deque()
+    pending: deque[Future[dict[str, str]]] = deque()
+    sums = kept_checksums(
+        job.output, previous, [f for f in frames if f not in set(todo)], kinds, ext, config.debug
+    )
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camsim-gt") as pool:
             for f in todo:
@@ -424,19 +457,19 @@ def render_sequence(
                 pending.append(pool.submit(_finish_frame, job.output, f, rgb_tmp, exr_tmp, info["layer"], kinds,
                                            frame_cams, config, ext))  # fmt: skip
                 while len(pending) > 1 or (pending and pending[0].done()):
-                    pending.popleft().result()
+                    sums.update(pending.popleft().result())
                     result.frames_rendered += 1
                     if progress:
                         progress(1)
             while pending:
-                pending.popleft().result()
+                sums.update(pending.popleft().result())
                 result.frames_rendered += 1
                 if progress:
                     progress(1)
-        meta = build_transforms(job, info, cams, frames)
-        if (
-            json.loads(json.dumps(meta)) != previous
-        ):  # a repair of a complete sequence rewrites only its damaged frames
+        meta = build_transforms(job, info, cams, frames, sums)
+        # A repair of a complete sequence rewrites only its damaged frames (and transforms.json only when a
+        # re-rendered file's bytes differ from the lost one's: its checksum changed).
+        if json.loads(json.dumps(meta)) != previous:
             if "objects_file_path" in meta:
                 write_json_atomic(
                     job.output / meta["objects_file_path"], objects_record(info, motion, frames, scale)
@@ -464,13 +497,15 @@ def _finish_frame(
     cams: FrameCameras,
     config: RenderConfig,
     ext: str,
-) -> None:
-    """Ground truth first, RGB frame last: a frame's PNG at its final path implies the rest is there."""
+) -> dict[str, str]:
+    """Ground truth first, RGB frame last: a frame's PNG at its final path implies the rest is there.
+    Returns the checksums of the frame's files (read back from the page cache: a few ms at 512x512)."""
     # Blender reports no error when a save fails: a full disk leaves a truncated file behind. So the
     # frame must decode, and the passes must hold every channel, before anything reaches a final path.
     try:
         if not rgb_tmp.is_file() or read_image(rgb_tmp).size == 0:
             raise DatasetError(f"no image at {rgb_tmp}")
+        strip_image_metadata(rgb_tmp)
         if exr_tmp is not None:
             write_ground_truth(exr_tmp, layer, out, frame, kinds, cams, config.exr_codec, config.debug)
     except (DatasetError, KeyError) as exc:
@@ -479,6 +514,7 @@ def _finish_frame(
         with contextlib.suppress(OSError):
             os.unlink(exr_tmp)
     move_into_place(rgb_tmp, out / relpath("frames", frame, ext))
+    return {rel: checksum(out / rel) for rel in expected_files(kinds, frame, ext, config.debug)}
 
 
 def _unwritten(out: Path, frame: int, exc: BaseException) -> str:
@@ -550,4 +586,7 @@ def sequence_is_complete(folder: Path, job: SequenceJob, verify: bool = False) -
         return False
     config = job.config
     kinds, ext = config.ground_truth, frame_ext_of(config)
-    return all(frame_is_complete(folder, kinds, f, ext, config.debug, verify) for f in range(first, last + 1))
+    sums = meta.get("checksums") or {}
+    return all(
+        frame_is_complete(folder, kinds, f, ext, config.debug, verify, sums) for f in range(first, last + 1)
+    )

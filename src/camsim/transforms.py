@@ -60,6 +60,10 @@ CONVENTIONS: dict[str, str] = {
     "count; colours are anti-aliased with pixel_filter",
 }
 
+FILE_KEYS = ("checksums",)
+"""Top-level keys that describe the bytes of exactly these files (`checksums`: relative path -> `crc32:...`):
+every writer that writes other files (a conversion, an interpolation) drops them."""
+
 SIDECAR_KEYS = ("objects_file_path",)
 """Top-level keys naming per-sequence files that describe the source frames (objects.json): a lossless
 conversion copies them, a derived dataset with other frames (interpolation) drops them."""
@@ -148,6 +152,13 @@ def validate(meta: Any, source: str = "transforms.json") -> dict[str, Any]:
     for key in ("file_path", *SIDECAR_KEYS):
         if key in meta:
             resolve_path(".", meta[key])
+    sums = meta.get("checksums", {})
+    _require(
+        isinstance(sums, dict) and all(isinstance(v, str) for v in sums.values()),
+        f"{source}: 'checksums' must map file paths to checksum strings",
+    )
+    for rel in sums:
+        resolve_path(".", rel)
     ids = meta.get("segmentation_ids", {})
     _require(
         isinstance(ids, dict) and all(str(k).isdigit() and isinstance(v, str) for k, v in ids.items()),

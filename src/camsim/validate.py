@@ -32,7 +32,7 @@ from camsim.dataset import (
     sequence_name,
 )
 from camsim.errors import DatasetError
-from camsim.fileio import TMP_MARK
+from camsim.fileio import TMP_MARK, checksum
 
 log = logging.getLogger(__name__)
 
@@ -448,6 +448,22 @@ def check_unlisted(rep: SequenceReport, root: Path, meta: dict[str, Any]) -> Non
             )
 
 
+def check_checksums(rep: SequenceReport, root: Path, meta: dict[str, Any]) -> None:
+    """Files whose bytes changed since they were written (transforms.json `checksums`): damage a decoder
+    does not see (OpenEXR decodes a ZIP chunk altered in place without an error)."""
+    reported = {p.path for p in rep.problems}
+    for rel, expected in (meta.get("checksums") or {}).items():
+        path = transforms.resolve_path(root, rel)
+        if path in reported:
+            continue
+        if not path.is_file():
+            rep.problems.append(Problem(path, "missing", "missing (listed in checksums)"))
+        elif checksum(path) != expected:
+            rep.problems.append(
+                Problem(path, "corrupted", f"checksum {checksum(path)} differs from {expected}")
+            )
+
+
 def check_sequence(
     root: Path,
     name: str,
@@ -488,6 +504,7 @@ def check_sequence(
         )
     (_check_npy_files if seq.is_npy else _check_img_files)(rep, seq, progress)
     check_unlisted(rep, root, meta)
+    check_checksums(rep, root, meta)
     if "events_file_path" in meta:
         rep.format = "events" if "frame" not in seq.modalities() else rep.format
         _check_events(rep, transforms.resolve_path(root, meta["events_file_path"]), meta)

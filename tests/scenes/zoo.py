@@ -212,6 +212,16 @@ def _dof(scene):
     cam.data.dof.aperture_fstop = 0.5
 
 
+def _stamp(scene):
+    """A review-render habit: the metadata stamp burnt into every frame (text the ground truth has not)."""
+    _dof(scene)
+    scene.objects["Camera"].data.dof.use_dof = False
+    scene.render.use_stamp = True
+    scene.render.use_stamp_note = True
+    scene.render.stamp_note_text = "review render"
+    scene.render.stamp_font_size = 30
+
+
 def _eevee_culling(scene):
     _setup(scene, (1, 20))
     engines = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
@@ -364,6 +374,7 @@ def build(kind="rigid_body", path=None):
         "instances": lambda s: _instances(s, path),
         "units_multiscene": _units_multiscene,
         "missing_files": lambda s: _missing_files(s, path),
+        "stamp": _stamp,
     }
     builders[kind](scene)
     scene.frame_set(scene.frame_start)

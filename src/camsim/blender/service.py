@@ -614,6 +614,9 @@ def open_scene(path: str, settings: dict) -> dict:
     render = scene.render
     render.use_compositing = False
     render.use_sequencer = False
+    if render.use_stamp:  # "Burn Into Image": text drawn over the frames the ground truth does not have
+        render.use_stamp = False
+        adjustments.append("metadata stamp burnt into the frames turned off")
     render.use_persistent_data = True  # keep Cycles' scene data between the frames of a sequence
 
     engine = render.engine

@@ -329,7 +329,7 @@ def interpolate_sequence(
             rec["hole_fraction"] = holes[number]
     # Sidecars (objects.json) describe the source frames, not the interpolated ones: not carried over; the
     # render's settings_hash moves into the interpolation block (this sequence is not that render's output).
-    dropped = {"frames", "settings_hash", *transforms.SIDECAR_KEYS}
+    dropped = {"frames", "settings_hash", *transforms.SIDECAR_KEYS, *transforms.FILE_KEYS}
     out_meta = {k: v for k, v in meta.items() if k not in dropped}
     out_meta["conventions"] = _conventions(meta, keys, records)
     if "fps" in meta:
