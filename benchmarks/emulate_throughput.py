@@ -3,7 +3,7 @@ and peak traced memory for a short vs a 10x longer sequence.
 
 Run: python benchmarks/emulate_throughput.py [--frames 60] [--size 256] [--mem-size 64]
 
-Source: an in-memory drifting grating (camsim.emulate.synthetic.MovingPattern), so the figures are the
+Source: an in-memory drifting grating (benchmarks/moving_pattern.py), so the figures are the
 emulators' own cost, not PNG/EXR decoding. Outputs are written to a temporary folder (SPAD: frames.npy;
 RGB: 8-bit PNGs; events: events.h5; IMU: CSV). The reference draws exactly the random numbers each
 emulator draws per pixel with numpy's Philox generator. Memory: tracemalloc peak (numpy allocations are
@@ -19,10 +19,10 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from moving_pattern import MovingPattern
 
 from camsim.emulate import events, imu, rgb, spad
 from camsim.emulate.common import rng
-from camsim.emulate.synthetic import MovingPattern
 
 
 def _runners():

@@ -1,4 +1,4 @@
-"""Loader throughput (frames/s): camsim.dataset vs reading the same files bare with the same libraries.
+"""Loader throughput (frames/s): camsim.loader vs reading the same files bare with the same libraries.
 
 Writes a synthetic sequence (RGB PNG + depth/normal/flow/segmentation EXR), converts it to NPY and to
 bit-packed NPY (binary frames), then reads every frame with every modality, in one run:
@@ -20,8 +20,8 @@ import OpenEXR
 
 from camsim import transforms
 from camsim.convert import img_to_npy
-from camsim.dataset import Dataset
 from camsim.fileio import write_exr, write_image
+from camsim.loader import Dataset
 
 
 def make_sequence(root: Path, n: int, size: int, binary: bool = False) -> Path:

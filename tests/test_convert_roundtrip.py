@@ -7,9 +7,9 @@ import pytest
 import synthetic_plane
 
 from camsim.convert import convert_tree, img_to_npy, npy_to_img
-from camsim.dataset import Dataset
 from camsim.errors import UserInputError
 from camsim.fileio import read_exr, read_image
+from camsim.loader import Dataset
 
 plane_sequence = synthetic_plane.plane_sequence  # fixture
 
@@ -63,8 +63,9 @@ def test_convert_bitpacked_round_trip_is_lossless(plane_sequence, tmp_path, dim)
 
 def test_convert_npy_to_img_writes_spad_binary_frames_as_0_and_255(tmp_path):
     """A SPAD dataset's bit-packed detections become PNGs of 0 and 255 (visible), one per detection bit."""
+    from synthetic_sensors import constant_frames, write_sequence
+
     from camsim.emulate import SpadConfig, emulate_spad, unpack_frames
-    from camsim.emulate.synthetic import constant_frames, write_sequence
 
     seq = write_sequence(tmp_path / "seq", constant_frames(0.4, 6, 11, 3), np.arange(3) / 30.0)
     spad = emulate_spad(seq, tmp_path / "spad", SpadConfig(frames_per_input=4, seed=1))

@@ -8,8 +8,8 @@ import pytest
 from camsim import transforms
 from camsim.config import RenderConfig
 from camsim.convert import img_to_npy
-from camsim.dataset import Dataset
 from camsim.fileio import read_exr, read_image
+from camsim.loader import Dataset
 
 torch = pytest.importorskip("torch")
 

@@ -15,9 +15,9 @@ import synthetic_plane
 
 from camsim import transforms
 from camsim.convert import img_to_npy
-from camsim.dataset import Dataset, DatasetIndexError, MultiSequenceDataset, SequenceDataset
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_image, write_exr, write_image
+from camsim.loader import Dataset, DatasetIndexError, MultiSequenceDataset, SequenceDataset
 
 plane_sequence = synthetic_plane.plane_sequence  # fixture
 
@@ -96,7 +96,7 @@ def test_dataset_missing_folder_is_a_dataset_error(tmp_path):
 
 
 def test_dataset_module_does_not_import_torch():
-    code = "import sys, camsim.dataset, camsim.convert; print('torch' in sys.modules)"
+    code = "import sys, camsim.loader, camsim.convert; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

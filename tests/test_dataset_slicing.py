@@ -9,7 +9,7 @@ import synthetic_plane
 
 from camsim import transforms
 from camsim.convert import img_to_npy
-from camsim.dataset import Dataset
+from camsim.loader import Dataset
 
 plane_sequence = synthetic_plane.plane_sequence  # fixture
 

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from synthetic_sensors import circle_poses, constant_frames, write_sequence
 
 from camsim.cli import main
-from camsim.emulate.synthetic import circle_poses, constant_frames, write_sequence
 
 
 @pytest.fixture

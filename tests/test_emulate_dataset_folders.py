@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_sensors import circle_poses, write_sequence
 
 from camsim.cli import main
 from camsim.commands.emulate import Events, Imu, Rgb, Spad
 from camsim.commands.interpolate import Interpolate
 from camsim.emulate import SpadConfig, emulate_spad
-from camsim.emulate.synthetic import circle_poses, write_sequence
 
 NAMES = ("renders/scene_a/seq_000", "renders/scene_a/seq_001", "renders/scene_b/seq_000")
 

@@ -7,10 +7,10 @@ import logging
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic_sensors import write_sequence
 
 from camsim import transforms
 from camsim.emulate.events import EventsConfig, emulate_events, read_events
-from camsim.emulate.synthetic import write_sequence
 
 NOISE_OFF = dict(threshold_sigma=0.0, refractory=0.0, cutoff_hz=0.0, leak_rate=0.0, shot_noise_rate=0.0)
 SLOPES = np.array([3.0, 11.0, 25.0, 41.0, -3.0, -11.0, -25.0, -41.0])  # log units per second

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
+from synthetic_sensors import circle_poses, write_sequence
 
 from camsim.emulate.imu import ImuConfig, allan_deviation, emulate_imu, read_imu_csv
-from camsim.emulate.synthetic import circle_poses, write_sequence
 
 R0 = Rotation.from_euler("x", 90, degrees=True)
 

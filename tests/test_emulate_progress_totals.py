@@ -8,12 +8,12 @@ import shutil
 
 import numpy as np
 import pytest
+from synthetic_sensors import circle_poses, write_sequence
 
 import camsim.progress
 from camsim import transforms
 from camsim.cli import main
 from camsim.emulate.imu import read_imu_csv
-from camsim.emulate.synthetic import circle_poses, write_sequence
 
 
 class Recorder:

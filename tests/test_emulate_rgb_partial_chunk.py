@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from synthetic_sensors import constant_frames, write_sequence
 
 from camsim import transforms
 from camsim.cli import main
 from camsim.emulate import RgbConfig, emulate_rgb
 from camsim.emulate.light import linear_to_srgb
-from camsim.emulate.synthetic import constant_frames, write_sequence
 from camsim.fileio import read_image
 
 LEVELS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)

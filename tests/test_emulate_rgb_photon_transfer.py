@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from synthetic_sensors import circle_poses, write_sequence
 
 from camsim import transforms
 from camsim.emulate.common import interpolate_pose
 from camsim.emulate.light import linear_to_srgb, srgb_to_linear
 from camsim.emulate.rgb import RgbConfig, emulate_rgb, row_weights
-from camsim.emulate.synthetic import circle_poses, write_sequence
 from camsim.fileio import read_image
 
 

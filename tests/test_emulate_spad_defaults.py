@@ -11,11 +11,11 @@ import math
 import numpy as np
 import pytest
 from conftest import FAST
+from synthetic_sensors import constant_frames, write_sequence
 
 from camsim.cli import main
 from camsim.emulate import SpadConfig, emulate_spad, unpack_frames
 from camsim.emulate.light import LUMA, open_sequence
-from camsim.emulate.synthetic import constant_frames, write_sequence
 
 
 @pytest.mark.blender

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic_sensors import constant_frames, write_sequence
 
 from camsim import transforms
 from camsim.emulate.spad import SpadConfig, dark_count_map, emulate_spad, unpack_frames
-from camsim.emulate.synthetic import constant_frames, write_sequence
 
 H, W = 16, 20  # W not a multiple of 8: exercises the packing pad
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pytest
 
-from camsim.fileio import EXR_CODECS, looks_whole, write_exr, write_image
+from camsim.config import RenderConfig
+from camsim.fileio import looks_whole, write_exr, write_image
+
+EXR_CODECS = typing.get_args(typing.get_type_hints(RenderConfig)["exr_codec"])
 
 
 @pytest.mark.parametrize("codec", EXR_CODECS)

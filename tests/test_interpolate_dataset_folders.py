@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import synthetic_scenes as S
 
 from camsim import transforms
 from camsim.cli import main
 from camsim.interpolate import interpolate_sequence
-from camsim.interpolate import synthetic as S
 
 SCENE = S.Scene(
     w=16,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_scenes as S
 from scipy.ndimage import binary_dilation
 
 from camsim import srgb
 from camsim.fileio import read_exr, read_image
 from camsim.interpolate import interpolate_sequence
-from camsim.interpolate import synthetic as S
 
 PLANE = S.Layer(depth=5.0, velocity=(4.0, 0.0))
 OCCLUDER = S.Layer(depth=2.0, velocity=(-4.0, 4.0), rect=(10, 8, 26, 20), seg_id=2, tint=(1.0, 0.3, 0.2))

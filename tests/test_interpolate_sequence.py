@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+import synthetic_scenes as S
 
 from camsim import transforms
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import read_exr
 from camsim.interpolate import interpolate_sequence
-from camsim.interpolate import synthetic as S
 
 SCENE = S.Scene(
     w=24,

@@ -11,9 +11,9 @@ import synthetic_plane
 
 from camsim import cli, colorize, labels, transforms
 from camsim.convert import img_to_npy
-from camsim.dataset import Dataset
 from camsim.errors import DatasetError
 from camsim.fileio import write_image
+from camsim.loader import Dataset
 from camsim.preview import (
     colorize_item,
     event_frames,

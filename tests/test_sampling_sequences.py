@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from camsim.config import RenderConfig
-from camsim.datasets import PlanOptions, SceneRange, plan_datasets
 from camsim.errors import UserInputError
+from camsim.planning import PlanOptions, SceneRange, plan_datasets
 from camsim.sampling import (
     SceneEntry,
     find_scenes,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from camsim import transforms
-from camsim.dataset import Dataset
 from camsim.errors import DatasetError
+from camsim.loader import Dataset
 
 EYE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 ESCAPES = ["../secret.png", "frames/../../secret.png", "/etc/passwd", "//server/share/x.png", "C:/x.png",

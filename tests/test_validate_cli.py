@@ -7,7 +7,7 @@ import sys
 
 import synthetic_plane
 
-from camsim.dataset import describe
+from camsim.loader import describe
 
 plane_sequence = synthetic_plane.plane_sequence  # fixture
 

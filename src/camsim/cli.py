@@ -21,7 +21,7 @@ from typing import Annotated, Union
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-scenes": ("camsim.commands.scenes:MakeScenes", "Build procedural animated demo scenes."),
     "render-animation": ("camsim.commands.render:RenderAnimation", "Render one scene with every ground truth."),
-    "create-datasets": ("camsim.commands.datasets:CreateDatasets",
+    "create-datasets": ("camsim.commands.create_datasets:CreateDatasets",
                         "Sample sequences from many scenes and render them with warm workers."),
     "interpolate": ("camsim.commands.interpolate:Interpolate", "Raise the frame rate using exact flow and depth."),
     "emulate": ("camsim.commands.emulate:Emulate", "Emulate a sensor: spad, rgb, events or imu."),

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from camsim import transforms
-from camsim.dataset import BY_NAME, FRAME, MODALITIES, Modality, SequenceDataset, find_sequences
 from camsim.errors import DatasetError, UserInputError
 from camsim.fileio import atomic_path, make_output_dir, write_bytes_atomic, write_exr, write_image
+from camsim.loader import BY_NAME, FRAME, MODALITIES, Modality, SequenceDataset, find_sequences
 
 log = logging.getLogger(__name__)
 

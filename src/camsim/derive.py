@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from camsim import transforms
-from camsim.dataset import find_sequences
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir
+from camsim.loader import find_sequences
 from camsim.resume import clear_outputs, digest, holds_output
 
 log = logging.getLogger(__name__)

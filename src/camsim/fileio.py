@@ -10,7 +10,6 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,21 @@ from camsim.errors import DatasetError, OutputWriteError, UserInputError
 
 TMP_MARK = ".camsim-tmp"
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
-EXR_CODECS = ("none", "rle", "zips", "zip", "piz")
-"""Lossless EXR codecs; ground truth is never written lossy."""
+
+def _create_temporary(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create a new empty file with a random name, mode 0666 less the process umask (the kernel applies it:
+    nothing reads or changes the process-wide umask, which another thread may rely on)."""
+    import secrets
+
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise OSError(errno.EEXIST, "no free temporary name", str(folder))
 
 
 @contextlib.contextmanager
@@ -35,13 +44,13 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary name keeps the final suffix so encoders that look at the extension still work.
     """
     final = Path(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=TMP_MARK + final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    try:
+        tmp_path = _create_temporary(final.parent, f".{final.stem}.", TMP_MARK + final.suffix)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc
     try:
         yield tmp_path
         raise_if_disk_full(tmp_path)
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp_path, final)
     except OSError as exc:
         with contextlib.suppress(OSError):

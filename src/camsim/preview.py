@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from camsim import colorize, labels, transforms
-from camsim.dataset import SequenceDataset, find_sequences, sequence_name
 from camsim.errors import DatasetError, UserInputError
 from camsim.fileio import atomic_path, make_output_dir, read_image
+from camsim.loader import SequenceDataset, find_sequences, sequence_name
 
 log = logging.getLogger(__name__)
 

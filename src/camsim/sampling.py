@@ -23,24 +23,6 @@ class SceneEntry:
     path: Path
 
 
-@dataclass(frozen=True)
-class SequenceSpec:
-    """A planned sequence: frames first..last inclusive (keyframe-multiplied frame numbers)."""
-
-    scene: SceneEntry
-    first: int
-    last: int
-    multiplier: float
-
-    @property
-    def num_frames(self) -> int:
-        return self.last - self.first + 1
-
-    @property
-    def sequence_id(self) -> str:
-        return sequence_id(self.first, self.last, self.multiplier)
-
-
 def natural_key(text: str) -> list[object]:
     """Sort 'scene2' before 'scene10'."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", text)]

@@ -21,7 +21,9 @@ from typing import Any, Literal
 import numpy as np
 
 from camsim import transforms
-from camsim.dataset import (
+from camsim.errors import DatasetError
+from camsim.fileio import TMP_MARK, checksum
+from camsim.loader import (
     BY_NAME,
     FRAME,
     MODALITIES,
@@ -31,8 +33,6 @@ from camsim.dataset import (
     read_frame_file,
     sequence_name,
 )
-from camsim.errors import DatasetError
-from camsim.fileio import TMP_MARK, checksum
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from camsim.config import RenderConfig
-from camsim.datasets import PlanOptions, plan_datasets
 from camsim.executors import Event, LocalPool
 from camsim.fileio import read_exr_parts, read_image
+from camsim.planning import PlanOptions, plan_datasets
 from camsim.sampling import find_scenes
 
 pytestmark = pytest.mark.blender

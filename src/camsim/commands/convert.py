@@ -10,7 +10,7 @@ import tyro
 
 
 def _frames(path: Path) -> int:
-    from camsim.dataset import find_sequences
+    from camsim.loader import find_sequences
     from camsim.transforms import read
 
     return sum(len(read(p)["frames"]) for p in find_sequences(path))

@@ -36,7 +36,7 @@ class Demo:
 
     def run(self) -> int:
         from camsim.blender.worker import WorkerOptions
-        from camsim.commands.datasets import CreateDatasets
+        from camsim.commands.create_datasets import CreateDatasets
         from camsim.config import RenderConfig
         from camsim.errors import UserInputError
         from camsim.scenes import make_scenes

@@ -21,7 +21,7 @@ class Info:
     def run(self) -> int:
         from rich.table import Table
 
-        from camsim.dataset import describe, human_size
+        from camsim.loader import describe, human_size
         from camsim.progress import report_console
 
         info = describe(self.dataset)

@@ -27,8 +27,8 @@ class Validate:
     def run(self) -> int:
         from rich.table import Table
 
-        from camsim.dataset import find_sequence_dirs
         from camsim.errors import DatasetError
+        from camsim.loader import find_sequence_dirs
         from camsim.progress import progress_bar, report_console
         from camsim.validate import total_frames, validate_dataset
 

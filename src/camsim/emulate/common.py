@@ -141,10 +141,6 @@ def interpolate_pose(poses: np.ndarray, x: float) -> np.ndarray:
     return out
 
 
-def dumps_compact(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
 def write_transforms_streamed(
     path: str | os.PathLike[str], meta: dict[str, Any], frame: Callable[[int], dict[str, Any]], n: int
 ) -> None:

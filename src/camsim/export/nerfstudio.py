@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 
 from camsim import transforms
-from camsim.dataset import SequenceDataset, find_sequences
 from camsim.errors import DatasetError, OutputWriteError, UserInputError
 from camsim.fileio import TMP_MARK, read_image, write_image, write_json_atomic
+from camsim.loader import SequenceDataset, find_sequences
 
 EXPORT_FORMAT = "camsim-nerfstudio/1"
 """Value of `camsim_export.format`: marks a folder this exporter wrote (and may replace with --overwrite)."""

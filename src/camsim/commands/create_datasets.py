@@ -91,7 +91,7 @@ class CreateDatasets:
             if self.dry_run:
                 _print_plan(plan)
                 return 1 if plan.failures else 0
-            from camsim.datasets import check_outputs, claim_outputs
+            from camsim.planning import check_outputs, claim_outputs
 
             check_outputs(plan.jobs)
             plan.jobs = claim_outputs(plan.jobs)
@@ -104,12 +104,12 @@ class CreateDatasets:
     def _plan(self, scenes, config, holder: list):  # type: ignore[no-untyped-def]
         """Plan every scene; `holder` receives the (still running) Blender that read the ranges."""
         from camsim.blender.worker import BlenderWorker, options_from_config
-        from camsim.datasets import PlanOptions, plan_datasets
+        from camsim.planning import PlanOptions, plan_datasets
 
         options = PlanOptions(self.sequences_per_scene, self.num_frames, self.anim_start, self.anim_end,
                               self.sampling, self.seed)  # fmt: skip
 
-        from camsim.datasets import SceneRange
+        from camsim.planning import SceneRange
 
         scene_name = getattr(config, "scene", None)  # --render-config.scene: plan the scene that renders
 
@@ -138,8 +138,8 @@ class CreateDatasets:
         return plan_datasets(scenes, self.datasets_dir, config, options, read_range, reuse)
 
     def _render(self, plan, config, warm=None) -> int:  # type: ignore[no-untyped-def]
-        from camsim.datasets import dispatch_order
         from camsim.executors import JobOutcome, LocalPool
+        from camsim.planning import dispatch_order
         from camsim.progress import progress_bar
 
         jobs = dispatch_order(plan.jobs, self.seed)
@@ -218,7 +218,7 @@ def _why(failures) -> str:  # type: ignore[no-untyped-def]
 def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
-    from camsim.datasets import describe_plan
+    from camsim.planning import describe_plan
     from camsim.progress import report_console
 
     table = Table(title="create-datasets plan")
