@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from camsim.blender.worker import WorkerOptions
-from camsim.cluster import DaskRunner
 from camsim.config import RenderConfig
-from camsim.executors import Event, JobOutcome, LocalPool
-from camsim.render import SequenceJob
+from camsim.dask import DaskRunner
+from camsim.jobs import Event, JobOutcome, SequenceJob
+from camsim.local import LocalPool
 from camsim.scenes import make_scenes
 
 

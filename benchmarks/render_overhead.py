@@ -20,7 +20,8 @@ from common import bare_loop, cores, demo_scenes
 
 from camsim.blender.worker import BlenderWorker, WorkerOptions
 from camsim.config import RenderConfig
-from camsim.render import SequenceJob, render_sequence
+from camsim.jobs import SequenceJob
+from camsim.render import render_sequence
 
 
 def camsim_run(specs, size: int, samples: int, threads: int, logs: Path) -> float:
@@ -31,7 +32,7 @@ def camsim_run(specs, size: int, samples: int, threads: int, logs: Path) -> floa
         with BlenderWorker(WorkerOptions(log_dir=logs, name="bench")) as worker:
             for i, (scene, a, b) in enumerate(specs):
                 job = SequenceJob(
-                    scene=scene, output=Path(out) / f"seq{i}", config=config, frame_start=a, frame_end=b
+                    scene=scene, output=Path(out) / f"seq{i}", settings=config, frame_start=a, frame_end=b
                 )
                 render_sequence(worker, job, threads=threads)
         return time.perf_counter() - t0

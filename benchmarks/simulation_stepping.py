@@ -23,7 +23,8 @@ from common import HERE, cores
 
 from camsim.blender.worker import BlenderWorker, WorkerOptions
 from camsim.config import RenderConfig
-from camsim.render import SequenceJob, render_sequence
+from camsim.jobs import SequenceJob
+from camsim.render import render_sequence
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
             for r in range(args.repeats):
                 out = Path(tmp) / f"s{start}-{r}"
                 t0 = time.perf_counter()
-                render_sequence(w, SequenceJob(scene=scene, output=out, config=config.replace(log_dir=Path(tmp)),
+                render_sequence(w, SequenceJob(scene=scene, output=out, settings=config.replace(log_dir=Path(tmp)),
                                                frame_start=start, frame_end=start + args.frames - 1), threads=threads)  # fmt: skip
                 walls.append(time.perf_counter() - t0)
                 info = json.loads((out / "info.json").read_text())

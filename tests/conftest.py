@@ -11,7 +11,8 @@ import pytest
 
 from camsim.blender.worker import BlenderWorker, WorkerOptions
 from camsim.config import RenderConfig
-from camsim.render import SequenceJob, render_sequence
+from camsim.jobs import SequenceJob
+from camsim.render import render_sequence
 
 TESTS = Path(__file__).parent
 ANALYTIC = TESTS / "scenes" / "analytic.py"
@@ -55,7 +56,7 @@ def render(worker: BlenderWorker, tmp_path_factory: pytest.TempPathFactory):
 
     def _render(blend: Path, name: str, config: RenderConfig = FAST, **job: Any) -> Path:
         out = tmp_path_factory.mktemp(name)
-        render_sequence(worker, SequenceJob(scene=blend, output=out, config=config.validate(), **job))
+        render_sequence(worker, SequenceJob(scene=blend, output=out, settings=config.validate(), **job))
         return out
 
     return _render
@@ -70,5 +71,27 @@ def demo_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return make_scenes(out, 3, seed=0, options=WorkerOptions(log_dir=out / "logs", name="demo-scenes"))
 
 
+BLENDER_FIXTURES = frozenset({"worker", "build_scene", "render", "demo_scenes"})
+"""Fixtures that start Blender: a test using one, directly or through another fixture, is a `blender` test."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("CAMSIM_LOG", "WARNING")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that starts Blender through a fixture without the `blender` marker: the fast tier
+    (`pytest -m "not blender"`, which needs no Blender) would start Blender for it. Tests that start
+    Blender in a subprocess carry the marker by hand (`pytest -m "not blender"` where bpy is missing shows
+    one that does not: it fails with camsim's "needs Blender" error)."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if BLENDER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("blender") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start Blender (fixtures " + ", ".join(sorted(BLENDER_FIXTURES)) + ") but lack "
+            "@pytest.mark.blender: " + ", ".join(unmarked)
+        )

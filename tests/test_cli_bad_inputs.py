@@ -331,12 +331,12 @@ def cli_run(*argv: str) -> Result:
     return Result(code, out.getvalue(), err.getvalue(), exc)
 
 
-def _snapshot(root: Path) -> dict[str, tuple[str, int]]:
+def _snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
     snap = {}
     for p in sorted(root.rglob("*")):
         st = p.lstat()
         digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else "dir"
-        snap[str(p.relative_to(root))] = (digest, st.st_mtime_ns)
+        snap[str(p.relative_to(root))] = (digest, st.st_ino, st.st_mtime_ns)  # a replaced file: new inode
     return snap
 
 

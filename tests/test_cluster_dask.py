@@ -1,7 +1,8 @@
 """create-datasets on a real Dask cluster (a `dask scheduler` and two `dask worker`s on loopback).
 
 Proves: the cluster's dataset is file-for-file and pixel-for-pixel the local pool's; a Dask worker
-SIGKILLed while it renders still leaves a complete, valid dataset; nothing is left running.
+SIGKILLed while it renders (after a frame-progress event of its task) still leaves a complete, valid dataset;
+nothing is left running.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 from camsim import transforms
 from camsim.fileio import TMP_MARK, read_exr_parts, read_image
-from camsim.groundtruth import JSON_KEYS
+from camsim.passes import KEYS
 
 pytestmark = pytest.mark.blender
 
@@ -144,7 +145,7 @@ def _assert_valid_dataset(root: Path, sequences: int) -> None:
             range(meta["frame_start"], meta["frame_end"] + 1)
         )
         for frame in meta["frames"]:
-            for key in JSON_KEYS.values():
+            for key in KEYS:
                 if key in frame:
                     file = transforms.resolve_path(path.parent, frame[key])
                     decoded = read_exr_parts(file) if file.suffix == ".exr" else {"rgb": read_image(file)}
@@ -183,34 +184,57 @@ def test_cluster_output_matches_local_pool(
     assert len(dask_cluster.blenders()) == 2
 
 
+def _camsim_events(client) -> list[tuple[float, dict]]:  # type: ignore[no-untyped-def]
+    """Every progress event camsim's tasks have logged on the scheduler (topics camsim-RUN), oldest first."""
+    topics = client.get_events()
+    events = [e for topic, log in topics.items() if topic.startswith("camsim-") for e in log]
+    return sorted(events, key=lambda e: e[0])
+
+
 def test_cluster_survives_sigkilled_worker(
     dask_cluster: DaskCluster, demo_scenes: list[Path], tmp_path: Path
 ) -> None:
+    """A Dask worker killed while it renders: right after one of its tasks reported a rendered frame, before
+    that sequence finished. The task runs again elsewhere and the dataset is complete and valid."""
+    from distributed import Client
+
     scenes = demo_scenes[0].parent
     out = tmp_path / "ds"
-    run = _create(scenes, out, "--num-frames", "3", "--cluster", dask_cluster.address, cwd=tmp_path)
     nanny_pids = {p.pid for p in dask_cluster.nannies}
-    victim = blender = None
-    deadline = time.monotonic() + 120
-    while victim is None and run.poll() is None and time.monotonic() < deadline:
-        rendering = any(out.glob(f"renders/*/*/.scratch*{TMP_MARK}"))
-        busy = [b for b in dask_cluster.blenders() if b.is_running()] if rendering else []
-        if busy:
-            blender = busy[0]
-            victim = blender.parent()
-        time.sleep(0.02)
-    assert victim is not None and blender is not None, "the run ended before a worker could be killed"
-    assert victim.pid not in nanny_pids  # the Dask worker process itself, not its nanny, not Blender
-    incomplete = [p.parent for p in out.glob(f"renders/*/*/.scratch*{TMP_MARK}")]
-    victim.send_signal(signal.SIGKILL)
+    with Client(dask_cluster.address, timeout="30s", set_as_default=False) as client:
+        already = len(_camsim_events(client))  # the previous test's run
+        # 12 frames a sequence: a kill after a task's first frame lands well before its last (~10 frames/s).
+        run = _create(scenes, out, "--num-frames", "12", "--cluster", dask_cluster.address, cwd=tmp_path)
+        victim = key = None
+        deadline = time.monotonic() + 120
+        while victim is None and run.poll() is None and time.monotonic() < deadline:
+            for _, msg in _camsim_events(client)[already:]:
+                if msg["kind"] == "frames" and msg["value"] > 0:  # a frame of this task is rendered
+                    pid = client.run(os.getpid, workers=[msg["worker"]]).get(msg["worker"])
+                    if pid is not None:
+                        victim, key = psutil.Process(pid), msg["key"]
+                    break
+            time.sleep(0.02)
+        assert victim is not None, "the run ended before a worker reported a rendered frame"
+        assert victim.pid not in nanny_pids  # the Dask worker process itself, not its nanny, not Blender
+        blenders = [c for c in victim.children(recursive=True) if _is_blender(c)]
+        unfinished = [p.parent for p in out.glob(f"renders/*/*/.scratch*{TMP_MARK}")]
+        killed_at = time.time()
+        victim.send_signal(signal.SIGKILL)
 
-    text = _finish(run)
-    assert "6 done" in text, text
+        text = _finish(run)
+        # Nothing skipped: the killed task had not finished (a finished one is found complete and skipped),
+        # and it started again after the kill, on a live worker.
+        assert "6 done, 0 skipped, 0 failed" in text, text
+        again = [m for t, m in _camsim_events(client)[already:] if m["key"] == key and m["kind"] == "start"
+                 and t > killed_at]  # fmt: skip
+        assert again, f"task {key} was not run again after its worker was killed"
     _assert_valid_dataset(out, 6)
-    assert incomplete and all((p / "transforms.json").is_file() for p in incomplete)
+    assert unfinished and all((p / "transforms.json").is_file() for p in unfinished)
     # The killed worker's Blender noticed its host was gone and exited.
-    psutil.wait_procs([blender], timeout=15)
-    assert not blender.is_running()
+    assert blenders
+    _, alive = psutil.wait_procs(blenders, timeout=15)
+    assert not alive, alive
 
 
 def test_cluster_rejects_datasets_dir_a_worker_cannot_see(

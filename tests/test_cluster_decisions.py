@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from camsim.cluster import cluster_address, for_workers, probe_worker, task_key, threads_by_host, wants_gpu
 from camsim.config import RenderConfig
+from camsim.dask import (
+    cluster_address,
+    config_for_workers,
+    for_workers,
+    probe_worker,
+    task_key,
+    threads_by_host,
+    wants_gpu,
+)
 from camsim.errors import UserInputError
-from camsim.render import SequenceJob
+from camsim.jobs import SequenceJob
 
 
 def test_cluster_address_accepts_local_and_scheduler_addresses() -> None:
@@ -39,14 +47,20 @@ def test_task_key_is_stable_per_sequence_and_distinct_between_them(tmp_path: Pat
         tmp_path / "a.blend", tmp_path / "out/a/2", RenderConfig(), 6, 9, "a", "000006-000009-x1"
     )
     assert task_key(job) != task_key(other)
-    assert task_key(job) != task_key(SequenceJob(**{**job.__dict__, "config": RenderConfig(max_samples=3)}))
+    assert task_key(job) != task_key(SequenceJob(**{**job.__dict__, "settings": RenderConfig(max_samples=3)}))
+    # How the run executes is not part of the key: the same sequence through 4 workers is the same task.
+    assert task_key(job) == task_key(
+        SequenceJob(**{**job.__dict__, "settings": RenderConfig(jobs=4, threads=1)})
+    )
 
 
 def test_jobs_sent_to_workers_carry_absolute_paths() -> None:
-    job = SequenceJob(Path("s/a.blend"), Path("ds/renders/a/1"), RenderConfig(log_dir=Path("logs")), 1, 2)
+    config = RenderConfig(log_dir=Path("logs"), executable=None)
+    job = SequenceJob(Path("s/a.blend"), Path("ds/renders/a/1"), config, 1, 2)
     sent = for_workers(job)
-    assert sent.scene.is_absolute() and sent.output.is_absolute() and sent.config.log_dir.is_absolute()
-    assert sent.config.to_json() | {"log_dir": ""} == job.config.to_json() | {"log_dir": ""}
+    assert sent.scene.is_absolute() and sent.output.is_absolute() and sent.settings == job.settings
+    workers = config_for_workers(config)
+    assert workers.log_dir.is_absolute() and workers.replace(log_dir=Path("logs")) == config
 
 
 def test_threads_by_host_sums_dask_threads_per_machine() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from filestate import stamp
 
 from camsim import transforms
 from camsim.fileio import read_exr, read_image
@@ -33,8 +34,8 @@ def camsim(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[
     return proc
 
 
-def files_of(root: Path) -> dict[str, float]:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+def files_of(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): stamp(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +251,7 @@ def test_camera_cuts_bound_sequences_and_unusable_scenes_fail_alone(build_scene,
     for name, kwargs in {"cuts": {"cut": 11}, "ortho": {"ortho": True}, "short": {"frames": (1, 3)}}.items():
         shutil.copy(build_scene(f"cutscene-{name}", script=script, **kwargs), scenes / f"{name}.blend")
     info = worker.scene_range(scenes / "cuts.blend")
-    assert info["cuts"] == [11] and info["camera_problem"] is None
+    assert info.cuts == [11] and info.camera_problem is None
     out = tmp_path / "ds"
     proc = camsim("create-datasets", f"--scenes-dir={scenes}", f"--datasets-dir={out}", "--sequences-per-scene=2",
                   "--num-frames=4", f"--render-config.log-dir={tmp_path / 'logs'}", *TINY, check=False)  # fmt: skip

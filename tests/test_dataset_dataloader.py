@@ -11,7 +11,10 @@ from camsim.convert import img_to_npy
 from camsim.fileio import read_exr, read_image
 from camsim.loader import Dataset
 
-torch = pytest.importorskip("torch")
+# torch is not in camsim[test] (PyPI's Linux wheel is the CUDA build, gigabytes); `make test` installs the CPU one.
+torch = pytest.importorskip(
+    "torch", reason="the DataLoader test needs torch: pip install torch (a CPU build is enough)"
+)
 
 TINY = RenderConfig(
     width=32, height=24, max_samples=4, adaptive_threshold=0.0, use_denoising=False, threads=2, debug=False

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from filestate import stamp
 from synthetic_sensors import circle_poses, write_sequence
 
 import camsim.progress
@@ -148,11 +149,11 @@ def test_no_bar_before_an_output_made_with_other_settings(bar, tmp_path, capsys)
     seq = _seq(tmp_path / "seq")
     out = tmp_path / "out"
     assert _run("emulate", "events", str(seq), str(out), "--seed", "1") == 0
-    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    before = {p: stamp(p) for p in out.rglob("*")}
     bar.opened = 0
     assert _run("emulate", "events", str(seq), str(out), "--seed", "2", "--allow-skips") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seed=1 (this run: 2)" in err[0]
     assert bar.opened == 0
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    assert {p: stamp(p) for p in out.rglob("*")} == before
     shutil.rmtree(out)

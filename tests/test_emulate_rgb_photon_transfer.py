@@ -6,10 +6,10 @@ import numpy as np
 from synthetic_sensors import circle_poses, write_sequence
 
 from camsim import transforms
-from camsim.emulate.common import interpolate_pose
 from camsim.emulate.light import linear_to_srgb, srgb_to_linear
 from camsim.emulate.rgb import RgbConfig, emulate_rgb, row_weights
 from camsim.fileio import read_image
+from camsim.trajectory import linear_pose
 
 
 def test_emulate_rgb_photon_transfer_recovers_gain_and_read_noise_within_5_percent(tmp_path):
@@ -51,7 +51,7 @@ def test_emulate_rgb_motion_blur_equals_the_frame_average_with_noise_off(tmp_pat
         want = np.rint(linear_to_srgb(np.mean(frames[o * m : (o + 1) * m], axis=0)) * 255)
         assert np.abs(got - want).max() <= 1
         mid = o * m + (m - 1) / 2
-        assert np.allclose(fr["transform_matrix"], interpolate_pose(poses, mid), atol=1e-9)
+        assert np.allclose(fr["transform_matrix"], linear_pose(poses, mid), atol=1e-9)
         assert abs(fr["time"] - np.mean(times[o * m : (o + 1) * m])) < 1e-12
 
 

@@ -183,6 +183,7 @@ def far_zoom(build_scene, render) -> Path:
     return render(blend, "export-far-zoom", frame_start=1, frame_end=4)
 
 
+@pytest.mark.blender
 def test_export_nerfstudio_render_loads_with_depth_background_zero_and_per_frame_lens(
     far_zoom, tmp_path, capsys
 ):
@@ -363,6 +364,7 @@ def test_export_nerfstudio_cli_help_names_the_format_and_positionals(capsys):
 @pytest.mark.skipif(
     not NERFSTUDIO_PYTHONS, reason="CAMSIM_TEST_NERFSTUDIO_PYTHON names no Python with nerfstudio"
 )
+@pytest.mark.blender
 @pytest.mark.parametrize("python", NERFSTUDIO_PYTHONS)
 def test_export_nerfstudio_loads_in_nerfstudio_itself(far_zoom, plane_sequence, tmp_path, python):
     seq = plane_sequence(n=4, w=20, h=16)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import FAST
 
-from camsim import cli
+from camsim import cli, passes
 
 pytestmark = pytest.mark.blender
 
@@ -132,3 +132,14 @@ def test_every_file_and_folder_written_is_documented(outputs):
             names.update(re.sub(r"\d{5,}", "", part) for part in rel.parts)
     missing = sorted(n for n in names if re.sub(r"_?\.", ".", n).split(".")[0].rstrip("_") not in text)
     assert not missing, f"FORMAT.md does not mention: {missing}"
+
+
+def test_every_path_key_written_is_a_registered_kind(outputs):
+    """Every `file_path` / `*_file_path` key of every transforms.json (rendered, interpolated, emulated,
+    converted, exported) names a kind of the pass registry or a per-sequence file it lists."""
+    registered = set(passes.KEYS) | {f.key for f in passes.SEQUENCE_FILES}
+    for out in outputs.values():
+        for path in out.rglob("transforms.json"):
+            meta = json.loads(path.read_text())
+            keys = {k for d in (meta, *meta.get("frames", [])) for k in d if k.endswith("file_path")}
+            assert keys <= registered, f"{path}: {sorted(keys - registered)} not in camsim.passes"

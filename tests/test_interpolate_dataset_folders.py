@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import synthetic_scenes as S
+from filestate import stamp
 
 from camsim import transforms
 from camsim.cli import main
@@ -35,9 +36,9 @@ def _run(*argv: str) -> int:
     return exc.value.code
 
 
-def _files(root: Path) -> dict[str, tuple[bytes, int]]:
+def _files(root: Path) -> dict[str, tuple[bytes, tuple[int, int]]]:
     return {
-        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        p.relative_to(root).as_posix(): (p.read_bytes(), stamp(p))
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
@@ -68,9 +69,9 @@ def test_resume_skips_complete_sequences_and_refuses_another_factor(dataset, tmp
     first = _files(out)
     assert _run("interpolate", str(dataset), str(out), "--factor", "2", "--allow-skips") == 0
     again = _files(out)
-    for rel, (data, mtime) in first.items():
+    for rel, (data, written) in first.items():
         if not rel.startswith(NAMES[2]):
-            assert again[rel] == (data, mtime), rel  # complete ones untouched
+            assert again[rel] == (data, written), rel  # complete ones untouched
     assert (out / NAMES[2] / "transforms.json").is_file()
     capsys.readouterr()
     assert _run("interpolate", str(dataset), str(out), "--factor", "3", "--allow-skips") == 2

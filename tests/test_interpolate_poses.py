@@ -6,8 +6,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from camsim.interpolate.background import background_flow
-from camsim.interpolate.poses import interpolate_poses
 from camsim.interpolate.sequence import plan
+from camsim.trajectory import spline_poses
 
 
 def _pose(rotvec, position):
@@ -20,16 +20,16 @@ def _pose(rotvec, position):
 def test_two_known_poses_give_the_analytic_midpoint():
     a = _pose([0, 0, 0], [0, 0, 0])
     b = _pose([0, 0, np.pi / 2], [2, 4, -6])
-    mid = interpolate_poses(np.array([0.0, 1.0]), np.stack([a, b]), np.array([0.5]))[0]
+    mid = spline_poses(np.array([0.0, 1.0]), np.stack([a, b]), np.array([0.5]))[0]
     assert np.allclose(mid, _pose([0, 0, np.pi / 4], [1, 2, -3]), atol=1e-12)
 
 
 def test_keys_are_reproduced_and_constant_motion_stays_constant():
     times = np.arange(5) * 0.1
     keys = np.stack([_pose([0, 0.2 * i, 0], [np.cos(i), np.sin(i), 0.5 * i]) for i in range(5)])
-    out = interpolate_poses(times, keys, times)
+    out = spline_poses(times, keys, times)
     assert np.allclose(out, keys, atol=1e-9)
-    mids = interpolate_poses(times, keys, times[:-1] + 0.05)
+    mids = spline_poses(times, keys, times[:-1] + 0.05)
     angles = Rotation.from_matrix(mids[:, :3, :3]).as_rotvec()
     assert np.allclose(angles, [[0, 0.2 * i + 0.1, 0] for i in range(4)], atol=1e-9)
 

@@ -17,6 +17,8 @@ from camsim.fileio import read_exr, read_image
 from camsim.interpolate import interpolate_sequence
 from camsim.interpolate.metrics import psnr
 
+pytestmark = pytest.mark.blender  # renders with the shared Blender worker
+
 BASE = 0.125
 """Source multiplier: about 3 px of motion per source frame at 96x72."""
 

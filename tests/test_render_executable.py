@@ -18,7 +18,8 @@ from conftest import FAST
 
 from camsim import transforms
 from camsim.blender.worker import BlenderWorker, options_from_config
-from camsim.render import SequenceJob, render_sequence
+from camsim.jobs import SequenceJob
+from camsim.render import render_sequence
 
 pytestmark = pytest.mark.blender
 

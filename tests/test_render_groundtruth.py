@@ -13,6 +13,8 @@ from scipy.spatial.transform import Rotation
 from camsim import transforms
 from camsim.fileio import read_exr, read_image
 
+pytestmark = pytest.mark.blender  # renders with the shared Blender worker
+
 RIG_ROT = (0.3, -0.2, 0.5)
 RIG_LOC = (1.0, 2.0, 3.0)
 

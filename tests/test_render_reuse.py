@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from filestate import stamp
 
 from camsim import transforms
 from camsim.fileio import read_image
@@ -42,8 +43,8 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def files_of(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+def files_of(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): stamp(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_render_animation_refuses_another_render_and_overwrite_leaves_nothing_stale(demo_scenes, tmp_path):

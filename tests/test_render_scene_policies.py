@@ -14,7 +14,11 @@ from conftest import FAST, TESTS
 from camsim import transforms
 from camsim.errors import SceneError
 from camsim.fileio import read_exr, read_image
-from camsim.render import SequenceJob, render_sequence
+from camsim.jobs import SequenceJob
+from camsim.render import render_sequence
+from camsim.resume import Reuse
+
+pytestmark = pytest.mark.blender  # renders with the shared Blender worker
 
 ZOO = TESTS / "scenes" / "zoo.py"
 
@@ -39,13 +43,13 @@ def test_strict_fails_a_scene_with_warnings_and_plain_run_records_them(zoo, rend
     assert any("missing library" in w for w in meta["warnings"])
     assert any("missing texture" in w for w in meta["warnings"])
     with pytest.raises(SceneError, match=r"missing .*--render-config.strict"):
-        render_sequence(worker, SequenceJob(scene=blend, output=tmp_path / "strict", config=FAST.replace(strict=True),
+        render_sequence(worker, SequenceJob(scene=blend, output=tmp_path / "strict", settings=FAST.replace(strict=True),
                                             frame_start=1, frame_end=1))  # fmt: skip
     assert not (tmp_path / "strict" / "transforms.json").exists()
 
 
 def test_unbaked_simulation_with_keyframe_multiplier_is_refused(zoo, worker, tmp_path):
-    job = SequenceJob(scene=zoo("rigid_body"), output=tmp_path / "m2", config=FAST.replace(keyframe_multiplier=2.0),
+    job = SequenceJob(scene=zoo("rigid_body"), output=tmp_path / "m2", settings=FAST.replace(keyframe_multiplier=2.0),
                       frame_start=20, frame_end=22)  # fmt: skip
     with pytest.raises(SceneError, match=r"unbaked simulations .*multiplier"):
         render_sequence(worker, job)
@@ -61,7 +65,7 @@ def test_simulation_frames_are_identical_when_resumed(zoo, render, worker):
     before = read_exr(out / fr["depth_file_path"]).copy()
     (out / fr["depth_file_path"]).unlink()
     (out / "transforms.json").unlink()
-    render_sequence(worker, SequenceJob(scene=zoo("rigid_body"), output=out, config=cfg.replace(allow_skips=True),
+    render_sequence(worker, SequenceJob(scene=zoo("rigid_body"), output=out, settings=cfg, reuse=Reuse(resume=True),
                                         frame_start=20, frame_end=22))  # fmt: skip
     np.testing.assert_array_equal(read_exr(out / fr["depth_file_path"]), before)
 

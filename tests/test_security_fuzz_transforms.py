@@ -1,5 +1,9 @@
-"""Fuzzing the transforms.json reader and the dataset loader: hostile or broken input raises a DatasetError
-(a UserInputError: one line, exit code 2 in the CLI), never anything else."""
+"""Fuzzing the transforms.json reader, the validator and the dataset loader: hostile or broken input raises a
+DatasetError (a UserInputError: one line, exit code 2 in the CLI), never anything else.
+
+The oracle: a sequence `camsim validate` passes must load (every item decodes), and known-bad sequences must
+be refused; the fuzz run fails unless it met both accepted and refused sequences, so a validator that accepts
+(or refuses) everything cannot pass."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +23,7 @@ from camsim import transforms
 from camsim.errors import UserInputError
 from camsim.fileio import write_exr, write_image
 from camsim.loader import Dataset, describe
+from camsim.validate import validate_dataset
 
 EYE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 SETTINGS = settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -42,23 +48,23 @@ values = st.one_of(json_values, st.sampled_from(FILES), st.just(EYE), st.integer
 @st.composite
 def metas(draw: st.DrawFn) -> Any:
     """Mostly well-formed transforms.json content with a few fields replaced by anything."""
-    frame = {
-        "file_path": draw(st.sampled_from(FILES)),
-        "transform_matrix": EYE,
-        "frame_number": 1,
-        "time": 0.0,
-    }
-    frames = [dict(frame) for _ in range(draw(st.integers(0, 3)))]
+    file = draw(st.one_of(st.just("f.png"), st.sampled_from(FILES)))  # often a good file: some validate
+    frames = [
+        {"file_path": file, "transform_matrix": EYE, "frame_number": i + 1, "time": i / 24.0}
+        for i in range(draw(st.integers(1, 3)))  # no frames at all: KNOWN_BAD
+    ]
     meta: dict[str, Any] = {"fl_x": 10.0, "fl_y": 10.0, "cx": 4.0, "cy": 3.0, "w": 8, "h": 6, "fps": 24.0,
                             "frames": frames}  # fmt: skip
     if draw(st.booleans()):  # an NPY dataset: one array per modality, named at the top level
-        meta["file_path"] = draw(st.sampled_from(["a.npy", "bits.npy", "b.npy", "junk.npy", "objects.npy"]))
+        meta["file_path"] = draw(
+            st.sampled_from(["a.npy", "a.npy", "bits.npy", "b.npy", "junk.npy", "objects.npy"])
+        )
         for fr in frames:
             fr.pop("file_path")
         if draw(st.booleans()):
             meta["bitpack"] = draw(st.one_of(st.just(True), values))
             meta["bitpack_dim"] = draw(st.one_of(st.integers(-5, 5), values))
-    for _ in range(draw(st.integers(0, 4))):
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2, 3, 4]))):  # unchanged often enough to validate
         target = meta
         if frames and draw(st.booleans()):
             target = frames[draw(st.integers(0, len(frames) - 1))]
@@ -107,22 +113,120 @@ _ROOT = Path(tempfile.mkdtemp(prefix="camsim-fuzz-"))
 _files(_ROOT)
 
 
-@SETTINGS
-@given(meta=metas())
-def test_loader_raises_only_dataset_errors(meta: Any) -> None:
+def _sequence(meta: Any) -> Path:
+    """A sequence folder holding the fuzz files and `meta` as its transforms.json."""
     seq = Path(tempfile.mkdtemp(dir=_ROOT))
+    for f in _ROOT.iterdir():
+        if f.is_file():
+            shutil.copy(f, seq / f.name)
+    (seq / "transforms.json").write_text(json.dumps(meta))
+    return seq
+
+
+def _validates(seq: Path) -> bool:
+    """What `camsim validate` says (exit 0 or not); it raises nothing but a DatasetError."""
     try:
-        for f in _ROOT.iterdir():
-            if f.is_file():
-                shutil.copy(f, seq / f.name)
-        (seq / "transforms.json").write_text(json.dumps(meta))
+        return validate_dataset(seq).ok
+    except UserInputError:
+        return False
+
+
+def _load_every_item(seq: Path, frames: int) -> None:
+    ds = Dataset.from_path(seq)
+    assert len(ds) == frames
+    for item in ds:  # every kind the sequence lists decodes, at the size it records
+        for name in ds.modalities():
+            assert item[name].shape[:2] == (6, 8), name
+    describe(seq)
+
+
+def test_what_validates_loads_and_the_loader_raises_only_dataset_errors() -> None:
+    seen = {"validated": 0, "refused": 0}
+
+    @SETTINGS
+    @given(meta=metas())
+    def check(meta: Any) -> None:
+        seq = _sequence(meta)
         try:
-            ds = Dataset.from_path(seq)
-            for item in ds:
-                assert isinstance(item, dict)
-            describe(seq)
-        except UserInputError:
-            pass
+            if _validates(seq):  # the oracle: then every item loads, with no error at all
+                seen["validated"] += 1
+                _load_every_item(seq, len(meta["frames"]))
+            else:
+                seen["refused"] += 1
+                with contextlib.suppress(UserInputError):
+                    ds = Dataset.from_path(seq)
+                    for item in ds:
+                        assert isinstance(item, dict)
+                    describe(seq)
+        finally:
+            shutil.rmtree(seq, ignore_errors=True)
+
+    check()
+    assert seen["validated"] >= 5 and seen["refused"] >= 5, seen
+
+
+GOOD: dict[str, Any] = {
+    "fl_x": 10.0, "fl_y": 10.0, "cx": 4.0, "cy": 3.0, "w": 8, "h": 6, "fps": 24.0,
+    "frames": [{"file_path": "f.png", "transform_matrix": EYE, "frame_number": i + 1, "time": i / 24.0}
+               for i in range(2)],
+}  # fmt: skip
+
+
+def _npy(file: str, frames: int = 2, **top: Any) -> dict[str, Any]:
+    meta = json.loads(json.dumps(GOOD))
+    meta["frames"] = [{k: v for k, v in fr.items() if k != "file_path"} for fr in meta["frames"]][:frames]
+    meta["frames"] += [{"transform_matrix": EYE, "frame_number": i + 1} for i in range(2, frames)]
+    return {**meta, "file_path": file, **top}
+
+
+def _frames(**change: Any) -> dict[str, Any]:
+    meta = json.loads(json.dumps(GOOD))
+    meta["frames"][1].update(change)
+    return meta
+
+
+KNOWN_GOOD = {
+    "png frames": GOOD,
+    "npy array": _npy("a.npy"),
+    "bit-packed npy": _npy("bits.npy", bitpack=True, bitpack_dim=2),
+}
+KNOWN_BAD = {
+    "path escaping the folder": _frames(file_path="../outside.png"),
+    "absolute path": _frames(file_path="/etc/hostname"),
+    "missing file": _frames(file_path="missing.png"),
+    "undecodable png": _frames(file_path="junk.png"),
+    "picture of another size": {**GOOD, "w": 16},
+    "3x4 pose": _frames(transform_matrix=EYE[:3]),
+    "pose with NaN": _frames(transform_matrix=[[float("nan")] * 4] * 4),
+    "frames not a list": {**GOOD, "frames": {"0": GOOD["frames"][0]}},
+    "no frames": {**GOOD, "frames": []},
+    "zero fps": {**GOOD, "fps": 0},
+    "boolean width": {**GOOD, "w": True},
+    "repeated frame number": _frames(frame_number=1),
+    "time not a number": _frames(time="soon"),
+    "array of another shape": _npy("b.npy"),
+    "array shorter than the frames": _npy("a.npy", frames=3),
+    "truncated npy": _npy("junk.npy"),
+    "object array": _npy("objects.npy"),
+    "bitpack axis out of range": _npy("bits.npy", bitpack=True, bitpack_dim=7),
+}
+
+
+@pytest.mark.parametrize("name", KNOWN_GOOD)
+def test_known_good_sequences_validate_and_load(name: str) -> None:
+    seq = _sequence(KNOWN_GOOD[name])
+    try:
+        assert _validates(seq), validate_dataset(seq).problems
+        _load_every_item(seq, len(KNOWN_GOOD[name]["frames"]))
+    finally:
+        shutil.rmtree(seq, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", KNOWN_BAD)
+def test_known_bad_sequences_are_refused(name: str) -> None:
+    seq = _sequence(KNOWN_BAD[name])
+    try:
+        assert not _validates(seq), f"validate accepted a sequence with {name}"
     finally:
         shutil.rmtree(seq, ignore_errors=True)
 

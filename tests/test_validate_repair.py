@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from filestate import stamp
 
 from camsim.validate import validate_dataset
 
@@ -24,11 +25,7 @@ def camsim(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _snapshot(root):
-    return {
-        p: (p.stat().st_mtime_ns, p.read_bytes())
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix != ".json"
-    }
+    return {p: (stamp(p), p.read_bytes()) for p in root.rglob("*") if p.is_file() and p.suffix != ".json"}
 
 
 @pytest.mark.blender
@@ -71,9 +68,9 @@ def test_validate_repair_purge_then_allow_skips_rerenders_exactly_the_damage(dem
     number = lambda p: p.stem.split("_")[-1]  # noqa: E731
     # Only the damaged frame of each damaged sequence may be rendered again (all its passes).
     redone = {(a, number(truncated)), (b, number(missing))}
-    for path, (mtime, content) in before.items():
+    for path, (written, content) in before.items():
         if (path.parent.parent, number(path)) not in redone:
-            assert after[path] == (mtime, content), f"{path} was rewritten"
+            assert after[path] == (written, content), f"{path} was rewritten"
 
     r = camsim("validate", str(renders), "--consistency")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,6 +1,7 @@
-"""Colorize ground truth for people: depth (turbo), flow (Middlebury colour wheel), normals, ids.
+"""Colorize ground truth for people: depth (turbo), flow (Middlebury colour wheel), normals, ids, images.
 
-Pure numpy; every function takes float/int arrays and returns HxWx3 uint8 RGB.
+Pure numpy; every function takes float/int arrays and returns HxWx3 uint8 RGB. `camsim.passes` says which
+function draws which kind.
 """
 
 from __future__ import annotations
@@ -48,6 +49,23 @@ def depth(d: np.ndarray, limits: tuple[float, float] | None = None) -> np.ndarra
     rgb = turbo((np.nan_to_num(inv, nan=lo) - lo) / (hi - lo))
     rgb[~finite] = 0
     return rgb
+
+
+def image(a: np.ndarray) -> np.ndarray:
+    """An image of any type as 8-bit RGB: 16-bit shifted to 8, float (linear light) gamma 2.2, binary 0/1
+    frames (SPAD) to 0/255, grey repeated into RGB, alpha dropped."""
+    a = np.asarray(a)
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype.kind == "f":
+        a = (np.clip(a, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
+    elif a.dtype == np.bool_ or (a.dtype == np.uint8 and a.size and a.max() <= 1):
+        a = a.astype(np.uint8) * 255  # binary (SPAD) frames
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a[..., :3])
 
 
 def _make_colorwheel() -> np.ndarray:

@@ -14,21 +14,16 @@ from camsim.errors import ConfigError
 DeviceType = Literal["auto", "cpu", "cuda", "optix", "hip", "metal", "oneapi"]
 GPU_BACKENDS: tuple[str, ...] = ("optix", "cuda", "hip", "metal", "oneapi")
 
-EXECUTION_SETTINGS = frozenset(
-    {"log_dir", "executable", "jobs", "threads", "timeout", "allow_skips", "max_sequences_per_worker",
-     "max_worker_memory"}
-)  # fmt: skip
-"""How a run is executed, not what is rendered: left out of transforms.json so that the same render through a
-different pool, cluster or machine gives the same file."""
+
+def _jsonable(v: object) -> object:
+    return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
 
 
 @dataclass(frozen=True)
-class RenderConfig:
-    """How each frame is rendered, and which ground truth is written beside it."""
+class RenderSettings:
+    """What is rendered: every setting that changes the files a render writes. It is the `render` block of
+    transforms.json, the settings hash that resume compares, the Dask task key and the message to Blender."""
 
-    executable: Path | None = None
-    """An installed Blender executable (3.4+) to run the workers with. Default: the `bpy` module in this
-    Python environment."""
     height: int | None = None
     """Frame height in pixels. Default: the scene's own (times its resolution percentage)."""
     width: int | None = None
@@ -54,9 +49,6 @@ class RenderConfig:
     keyframe_multiplier: float = 1.0
     """Stretch every animation in time by this factor: m times as many frames cover the same motion
     (the frame range is scaled too)."""
-    timeout: float = 600.0
-    """Seconds a worker may take for one step (start, scene load, one frame) before it is killed. -1: no
-    limit."""
     autoexec: bool = False
     """Let Python scripts embedded in .blend files run. Off by default: a scene is untrusted code."""
     device_type: DeviceType = "auto"
@@ -68,10 +60,6 @@ class RenderConfig:
     """Cycles samples per pixel (the maximum when adaptive sampling is on)."""
     use_denoising: bool = True
     """Denoise the RGB frame (OpenImageDenoise). Ground-truth passes are never denoised."""
-    log_dir: Path = Path("logs")
-    """Folder for one log file per Blender worker."""
-    allow_skips: bool = False
-    """Resume: skip frames (and sequences) whose outputs exist and decode."""
     unbind_camera: bool = False
     """Free the camera from its parent, constraints and animation (it keeps its first-frame pose)."""
     use_animations: bool = True
@@ -89,6 +77,34 @@ class RenderConfig:
     than Cycles) instead of rendering it with the warnings recorded."""
     addons: tuple[str, ...] = ()
     """Blender add-ons to enable in each worker (module names)."""
+
+    @property
+    def ground_truth(self) -> tuple[str, ...]:
+        """Flags of the ground-truth kinds asked for (camsim.passes.RENDERED), in output order."""
+        from camsim.passes import RENDERED  # the registry; imported here to keep this module light
+
+        return tuple(str(p.flag) for p in RENDERED if getattr(self, str(p.flag)))
+
+    def to_json(self) -> dict[str, object]:
+        """The settings as written into transforms.json (paths as strings, tuples as lists)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(RenderSettings)}
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How a run executes: which Blender, how many workers and threads, timeouts, logs, recycling. None of it
+    changes a file: the same render through another pool, cluster or machine gives the same files."""
+
+    executable: Path | None = None
+    """An installed Blender executable (3.4+) to run the workers with. Default: the `bpy` module in this
+    Python environment."""
+    timeout: float = 600.0
+    """Seconds a worker may take for one step (start, scene load, one frame) before it is killed. -1: no
+    limit."""
+    log_dir: Path = Path("logs")
+    """Folder for one log file per Blender worker."""
+    allow_skips: bool = False
+    """Resume: the same as the command's --allow-skips (kept for VisionSim's command lines)."""
     jobs: int = 1
     """Number of warm Blender workers rendering in parallel."""
     threads: int | None = None
@@ -98,6 +114,26 @@ class RenderConfig:
     """Restart a worker after this many sequences (0: never), to bound Blender's memory growth."""
     max_worker_memory: float = 0.0
     """Restart a worker between sequences once its resident memory passes this many GiB (0: never)."""
+
+    def threads_for(self, jobs: int) -> int:
+        """Render threads per worker: the user's value, else the cores split evenly among `jobs` workers but
+        never fewer than 2 on a machine with 2 cores or more.
+
+        Cycles on one render thread has a second thread busy-wait for it (strace: 262,404 `sched_yield`
+        calls for two 256x256 frames against 10,649 with two threads): 1.85x the CPU-seconds for the same
+        frames on bpy 5.0.1, a third of it system time. Two workers of one thread each on two cores so run
+        at about 0.6x the speed of one worker; two workers of two threads each share the cores at the speed
+        of one (BENCHMARKS.md, "Threads per worker")."""
+        if self.threads is not None:
+            return self.threads
+        cores = os.cpu_count() or 1
+        return max(min(2, cores), cores // max(1, jobs))
+
+
+@dataclass(frozen=True)
+class RenderConfig(ExecutionConfig, RenderSettings):
+    """How each frame is rendered, which ground truth is written beside it, and how the run executes
+    (`--render-config.*`: VisionSim's flags, kept as they are). Inside, `settings` and `execution` part them."""
 
     def validate(self) -> RenderConfig:
         """Check ranges and combinations; raise ConfigError with the flag name."""
@@ -141,36 +177,22 @@ class RenderConfig:
         return self
 
     @property
-    def ground_truth(self) -> tuple[str, ...]:
-        """Names of the ground-truth kinds asked for, in output order."""
-        kinds = ("depths", "normals", "flows", "segmentations", "linear")
-        return tuple(k for k in kinds if getattr(self, k))
+    def settings(self) -> RenderSettings:
+        """What changes the files (jobs carry this)."""
+        return RenderSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(RenderSettings)})
 
-    def threads_for(self, jobs: int) -> int:
-        """Render threads per worker: the user's value, else the cores split evenly among `jobs` workers but
-        never fewer than 2 on a machine with 2 cores or more.
-
-        Cycles on one render thread has a second thread busy-wait for it (strace: 262,404 `sched_yield`
-        calls for two 256x256 frames against 10,649 with two threads): 1.85x the CPU-seconds for the same
-        frames on bpy 5.0.1, a third of it system time. Two workers of one thread each on two cores so run
-        at about 0.6x the speed of one worker; two workers of two threads each share the cores at the speed
-        of one (BENCHMARKS.md, "Threads per worker")."""
-        if self.threads is not None:
-            return self.threads
-        cores = os.cpu_count() or 1
-        return max(min(2, cores), cores // max(1, jobs))
+    @property
+    def execution(self) -> ExecutionConfig:
+        """How the run executes (runners and workers use this)."""
+        return ExecutionConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ExecutionConfig)})
 
     def replace(self, **changes: object) -> RenderConfig:
         return dataclasses.replace(self, **changes)
 
     def render_settings(self) -> dict[str, object]:
-        """What is rendered (the `render` block of transforms.json): every setting but how the run executes."""
-        return {k: v for k, v in self.to_json().items() if k not in EXECUTION_SETTINGS}
+        """The `render` block of transforms.json: `settings.to_json()`."""
+        return self.settings.to_json()
 
     def to_json(self) -> dict[str, object]:
-        """The settings as written into transforms.json (paths as strings)."""
-        out: dict[str, object] = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
-        return out
+        """Every field (paths as strings), settings and execution."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -18,18 +18,12 @@ import numpy as np
 from camsim import transforms
 from camsim.errors import DatasetError, UserInputError
 from camsim.fileio import atomic_path, make_output_dir, write_bytes_atomic, write_exr, write_image
-from camsim.loader import BY_NAME, FRAME, MODALITIES, Modality, SequenceDataset, find_sequences
+from camsim.loader import SequenceDataset, find_sequences
+from camsim.passes import FRAME, PASSES, Pass, by_name
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None] | None
-
-NPY_NAMES = {m.name: f"{m.folder}.npy" for m in MODALITIES}
-"""File name of each modality's array in an NPY sequence."""
-
-
-def _prefix(m: Modality) -> str:
-    return "frame" if m is FRAME else m.name
 
 
 def _check_dst(src: Path, dst: Path, overwrite: bool) -> None:
@@ -88,14 +82,15 @@ def img_to_npy(
     meta = copy.deepcopy(seq.meta)
     for key in transforms.FILE_KEYS:  # they describe the source's files, not the ones written here
         meta.pop(key, None)
+    _drop_unconverted(meta, seq.modalities(), src)
     for name in seq.modalities():
-        m = BY_NAME[name]
+        m = by_name(name)
         first = _as_hwc(seq.read(name, 0))
         packed = bitpack and m is FRAME
         if packed:
-            _write_packed(seq, dst / NPY_NAMES[name], first, bitpack_dim, progress)
+            _write_packed(seq, dst / m.npy_name, first, bitpack_dim, progress)
         else:
-            with atomic_path(dst / NPY_NAMES[name]) as tmp:
+            with atomic_path(dst / m.npy_name) as tmp:
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, *first.shape))
                 for i in range(n):
                     arr = first if i == 0 else _as_hwc(seq.read(name, i))
@@ -111,7 +106,7 @@ def img_to_npy(
                 del out
         for fr in meta["frames"]:
             fr.pop(m.key, None)
-        meta[m.key] = NPY_NAMES[name]
+        meta[m.key] = m.npy_name
         if m is FRAME:
             meta.setdefault("h", int(first.shape[0]))
             meta.setdefault("w", int(first.shape[1]))
@@ -149,14 +144,34 @@ def _write_packed(seq: SequenceDataset, path: Path, first: np.ndarray, dim: int,
         del out
 
 
-def _write_frame_file(path: Path, arr: np.ndarray, m: Modality) -> None:
-    if m is FRAME and arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2:
+def _drop_unconverted(meta: dict[str, Any], names: list[str], src: Path) -> None:
+    """Remove the per-frame paths of kinds not converted (`names` are): those on some frames only. A
+    converted sequence never names a file it does not hold."""
+    for m in PASSES:
+        if m.name not in names and any(m.key in fr for fr in meta["frames"]):
+            log.warning("%s: %s is not on every frame; it is left out of the conversion", src, m.key)
+            for fr in meta["frames"]:
+                fr.pop(m.key, None)
+
+
+def _is_png(m: Pass, arr: np.ndarray) -> bool:
+    """Whether npy-to-img writes a frame of `m` as a PNG: images of up to 16 bits, and masks; else an EXR."""
+    if m.ext:
+        return m.ext == ".png"
+    return arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2
+
+
+def _write_frame_file(path: Path, arr: np.ndarray, m: Pass) -> None:
+    if m.ext == ".png" and arr.dtype == np.bool_ and not m.is_image:  # a mask: 0 and 255, as written
+        write_image(path, arr.astype(np.uint8) * np.uint8(255))
+        return
+    if _is_png(m, arr):
         img = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
         write_image(path, img.astype(np.uint8) if arr.dtype == np.bool_ else img)
         return
     hwc = _as_hwc(arr)
-    names = m.channels if m is not FRAME else ("R", "G", "B", "A")[: hwc.shape[2]]
-    if m is FRAME and hwc.shape[2] == 1:
+    names = m.channels if m.channels is not None else ("R", "G", "B", "A")[: hwc.shape[2]]
+    if m.channels is None and hwc.shape[2] == 1:
         names = ("Y",)
     if len(names) != hwc.shape[2]:
         raise DatasetError(f"{m.name}: {hwc.shape[2]} channels, expected {len(names)} ({', '.join(names)})")
@@ -183,24 +198,25 @@ def npy_to_img(
     for key in transforms.FILE_KEYS:  # they describe the source's files, not the ones written here
         meta.pop(key, None)
     names = seq.modalities()
+    _drop_unconverted(meta, names, src)
     binary = _is_binary(meta)
     for i, fr in enumerate(meta["frames"]):
         number = int(fr.get("frame_number", i))
         for name in names:
-            m = BY_NAME[name]
+            m = by_name(name)
+            if m.only_where and not fr.get(m.only_where):
+                continue  # a kind only some frames hold (hole masks: interpolated frames)
             arr = seq.read(name, i)
             if binary and m is FRAME and arr.dtype.kind in "ub":
                 arr = _as_bits(arr, str(src)) * np.uint8(255)
-            integer_frame = m is FRAME and arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2
-            ext = "png" if integer_frame else "exr"
-            rel = f"{m.folder}/{_prefix(m)}_{number:06d}.{ext}"
+            rel = m.relpath(number, ".png" if _is_png(m, arr) else ".exr")
             (dst / m.folder).mkdir(parents=True, exist_ok=True)
             _write_frame_file(dst / rel, arr, m)
             fr[m.key] = rel
         if progress:
             progress(1)
     for name in names:
-        meta.pop(BY_NAME[name].key, None)
+        meta.pop(by_name(name).key, None)
     for key in ("bitpack", "bitpack_dim", "channels"):
         meta.pop(key, None)
     _copy_sidecars(seq, dst, meta)

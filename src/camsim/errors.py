@@ -23,6 +23,14 @@ class SceneError(UserInputError):
     """A scene cannot be used: not a .blend, corrupt, no camera, bad frame range."""
 
 
+class ProtocolMismatch(UserInputError):
+    """The Blender service speaks another protocol version than this camsim (an old or newer service.py)."""
+
+
+class BlenderNotFound(UserInputError):
+    """A command needs Blender and has none: no `bpy` in this Python and no --render-config.executable."""
+
+
 class DatasetError(UserInputError):
     """A dataset on disk is malformed: bad transforms.json, missing or undecodable files."""
 

@@ -21,7 +21,6 @@ from camsim.errors import DatasetError, OutputWriteError, UserInputError
 TMP_MARK = ".camsim-tmp"
 
 
-
 def _create_temporary(folder: Path, prefix: str, suffix: str) -> Path:
     """Create a new empty file with a random name, mode 0666 less the process umask (the kernel applies it:
     nothing reads or changes the process-wide umask, which another thread may rely on)."""
@@ -262,7 +261,10 @@ def _npy_looks_whole(fh: Any, size: int) -> bool:
     import numpy.lib.format as npf
 
     version = npf.read_magic(fh)
-    shape, _, dtype = npf._read_array_header(fh, version)  # the public readers decode the data too
+    # The header only (np.load would decode the data too), with readers numpy 1 and 2 both have. A 3.0
+    # header is laid out as 2.0's; its utf-8 field names read as latin-1 leave the sizes right.
+    read_header = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
+    shape, _, dtype = read_header(fh)
     if dtype.hasobject:
         return True
     return fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize == size

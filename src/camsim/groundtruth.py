@@ -1,53 +1,24 @@
 """Turn Cycles' render passes into ground truth in camsim's conventions (see transforms.CONVENTIONS).
 
-Pure functions of arrays and camera states; the writer at the bottom is the only I/O. Each pass
-function documents its shape, dtype, units and frame.
+Pure functions of arrays and camera states; `convert_passes` at the bottom reads Blender's multilayer
+EXR of a frame (the only I/O) and converts each asked-for kind (camsim.passes) with its converter. Each
+pass function documents its shape, dtype, units and frame. Writing the files is `layout.SequenceLayout`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from camsim import colorize
-from camsim.fileio import read_exr_parts, write_exr, write_image
+from camsim.fileio import read_exr_parts
+from camsim.passes import DEPTH, FLOW, LINEAR, NORMAL, SEGMENTATION, Pass
 
 BACKGROUND_DEPTH = 1.0e9
 """Cycles writes 1e10 where a ray hits nothing; anything beyond this is background."""
-
-# kind -> (folder, file prefix, extension)
-LAYOUT: dict[str, tuple[str, str, str]] = {
-    "frames": ("frames", "frame", ""),
-    "depths": ("depths", "depth", ".exr"),
-    "normals": ("normals", "normal", ".exr"),
-    "flows": ("flows", "flow", ".exr"),
-    "segmentations": ("segmentations", "segmentation", ".exr"),
-    "linear": ("linear", "linear", ".exr"),
-}
-JSON_KEYS = {
-    "frames": "file_path",
-    "depths": "depth_file_path",
-    "normals": "normal_file_path",
-    "flows": "flow_file_path",
-    "segmentations": "segmentation_file_path",
-    "linear": "linear_file_path",
-}
-DEBUG_KINDS = ("depths", "normals", "flows", "segmentations")
-
-
-def relpath(kind: str, frame: int, frame_ext: str = ".png") -> str:
-    """Path of one output file relative to the sequence folder, e.g. depths/depth_000012.exr."""
-    folder, prefix, ext = LAYOUT[kind]
-    return f"{folder}/{prefix}_{frame:06d}{ext or frame_ext}"
-
-
-def debug_relpath(kind: str, frame: int) -> str:
-    return f"debug/{LAYOUT[kind][0]}/{LAYOUT[kind][1]}_{frame:06d}.png"
-
 
 # ------------------------------------------------------------------------------------ pure passes
 
@@ -149,7 +120,9 @@ PASS_ALIASES = {"Object Index": ("Object Index", "IndexOB")}
 """Pass names in the multilayer EXR by Blender version (Blender before 4.x writes IndexOB)."""
 
 
-def _channel(chans: Mapping[str, np.ndarray], layer: str, pass_name: str, names: str) -> np.ndarray:
+def _channel(chans: Mapping[str, np.ndarray], layer: str, kind: Pass) -> np.ndarray:
+    """The channels `kind.blender_channels` of its Cycles pass, HxW for one, else HxWxC."""
+    pass_name, names = str(kind.blender_pass), kind.blender_channels
     for alias in PASS_ALIASES.get(pass_name, (pass_name,)):
         if f"{layer}.{alias}.{names[0]}" in chans:
             pass_name = alias
@@ -158,55 +131,73 @@ def _channel(chans: Mapping[str, np.ndarray], layer: str, pass_name: str, names:
     return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-1)
 
 
-def write_ground_truth(
-    exr_path: Path,
-    layer: str,
-    out_dir: Path,
-    frame: int,
-    kinds: tuple[str, ...],
-    cams: FrameCameras,
-    codec: str = "zip",
-    debug: bool = True,
-) -> None:
-    """Read one multilayer render EXR and write each asked-for ground truth (and its debug PNG)."""
+def _depth(chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray) -> np.ndarray:
+    return depth
+
+
+def _normal(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    n = normals_to_camera(_channel(chans, layer, NORMAL), cams.current["transform_matrix"])
+    if depth is not None:  # one background mask for every pass: where the depth sample saw sky
+        n[~np.isfinite(depth)] = 0.0
+    return n
+
+
+def _flow(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    fwd, bwd = flow_from_vector(_channel(chans, layer, FLOW))
+    fwd += principal_point_shift(cams.current, cams.next)
+    bwd += principal_point_shift(cams.current, cams.previous)
+    if depth is not None:
+        sky = ~np.isfinite(depth)
+        if sky.any():
+            fwd[sky] = background_flow(cams.current, cams.next)[sky]
+            bwd[sky] = background_flow(cams.current, cams.previous)[sky]
+    return np.concatenate([fwd, bwd], axis=-1)  # R, G = forward; B, A = backward
+
+
+def _segmentation(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    return segmentation_from_index(_channel(chans, layer, SEGMENTATION))
+
+
+def _linear(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    return _channel(chans, layer, LINEAR).astype(np.float32)
+
+
+CONVERTERS: dict[str, Callable[[Mapping[str, np.ndarray], str, FrameCameras, Any], np.ndarray]] = {
+    DEPTH.name: _depth,
+    NORMAL.name: _normal,
+    FLOW.name: _flow,
+    SEGMENTATION.name: _segmentation,
+    LINEAR.name: _linear,
+}
+"""Per rendered kind (passes.RENDERED), its conversion from Cycles' passes (read with the record's
+`blender_pass` and `blender_channels`) into camsim's conventions: f(channels, layer, cameras, depth)."""
+
+
+def convert_passes(
+    exr_path: Path, layer: str, kinds: tuple[Pass, ...], cams: FrameCameras
+) -> dict[Pass, np.ndarray]:
+    """Read one multilayer render EXR and convert each asked-for kind into the array its file holds.
+
+    Depth (in metres) comes first: normals and flow take their background mask from it. A render without
+    a Depth pass gets no depth file. Raises KeyError naming a channel the EXR lacks.
+    """
     chans = read_exr_parts(exr_path)
-    c2w = np.asarray(cams.current["transform_matrix"], dtype=np.float64)
     depth = None
-    if f"{layer}.Depth.Z" in chans:
-        depth = depth_from_pass(_channel(chans, layer, "Depth", "Z"))
+    if f"{layer}.{DEPTH.blender_pass}.{DEPTH.blender_channels}" in chans:
+        depth = depth_from_pass(_channel(chans, layer, DEPTH))
         if cams.metres_per_unit != 1.0:
             depth *= np.float32(cams.metres_per_unit)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    previews: dict[str, np.ndarray] = {}
-    if "depths" in kinds and depth is not None:
-        out["depths"] = {"Y": depth}
-        previews["depths"] = colorize.depth(depth)
-    if "normals" in kinds:
-        n = normals_to_camera(_channel(chans, layer, "Normal", "XYZ"), c2w)
-        if depth is not None:  # one background mask for every pass: where the depth sample saw sky
-            n[~np.isfinite(depth)] = 0.0
-        out["normals"] = {"R": n[..., 0], "G": n[..., 1], "B": n[..., 2]}
-        previews["normals"] = colorize.normals(n)
-    if "flows" in kinds:
-        fwd, bwd = flow_from_vector(_channel(chans, layer, "Vector", "XYZW"))
-        fwd += principal_point_shift(cams.current, cams.next)
-        bwd += principal_point_shift(cams.current, cams.previous)
-        if depth is not None:
-            sky = ~np.isfinite(depth)
-            if sky.any():
-                fwd[sky] = background_flow(cams.current, cams.next)[sky]
-                bwd[sky] = background_flow(cams.current, cams.previous)[sky]
-        out["flows"] = {"R": fwd[..., 0], "G": fwd[..., 1], "B": bwd[..., 0], "A": bwd[..., 1]}
-        previews["flows"] = colorize.flow(fwd)
-    if "segmentations" in kinds:
-        ids = segmentation_from_index(_channel(chans, layer, "Object Index", "X"))
-        out["segmentations"] = {"Y": ids}
-        previews["segmentations"] = colorize.segmentation(ids)
-    if "linear" in kinds:
-        rgb = _channel(chans, layer, "Combined", "RGB").astype(np.float32)
-        out["linear"] = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]}
-    for kind, channels in out.items():
-        write_exr(out_dir / relpath(kind, frame), channels, codec)
-    if debug:
-        for kind, rgb8 in previews.items():
-            write_image(out_dir / debug_relpath(kind, frame), rgb8)
+    out: dict[Pass, np.ndarray] = {}
+    for kind in kinds:
+        if kind is DEPTH and depth is None:
+            continue
+        out[kind] = CONVERTERS[kind.name](chans, layer, cams, depth)
+    return out

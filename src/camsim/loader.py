@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import operator
 import os
 import re
@@ -25,56 +26,22 @@ from typing import Any
 
 import numpy as np
 
-from camsim import transforms
+from camsim import passes, transforms
 from camsim.errors import DatasetError
-from camsim.fileio import TMP_MARK, read_exr, read_exr_parts, read_image
+from camsim.fileio import TMP_MARK
 from camsim.indexing import Crop, DatasetIndexError, parse_index
+from camsim.passes import FRAME, PASSES, RENDERED, Pass
 
 __all__ = ["Dataset", "DatasetIndexError", "MultiSequenceDataset", "SequenceDataset"]
 
 
-@dataclass(frozen=True)
-class Modality:
-    """One kind of per-frame array: where transforms.json names it and how it is stored."""
-
-    name: str
-    """Key of the array in an item dict."""
-    key: str
-    """Key in transforms.json (per frame for IMG, top level for NPY)."""
-    channels: tuple[str, ...]
-    """EXR channel names, in the order of the last axis."""
-    folder: str
-    """Sub-folder of a rendered sequence holding the IMG files."""
-
-
-GROUND_TRUTH: tuple[Modality, ...] = (
-    Modality("depth", "depth_file_path", ("Y",), "depths"),
-    Modality("normal", "normal_file_path", ("R", "G", "B"), "normals"),
-    Modality("flow", "flow_file_path", ("R", "G", "B", "A"), "flows"),
-    Modality("segmentation", "segmentation_file_path", ("Y",), "segmentations"),
-    Modality("linear", "linear_file_path", ("R", "G", "B"), "linear"),
-)
-FRAME = Modality("frame", "file_path", ("R", "G", "B"), "frames")
-MODALITIES: tuple[Modality, ...] = (FRAME, *GROUND_TRUTH)
-BY_NAME: dict[str, Modality] = {m.name: m for m in MODALITIES}
-MODALITY_ALIASES: dict[str, str] = {"rgb": "frame"}
-"""Other accepted names (VisionSim calls the colour frames "rgb"); items always use the names of BY_NAME."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr")
 """Files `Dataset.from_path` reads from a folder of images (one frame each)."""
 
 
-def _known_modalities() -> str:
-    aliases = {v: k for k, v in MODALITY_ALIASES.items()}
-    return ", ".join(f"{m} (or {aliases[m]})" if m in aliases else m for m in BY_NAME)
-
-
-def modality(name: str) -> Modality:
-    """The modality called `name` (or one of its aliases), or a DatasetError listing the known ones."""
-    key = name.lower() if isinstance(name, str) else name
-    m = BY_NAME.get(MODALITY_ALIASES.get(key, key)) if isinstance(key, str) else None
-    if m is None:
-        raise DatasetError(f"unknown modality {name!r}; known: {_known_modalities()}")
-    return m
+def modality(name: str) -> Pass:
+    """The kind called `name` (or one of its aliases), or a DatasetError listing the known ones."""
+    return passes.by_name(name)
 
 
 def resolve_modalities(names: Iterable[str] | str) -> tuple[str, ...]:
@@ -120,44 +87,15 @@ def image_files(folder: str | os.PathLike[str]) -> list[str]:
     return sorted(names, key=natural_key)
 
 
-def _modality_of(name: str | Modality) -> Modality:
-    return name if isinstance(name, Modality) else modality(name)
+def _modality_of(name: str | Pass) -> Pass:
+    return name if isinstance(name, Pass) else modality(name)
 
 
-def read_frame_file(path: str | os.PathLike[str], modality: Modality = FRAME) -> np.ndarray:
-    """Decode one per-frame file by its suffix: PNG/JPEG, EXR (named channels) or .npy.
-
-    Frames come back HxWxC (a channel axis is added to grey images); single-channel ground truth
-    (depth, segmentation) comes back HxW, as in the EXR files.
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".exr":
-        arr = read_exr(path, modality.channels if modality is not FRAME else frame_exr_channels(path))
-    elif suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise DatasetError(f"cannot read {path}: {exc}") from exc
-    else:
-        arr = read_image(path)
-    return _normalise_shape(arr, modality)
-
-
-def frame_exr_channels(path: str | os.PathLike[str]) -> tuple[str, ...]:
-    """Channel order of an EXR frame: R, G, B(, A) when present, else Y, else whatever it has."""
-    names = set(read_exr_parts(path))
-    rgba = tuple(c for c in ("R", "G", "B", "A") if c in names)
-    if rgba:
-        return rgba
-    return ("Y",) if "Y" in names else tuple(sorted(names))
-
-
-def _normalise_shape(arr: np.ndarray, modality: Modality) -> np.ndarray:
-    if modality is FRAME:
-        return arr[..., None] if arr.ndim == 2 else arr
-    if len(modality.channels) == 1 and arr.ndim == 3 and arr.shape[-1] == 1:
-        return arr[..., 0]
-    return arr
+def read_frame_file(path: str | os.PathLike[str], modality: Pass = FRAME) -> np.ndarray:
+    """Decode one per-frame file of a kind (its `decode`: by suffix, PNG/JPEG, EXR with named channels or
+    .npy). Frames come back HxWxC (a channel axis is added to grey images); single-channel kinds (depth,
+    segmentation, hole masks) come back HxW, as in their files."""
+    return modality.decode(path)
 
 
 def unpack_bits(packed: np.ndarray, axis: int, count: int, index: int) -> np.ndarray:
@@ -171,8 +109,8 @@ def unpack_bits(packed: np.ndarray, axis: int, count: int, index: int) -> np.nda
     return np.unpackbits(np.asarray(packed[index]), axis=axis - 1, count=count)
 
 
-SEQUENCE_FOLDERS = frozenset(m.folder for m in MODALITIES)
-"""Sub-folders that mark a folder as a (possibly incomplete) sequence."""
+SEQUENCE_FOLDERS = frozenset(p.folder for p in (FRAME, *RENDERED))
+"""Sub-folders that mark a folder as a (possibly incomplete) sequence: those a render writes."""
 
 
 def find_sequence_dirs(root: str | os.PathLike[str]) -> list[Path]:
@@ -221,8 +159,8 @@ class Dataset:
         """Open a sequence folder, its transforms.json, a folder of sequences (concatenated), a folder of
         images (PNG/JPEG/EXR frames in natural sort order) or a `.npy` file of shape (N, H, W[, C]).
 
-        `modalities`: names of the arrays to decode ("frame" or "rgb", "depth", "normal", "flow",
-        "segmentation", "linear"); None: every one the sequence has. A requested modality that a
+        `modalities`: names of the arrays to decode (camsim.passes: "frame" or "rgb", "depth", "normal",
+        "flow", "segmentation", "linear", "hole_mask", "raw"); None: every one the sequence has. A requested modality that a
         sequence lacks is a DatasetError.
         """
         p = Path(path)
@@ -269,8 +207,9 @@ class Dataset:
 
 class SequenceDataset(Dataset):
     """One sequence. Item keys: frame (HxWxC), pose (4x4 camera-to-world, OpenGL axes), K (3x3),
-    time (s), index, frame_number, sequence, and each ground truth present (depth HxW, normal HxWx3,
-    flow HxWx4, segmentation HxW uint32, linear HxWx3)."""
+    time (s), index, frame_number, sequence, and each kind present (camsim.passes: depth HxW, normal HxWx3,
+    flow HxWx4, segmentation HxW uint32, linear HxWx3; hole_mask HxW bool of an interpolated sequence, all
+    False on its source frames; raw HxWxC uint16 of an emulated RGB sensor)."""
 
     def __init__(
         self,
@@ -359,16 +298,18 @@ class SequenceDataset(Dataset):
 
     @property
     def fps(self) -> float | None:
-        return self.meta.get("fps")
+        return transforms.fps(self.meta)
 
     def available_modalities(self) -> list[str]:
-        """Names of the arrays the sequence holds for every frame (frame first)."""
+        """Names of the arrays the sequence holds for every frame (frame first). A kind that only some
+        frames hold (`Pass.only_where`: hole masks) counts when any frame has one; the others read as zeros."""
         if self._modalities is None:
             frames = self.meta["frames"]
             self._modalities = [
                 m.name
-                for m in MODALITIES
-                if m.key in self.meta or (frames and all(m.key in fr for fr in frames))
+                for m in PASSES
+                if m.key in self.meta
+                or (frames and (any if m.only_where else all)(m.key in fr for fr in frames))
             ]
         return list(self._modalities)
 
@@ -443,19 +384,18 @@ class SequenceDataset(Dataset):
         return count
 
     def _check_npy_lengths(self) -> None:
-        if not self.is_npy:
-            return
+        """Every array named at the top level (of an IMG sequence too: a kind may be one array there)."""
         chosen = self.modalities()
-        for m in MODALITIES:
+        for m in PASSES:
             if m.key not in self.meta or m.name not in chosen:
                 continue
             arr = self.array(m.name)
             packed = m is FRAME and self.bitpack_dim is not None
-            expect = len(m.channels)
-            shape_ok = arr.ndim == 4 and (m is FRAME or arr.shape[3] == expect)
-            shape_ok = shape_ok or (arr.ndim == 3 and expect == 1 and m is not FRAME)
+            expect = len(m.channels or ())
+            shape_ok = arr.ndim == 4 and (m.is_image or arr.shape[3] == expect)
+            shape_ok = shape_ok or (arr.ndim == 3 and expect == 1 and not m.is_image)
             if not (packed or shape_ok):
-                want = "(N, H, W, C)" if m is FRAME else f"(N, H, W, {expect})"
+                want = "(N, H, W, C)" if m.is_image else f"(N, H, W, {expect})"
                 raise DatasetError(
                     f"{self.root}: {self.meta[m.key]} has shape {arr.shape}; {m.name} needs {want}"
                 )
@@ -480,9 +420,12 @@ class SequenceDataset(Dataset):
                                        f"got {arr.dtype} {arr.shape}")  # fmt: skip
                 out = unpack_bits(arr, dim, self._bitpack_count(dim), index)
                 return crop.apply(out) if crop else out
-            view = _normalise_shape(arr[index], m)  # still a memory map: a crop reads only its rows
+            view = m.shaped(arr[index])  # still a memory map: a crop reads only its rows
             return crop.apply(view) if crop else np.array(view)
-        out = read_frame_file(self.file_for(m.name, index), m)
+        if m.only_where and m.key not in self.meta["frames"][index]:
+            out = np.zeros(self._size(index), np.dtype(m.dtype))  # e.g. a source frame has no holes
+        else:
+            out = m.decode(self.file_for(m.name, index))
         return crop.apply(out) if crop else out
 
     def _size(self, index: int) -> tuple[int, int]:
@@ -490,21 +433,27 @@ class SequenceDataset(Dataset):
         h, w = self.meta.get("h"), self.meta.get("w")
         if h and w:
             return h, w
-        names = self.modalities() or self.available_modalities()
+        names = [n for n in self.modalities() or self.available_modalities() if not modality(n).only_where]
         if not names:
             raise DatasetError(f"{self.root}: picture size unknown (no h, w and no images) to crop K")
         return self.read(names[0], index).shape[:2]
 
+    @functools.cached_property
+    def _clock(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every frame's frame_number and time (None: the sequence has no times), read once by the rule of
+        `transforms.frame_times`."""
+        has_times = transforms.has_frame_times(self.meta)
+        return transforms.frame_numbers(self.meta), transforms.frame_times(self.meta) if has_times else None
+
     def item(self, index: int, crop: Crop | None = None) -> dict[str, Any]:
         """Frame `index` as a dict: index, frame_number, time, pose, sequence, K and each chosen modality
-        (pose and K when the sequence has them; time unless a bare folder or array without it)."""
+        (pose and K when the sequence has them; time when it has times or an fps, `transforms.TIME_RULE`)."""
         index = self._check_frame(index)
         fr = self.meta["frames"][index]
-        out: dict[str, Any] = {"index": index, "frame_number": int(fr.get("frame_number", index))}
-        if "time" in fr:
-            out["time"] = float(fr["time"])
-        elif self.source == "transforms" or self.meta.get("fps"):
-            out["time"] = index / float(self.meta.get("fps") or 1.0)
+        numbers, times = self._clock
+        out: dict[str, Any] = {"index": index, "frame_number": int(numbers[index])}
+        if times is not None:
+            out["time"] = float(times[index])
         if "transform_matrix" in fr:
             out["pose"] = transforms.pose(self.meta, index)
         out["sequence"] = self.name

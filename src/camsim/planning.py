@@ -17,7 +17,8 @@ from typing import Any
 
 from camsim.config import RenderConfig
 from camsim.errors import CamsimError, SceneError, UserInputError
-from camsim.render import SequenceJob, check_blend_file, record_for
+from camsim.jobs import SequenceJob
+from camsim.render import check_blend_file, record_for
 from camsim.resume import Reuse, check_folder, clear_outputs, holds_output
 from camsim.sampling import (
     Sampling,
@@ -142,7 +143,7 @@ def plan_datasets(
                 SequenceJob(
                     scene=scene.path.resolve(),
                     output=renders_dir(datasets_dir) / scene.name / seq,
-                    config=config,
+                    settings=config.settings,
                     frame_start=first,
                     frame_end=last,
                     scene_name=scene.name,

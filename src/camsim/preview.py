@@ -21,19 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from camsim import colorize, labels, transforms
+from camsim import colorize, labels, passes, transforms
 from camsim.errors import DatasetError, UserInputError
-from camsim.fileio import atomic_path, make_output_dir, read_image
+from camsim.fileio import atomic_path, make_output_dir
 from camsim.loader import SequenceDataset, find_sequences, sequence_name
+from camsim.passes import HOLE_MASK
 
 log = logging.getLogger(__name__)
 
-PREVIEW_KINDS = ("frame", "masks", "depth", "flow", "normal", "segmentation", "events")
-"""Videos written per sequence (when the sequence has the data), in grid column order. `masks`: the hole
-masks of an interpolated sequence (colorize.holes); `events`: an events.h5 binned by frame time."""
+PREVIEW_KINDS = (*(str(p.preview) for p in passes.PREVIEWS), "events")
+"""Videos written per sequence (when the sequence has the data), in grid column order (passes.PREVIEWS, then
+events). `masks`: the hole masks of an interpolated sequence (colorize.holes); `events`: an events.h5 binned
+by frame time."""
 MAX_DEFAULT_FPS = 60.0
 """Default video rate is the sequence's fps, but never more than this."""
-HOLE_MASK_KEY = "hole_mask_file_path"
 
 
 def video_fps(source_fps: float | None, fps: float | None = None) -> float:
@@ -85,29 +86,14 @@ def sequence_limits(seq: SequenceDataset, max_samples: int = 200_000) -> dict[st
 
 
 def colorize_item(kind: str, arr: np.ndarray, limits: dict[str, Any]) -> np.ndarray:
-    """HxWx3 uint8 picture of one frame of `kind` with the sequence's limits."""
-    if kind == "frame":
-        a = np.asarray(arr)
-        if a.dtype == np.uint16:
-            a = (a >> 8).astype(np.uint8)
-        elif a.dtype.kind == "f":
-            a = (np.clip(a, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
-        elif a.dtype == np.bool_ or (a.dtype == np.uint8 and a.size and a.max() <= 1):
-            a = a.astype(np.uint8) * 255  # binary (SPAD) frames
-        if a.ndim == 2:
-            a = a[..., None]
-        if a.shape[2] == 1:
-            a = np.repeat(a, 3, axis=2)
-        return np.ascontiguousarray(a[..., :3])
-    if kind == "depth":
-        return colorize.depth(arr, limits.get("depth"))
-    if kind == "flow":
-        return colorize.flow(arr[..., :2], limits.get("flow"))
-    if kind == "normal":
-        return colorize.normals(arr)
-    if kind == "segmentation":
-        return colorize.segmentation(arr)
-    raise ValueError(f"no colouring for {kind}")
+    """HxWx3 uint8 picture of one frame of `kind` (a camsim.passes name) with the sequence's limits."""
+    try:
+        p = passes.by_name(kind)
+    except DatasetError:
+        raise ValueError(f"no colouring for {kind}") from None
+    if p.colorize is None:
+        raise ValueError(f"no colouring for {kind}")
+    return p.colorize(arr, limits.get(p.name))
 
 
 def event_frames(
@@ -193,19 +179,17 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
 
 
 def _source_fps(seq: SequenceDataset) -> float:
-    return float(seq.meta.get("fps") or 24.0)
+    return transforms.fps(seq.meta) or 24.0
 
 
 def _event_edges(seq: SequenceDataset) -> np.ndarray:
-    frames = seq.meta["frames"]
-    fps = _source_fps(seq)
-    times = [float(fr.get("time", i / fps)) for i, fr in enumerate(frames)]
-    return np.round(np.asarray(times) * 1e6).astype(np.int64)
+    """Microsecond bounds of the event frames: the frames' times (`transforms.frame_times`)."""
+    return np.round(transforms.frame_times(seq.meta) * 1e6).astype(np.int64)
 
 
 def has_hole_masks(seq: SequenceDataset) -> bool:
     """Whether an interpolated sequence lists hole masks (source frames have none: nothing is missing)."""
-    return any(HOLE_MASK_KEY in fr for fr in seq.meta["frames"])
+    return HOLE_MASK.name in seq.available_modalities()
 
 
 def hole_pictures(seq: SequenceDataset) -> Iterator[np.ndarray]:
@@ -213,27 +197,25 @@ def hole_pictures(seq: SequenceDataset) -> Iterator[np.ndarray]:
     has_frame = "frame" in seq.modalities()
     for i, fr in enumerate(seq.meta["frames"]):
         frame = colorize_item("frame", seq.read("frame", i), {}) if has_frame else None
-        if HOLE_MASK_KEY in fr:
-            mask = read_image(transforms.resolve_path(seq.root, fr[HOLE_MASK_KEY]))
-            mask = mask if mask.ndim == 2 else mask[..., 0]
+        if HOLE_MASK.key in fr or HOLE_MASK.key in seq.meta:
+            mask = seq.read(HOLE_MASK.name, i)
             if frame is not None and mask.shape != frame.shape[:2]:
+                where = fr.get(HOLE_MASK.key) or f"{seq.meta[HOLE_MASK.key]}[{i}]"
                 raise DatasetError(
-                    f"{seq.root}: hole mask {fr[HOLE_MASK_KEY]} is {mask.shape[1]}x{mask.shape[0]}, "
+                    f"{seq.root}: hole mask {where} is {mask.shape[1]}x{mask.shape[0]}, "
                     f"the frame {frame.shape[1]}x{frame.shape[0]}"
                 )
         elif frame is not None:
             mask = np.zeros(frame.shape[:2], bool)
         else:
             mask = np.zeros((seq.height or 1, seq.width or 1), bool)
-        yield colorize.holes(frame, mask > 127)  # the masks are 0 or 255
+        yield colorize.holes(frame, mask)
 
 
 def sequence_streams(seq: SequenceDataset) -> dict[str, Callable[[], Iterator[np.ndarray]]]:
     """Per preview kind, a function returning a fresh iterator of HxWx3 uint8 pictures."""
     limits: dict[str, Any] | None = None
     present = seq.modalities()
-    if has_hole_masks(seq):
-        present = [*present, "masks"]
 
     def stream(kind: str) -> Iterator[np.ndarray]:
         nonlocal limits
@@ -243,9 +225,9 @@ def sequence_streams(seq: SequenceDataset) -> dict[str, Callable[[], Iterator[np
             yield colorize_item(kind, seq.read(kind, i), limits)
 
     out: dict[str, Callable[[], Iterator[np.ndarray]]] = {
-        k: (lambda k=k: hole_pictures(seq) if k == "masks" else stream(k))
-        for k in PREVIEW_KINDS
-        if k in present
+        str(p.preview): (lambda p=p: hole_pictures(seq) if p is HOLE_MASK else stream(p.name))
+        for p in passes.PREVIEWS
+        if p.name in present
     }
     if "events_file_path" in seq.meta and len(seq) > 1:
         path = transforms.resolve_path(seq.root, seq.meta["events_file_path"])

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -111,3 +112,56 @@ def progress_bar(unit: str = "frames") -> Iterator[Progress | PlainProgress]:
 
 
 __all__ = ["PlainProgress", "TaskID", "progress_bar", "report_console"]
+
+
+class RunView:
+    """One overall bar and one line per worker from a runner's events (`jobs.Event`), the local pool's and
+    Dask's alike. A job's frames count once: a retry on a fresh worker resumes and reports the frames a failed
+    attempt already wrote (and a Dask task rerun after its worker died reports them again), so each job's
+    contribution to the overall bar is clamped to its frame count."""
+
+    def __init__(self, bar: Any, sequences: int, frames: int) -> None:
+        self.bar = bar
+        self.sequences = sequences
+        self.finished = 0
+        self.overall = bar.add_task(self._title(), total=frames)
+        self.workers: dict[int, TaskID] = {}
+        self.counted: dict[tuple[str, str], int] = {}
+
+    def _title(self) -> str:
+        return f"sequences {self.finished}/{self.sequences}"
+
+    @staticmethod
+    def _frames(job: Any) -> int:
+        return int(job.frame_end - job.frame_start + 1)
+
+    def _count(self, job: Any, n: int) -> int:
+        """How many of `n` newly reported frames of `job` are new to the overall bar."""
+        key = (job.scene_name, job.sequence_id)
+        done = self.counted.get(key, 0)
+        new = max(0, min(n, self._frames(job) - done))
+        self.counted[key] = done + new
+        return new
+
+    def on_event(self, e: Any) -> None:
+        if e.kind == "start":
+            name = f"  {e.message}: {e.job.scene_name}/{e.job.sequence_id}"
+            if e.slot not in self.workers:
+                self.workers[e.slot] = self.bar.add_task(name, total=None)
+            self.bar.update(self.workers[e.slot], description=name, completed=0, total=None)
+        elif e.kind == "total" and e.slot in self.workers:
+            self.bar.update(self.workers[e.slot], total=e.value, completed=0)
+        elif e.kind == "frames":
+            if e.slot in self.workers:
+                self.bar.update(self.workers[e.slot], advance=e.value)
+            self.bar.update(self.overall, advance=self._count(e.job, e.value))
+        elif e.kind == "retry":
+            log.warning("retrying %s/%s: %s", e.job.scene_name, e.job.sequence_id, e.message)
+        elif e.kind == "finished":
+            self.finished += 1
+            o = e.outcome
+            if o.status in ("skipped", "done"):  # every frame of a finished job is counted, no more
+                self.bar.update(self.overall, advance=self._count(o.job, self._frames(o.job)))
+            elif o.status == "failed":
+                log.error("failed %s/%s: %s", o.job.scene_name, o.job.sequence_id, o.error)
+            self.bar.update(self.overall, description=self._title())

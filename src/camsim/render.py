@@ -7,8 +7,6 @@ is written last, so a folder without it is visibly incomplete and is resumed.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -20,39 +18,30 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from camsim import __version__, transforms
+from camsim.blender.protocol import SceneSettings
 from camsim.blender.worker import BlenderWorker
-from camsim.config import GPU_BACKENDS, RenderConfig
-from camsim.errors import DatasetError, OutputWriteError, SceneError, UserInputError
+from camsim.config import GPU_BACKENDS, RenderSettings
+
+if TYPE_CHECKING:  # jobs.py sits above this module (it runs render_sequence); only the type comes from there
+    from camsim.jobs import SequenceJob
+from camsim.errors import DatasetError, SceneError, UserInputError
 from camsim.fileio import (
     TMP_MARK,
-    checksum,
     clean_temporaries,
-    looks_whole,
     make_output_dir,
-    move_into_place,
-    read_exr_parts,
-    read_image,
-    strip_image_metadata,
     write_json_atomic,
 )
-from camsim.groundtruth import (
-    DEBUG_KINDS,
-    JSON_KEYS,
-    LAYOUT,
-    FrameCameras,
-    debug_relpath,
-    relpath,
-    write_ground_truth,
-)
+from camsim.groundtruth import FrameCameras
+from camsim.layout import SequenceLayout
+from camsim.passes import FRAME, RENDERED
 from camsim.resume import (
     RECORD_FILE,
     RenderRecord,
-    Reuse,
     check_folder,
     clear_outputs,
     difference,
@@ -66,23 +55,6 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int], None]
 
 BLEND_MAGIC = (b"BLENDER", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # plain, gzip, zstd
-
-
-@dataclass(frozen=True)
-class SequenceJob:
-    """One unit of work everywhere (local pool or Dask): a frame range of a scene into a folder."""
-
-    scene: Path
-    output: Path
-    config: RenderConfig
-    frame_start: int | None = None
-    """First frame (after keyframe scaling); None: the scene's first frame."""
-    frame_end: int | None = None
-    """Last frame, inclusive; None: the scene's last frame."""
-    scene_name: str = ""
-    sequence_id: str = ""
-    reuse: Reuse = field(default_factory=Reuse)
-    """What to do with outputs already in `output`: refuse (default), resume, or overwrite."""
 
 
 @dataclass
@@ -140,67 +112,13 @@ def prepare_output(folder: Path) -> None:
 
 
 def worker_settings(
-    config: RenderConfig, threads: int | None = None, gpu_index: int | None = None
-) -> dict[str, Any]:
-    """What the Blender side needs of the config (plain data: it crosses a process boundary)."""
-    s = config.to_json()
-    s["threads"] = threads or config.threads_for(1)
-    s["gpu_index"] = gpu_index
-    return s
-
-
-def expected_files(kinds: tuple[str, ...], frame: int, frame_ext: str, debug: bool) -> list[str]:
-    files = [relpath("frames", frame, frame_ext)] + [relpath(k, frame) for k in kinds]
-    if debug:
-        files += [debug_relpath(k, frame) for k in kinds if k in DEBUG_KINDS]
-    return files
-
-
-def frame_is_complete(
-    folder: Path,
-    kinds: tuple[str, ...],
-    frame: int,
-    frame_ext: str,
-    debug: bool,
-    verify: bool = False,
-    checksums: dict[str, str] | None = None,
-) -> bool:
-    """True when every file of the frame is whole: the cheap check (present, not cut short: see
-    fileio.looks_whole), or with `verify` a full decode and, where one was recorded, the same checksum."""
-    for rel in expected_files(kinds, frame, frame_ext, debug):
-        path = folder / rel
-        if not looks_whole(path):
-            return False
-        if not verify:
-            continue
-        try:
-            if path.suffix == ".exr":
-                read_exr_parts(path)
-            elif read_image(path).size == 0:
-                return False
-        except DatasetError:
-            return False
-        if checksums and rel in checksums and checksum(path) != checksums[rel]:
-            return False
-    return True
-
-
-def kept_checksums(
-    folder: Path,
-    previous: dict[str, Any] | None,
-    frames: list[int],
-    kinds: tuple[str, ...],
-    ext: str,
-    debug: bool,
-) -> dict[str, str]:
-    """Checksums of the files of frames a resume keeps: as recorded when they were written, else read now."""
-    known = (previous or {}).get("checksums") or {}
-    rels = [rel for f in frames for rel in expected_files(kinds, f, ext, debug)]
-    return {rel: known.get(rel) or checksum(folder / rel) for rel in rels}
-
-
-def frame_ext_of(config: RenderConfig) -> str:
-    return ".jpg" if config.file_format == "JPEG" else ".png"
+    config: RenderSettings, threads: int | None = None, gpu_index: int | None = None
+) -> SceneSettings:
+    """What the Blender side needs of the settings (the fields of protocol.SceneSettings, taken by name);
+    `threads` comes from how the run executes (default: every core)."""
+    return SceneSettings.pick(
+        {**config.to_json(), "threads": threads or os.cpu_count() or 1, "gpu_index": gpu_index}
+    )
 
 
 def report_warnings(job: SequenceJob, info: dict[str, Any]) -> None:
@@ -210,7 +128,7 @@ def report_warnings(job: SequenceJob, info: dict[str, Any]) -> None:
         log.warning("%s: %s", job.scene.name, w)
     for a in info.get("adjustments", ()):
         log.info("%s: %s", job.scene.name, a)
-    if job.config.strict and info.get("warnings"):
+    if job.settings.strict and info.get("warnings"):
         raise SceneError(f"{job.scene.name}: {info['warnings'][0]} (--render-config.strict)")
 
 
@@ -224,9 +142,9 @@ def sequence_cameras(
     continue across it. At the range's ends the neighbour is taken with the same camera, so the flow of
     the first and last frame stays that camera's."""
     frames = list(range(start - 1, end + 2))
-    states = worker.cameras(frames)
-    motion = states[0].pop("object_motion", {"static": {}, "moving": {}})
-    cams = {c["frame"]: c for c in states}
+    reply = worker.cameras(frames)
+    motion = dict(reply.object_motion)
+    cams = {c["frame"]: c for c in reply.states}
     for f in range(start + 1, end + 1):
         a, b = cams[f - 1]["camera"], cams[f]["camera"]
         if a != b:
@@ -236,9 +154,7 @@ def sequence_cameras(
             )
     for edge, inner in ((start - 1, start), (end + 1, end)):
         if cams[edge]["camera"] != cams[inner]["camera"]:
-            state = worker.cameras([edge], camera=cams[inner]["camera"])[0]
-            state.pop("object_motion", None)
-            cams[edge] = state
+            cams[edge] = worker.cameras([edge], camera=cams[inner]["camera"]).states[0]
     motion["frames"] = frames
     return cams, motion
 
@@ -288,10 +204,9 @@ def build_transforms(
     checksums: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The transforms.json of a finished sequence (pure)."""
-    config = job.config
+    config = job.settings
     first = cams[frames[0]]
-    kinds = config.ground_truth
-    ext = frame_ext_of(config)
+    layout = SequenceLayout.of(job.output, config)
     fps = float(info["fps"])
     intr = ("fl_x", "fl_y", "cx", "cy")
     animated_lens = any(any(abs(cams[f][k] - first[k]) > 1e-9 for k in intr) for f in frames)
@@ -299,15 +214,15 @@ def build_transforms(
     for f in frames:
         cam = cams[f]
         entry: dict[str, Any] = {
-            "file_path": relpath("frames", f, ext),
+            FRAME.key: layout.relpath(FRAME, f),
             "transform_matrix": cam["transform_matrix"],
             "frame_number": f,
             "time": (f - info.get("original_frame_start", info["frame_start"]) * config.keyframe_multiplier)
             / fps,
             "camera": cam.get("camera", ""),
         }
-        for kind in kinds:
-            entry[JSON_KEYS[kind]] = relpath(kind, f)
+        for kind in layout.kinds:
+            entry[kind.key] = layout.relpath(kind, f)
         if animated_lens:
             entry.update({k: cam[k] for k in intr})
         out_frames.append(entry)
@@ -341,9 +256,9 @@ def build_transforms(
         "source_engine": info.get("source_engine", "CYCLES"),
         "warnings": list(info.get("warnings", [])),
         "adjustments": list(info.get("adjustments", [])),
-        "render": config.render_settings(),
+        "render": config.to_json(),
         "conventions": transforms.CONVENTIONS,
-        "settings_hash": settings_hash(config.render_settings()),
+        "settings_hash": settings_hash(config.to_json()),
         "segmentation_ids": dict(_by_id(info["segmentation_ids"])),
         "segmentation_objects": {
             k: {kk: vv for kk, vv in v.items() if kk != "rigid"}
@@ -367,7 +282,7 @@ def check_frame_range(start: int, end: int, scene_start: int, scene_end: int, sc
 
 def record_for(job: SequenceJob, start: int, end: int) -> RenderRecord:
     """What the render of `job` over frames start..end is, for comparison with what a folder holds."""
-    return RenderRecord(job.scene.name, start, end, json.loads(json.dumps(job.config.render_settings())))
+    return RenderRecord(job.scene.name, start, end, json.loads(json.dumps(job.settings.to_json())))
 
 
 def render_sequence(
@@ -386,10 +301,12 @@ def render_sequence(
     the folder were checked.
     """
     t0 = time.perf_counter()
-    config = job.config
-    reuse = job.reuse if not config.allow_skips else dataclasses.replace(job.reuse, resume=True)
+    config = job.settings
+    reuse = job.reuse
     check_blend_file(job.scene)
-    info = worker.open_scene(job.scene, worker_settings(config, threads, gpu_index))
+    info = worker.open_scene(
+        job.scene, worker_settings(config, threads, gpu_index), config.keyframe_multiplier
+    ).to_json()
     if worker.device != info["device"]:
         worker.device = info["device"]
         if config.device_type in GPU_BACKENDS and info["device"] == "CPU":
@@ -419,43 +336,32 @@ def render_sequence(
     cams, motion = sequence_cameras(worker, job, start, end)
     cams = {f: {**c, "transform_matrix": _scaled(c["transform_matrix"], scale)} for f, c in cams.items()}
 
-    kinds = config.ground_truth
-    ext = frame_ext_of(config)
-    for kind in ("frames", *kinds):
-        (job.output / LAYOUT[kind][0]).mkdir(exist_ok=True)
-    if config.debug:
-        for kind in kinds:
-            if kind in DEBUG_KINDS:
-                (job.output / "debug" / LAYOUT[kind][0]).mkdir(parents=True, exist_ok=True)
+    layout = SequenceLayout.of(job.output, config)
+    layout.make_folders()
 
     todo = frames
     if reuse.resume:
         known = (previous or {}).get("checksums") or {}
-        todo = [
-            f
-            for f in frames
-            if not frame_is_complete(job.output, kinds, f, ext, config.debug, reuse.verify, known)
-        ]
+        todo = [f for f in frames if not layout.frame_is_complete(f, reuse.verify, known)]
         result.frames_skipped = len(frames) - len(todo)
         if result.frames_skipped and progress:
             progress(result.frames_skipped)
-    need_exr = bool(kinds)
+    need_exr = bool(layout.kinds)
     scratch = Path(tempfile.mkdtemp(prefix=".scratch", suffix=TMP_MARK, dir=job.output))
     pending: deque[Future[dict[str, str]]] = deque()
-    sums = kept_checksums(
-        job.output, previous, [f for f in frames if f not in set(todo)], kinds, ext, config.debug
-    )
+    sums = layout.kept_checksums(previous, [f for f in frames if f not in set(todo)])
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camsim-gt") as pool:
             for f in todo:
-                rgb_tmp = scratch / f"rgb_{f:06d}{ext}"
+                rgb_tmp = scratch / f"rgb_{f:06d}{layout.frame_ext}"
                 exr_tmp = scratch / f"passes_{f:06d}.exr" if need_exr else None
                 state = worker.render_frame(f, rgb_tmp, exr_tmp, config.file_format, config.bit_depth)
-                result.simulation_steps = state.get("simulation_steps", 0)
-                result.simulation_seconds = state.get("simulation_seconds", 0.0)
+                result.simulation_steps = state.simulation_steps
+                result.simulation_seconds = state.simulation_seconds
                 frame_cams = FrameCameras(cams[f], cams[f - 1], cams[f + 1], scale)
-                pending.append(pool.submit(_finish_frame, job.output, f, rgb_tmp, exr_tmp, info["layer"], kinds,
-                                           frame_cams, config, ext))  # fmt: skip
+                pending.append(
+                    pool.submit(layout.write_frame, f, rgb_tmp, exr_tmp, info["layer"], frame_cams)
+                )
                 while len(pending) > 1 or (pending and pending[0].done()):
                     sums.update(pending.popleft().result())
                     result.frames_rendered += 1
@@ -487,45 +393,6 @@ def render_sequence(
     return result
 
 
-def _finish_frame(
-    out: Path,
-    frame: int,
-    rgb_tmp: Path,
-    exr_tmp: Path | None,
-    layer: str,
-    kinds: tuple[str, ...],
-    cams: FrameCameras,
-    config: RenderConfig,
-    ext: str,
-) -> dict[str, str]:
-    """Ground truth first, RGB frame last: a frame's PNG at its final path implies the rest is there.
-    Returns the checksums of the frame's files (read back from the page cache: a few ms at 512x512)."""
-    # Blender reports no error when a save fails: a full disk leaves a truncated file behind. So the
-    # frame must decode, and the passes must hold every channel, before anything reaches a final path.
-    try:
-        if not rgb_tmp.is_file() or read_image(rgb_tmp).size == 0:
-            raise DatasetError(f"no image at {rgb_tmp}")
-        strip_image_metadata(rgb_tmp)
-        if exr_tmp is not None:
-            write_ground_truth(exr_tmp, layer, out, frame, kinds, cams, config.exr_codec, config.debug)
-    except (DatasetError, KeyError) as exc:
-        raise OutputWriteError(_unwritten(out, frame, exc)) from None
-    if exr_tmp is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(exr_tmp)
-    move_into_place(rgb_tmp, out / relpath("frames", frame, ext))
-    return {rel: checksum(out / rel) for rel in expected_files(kinds, frame, ext, config.debug)}
-
-
-def _unwritten(out: Path, frame: int, exc: BaseException) -> str:
-    try:
-        free = f"{shutil.disk_usage(out).free / 2**20:.1f} MiB free"
-    except OSError:
-        free = "free space unknown"
-    detail = f"missing channel {exc}" if isinstance(exc, KeyError) else str(exc)
-    return f"Blender could not write frame {frame} completely (disk full? {free} in {out}): {detail}"
-
-
 def camera_distance(meta: dict[str, Any]) -> float:
     """Length of the camera path through the frames' positions (scene units)."""
     pos = np.array([np.asarray(f["transform_matrix"])[:3, 3] for f in meta["frames"]])
@@ -553,7 +420,7 @@ def sequence_info(meta: dict[str, Any], result: SequenceResult) -> dict[str, Any
         "camera_distance": distance,
         "average_speed": distance / duration if duration > 0 else 0.0,
         "resolution": [meta["w"], meta["h"]],
-        "ground_truth": [k for k in JSON_KEYS if k != "frames" and JSON_KEYS[k] in meta["frames"][0]],
+        "ground_truth": [k.flag for k in RENDERED if k.key in meta["frames"][0]],
         "frames_rendered": result.frames_rendered,
         "frames_skipped": result.frames_skipped,
         "render_seconds": result.seconds,
@@ -584,9 +451,6 @@ def sequence_is_complete(folder: Path, job: SequenceJob, verify: bool = False) -
     record = read_record(folder)
     if record is None or difference(record, record_for(job, first, last)) is not None:
         return False
-    config = job.config
-    kinds, ext = config.ground_truth, frame_ext_of(config)
+    layout = SequenceLayout.of(folder, job.settings)
     sums = meta.get("checksums") or {}
-    return all(
-        frame_is_complete(folder, kinds, f, ext, config.debug, verify, sums) for f in range(first, last + 1)
-    )
+    return all(layout.frame_is_complete(f, verify, sums) for f in range(first, last + 1))

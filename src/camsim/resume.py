@@ -21,7 +21,7 @@ from typing import Any
 from camsim import transforms
 from camsim.errors import DatasetError, UserInputError
 from camsim.fileio import TMP_MARK
-from camsim.groundtruth import LAYOUT
+from camsim.passes import PASSES
 
 RECORD_FILE = "settings.json"
 RECORD_FORMAT = "camsim-settings/1"
@@ -31,8 +31,7 @@ UNCOMPARED = frozenset({"device_type", "strict"})
 
 OUTPUT_FILES = ("transforms.json", "params.json", "info.json", "objects.json", RECORD_FILE, "frames.npy",
                 "events.h5", "events.txt", "events.npz")  # fmt: skip
-OUTPUT_FOLDERS = (*(folder for folder, _, _ in LAYOUT.values()), "debug", "masks", "raw", "previews", "imu0",
-                  "state_groundtruth_estimate0")  # fmt: skip
+OUTPUT_FOLDERS = (*(p.folder for p in PASSES), "debug", "previews", "imu0", "state_groundtruth_estimate0")
 """Everything a camsim sequence folder (rendered, interpolated or emulated) can hold: what --overwrite removes
 (transforms.json first), so no file of an earlier render or derivation survives next to the new one."""
 

@@ -1,4 +1,5 @@
-"""Find scenes and place sequences in them. Pure functions: no Blender, no I/O beyond listing files."""
+"""Find scenes, stretch their time (keyframe multiplier) and place sequences in them. Pure functions: no Blender,
+no I/O beyond listing files."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -60,9 +62,34 @@ def find_scenes(scenes_dir: Path) -> list[SceneEntry]:
     return entries
 
 
+def _scaled_first(frame: int, multiplier: float) -> int:
+    """The first frame at or after scene frame `frame` once time is stretched by `multiplier`."""
+    return math.ceil(frame * multiplier - 1e-9)
+
+
 def scaled_range(start: int, end: int, multiplier: float) -> tuple[int, int]:
-    """The scene's frame range after keyframe scaling (the same rule the Blender side applies)."""
-    return math.ceil(start * multiplier - 1e-9), math.floor(end * multiplier + 1e-9)
+    """The scene's frame range after keyframe scaling: ceil(start*m)..floor(end*m). The one implementation:
+    the host sends its result to Blender (blender.protocol.SetTiming)."""
+    return _scaled_first(start, multiplier), math.floor(end * multiplier + 1e-9)
+
+
+FRAME_MAP_LIMIT = 900
+"""Blender's time remapping terms (frame_map_old, frame_map_new) each lie in 1..900."""
+
+
+def frame_map(old: int, new: int, multiplier: float) -> tuple[int, int]:
+    """Blender's time remapping (ctime = frame * old / new) that stretches a scene whose own remapping is
+    old/new by `multiplier`: old/new divided by the multiplier, as the nearest fraction with a denominator up
+    to 900, both terms then halved while the numerator passes 900 (coarse only for remappings far from 1). A
+    multiplier of 1 leaves the scene's own terms as they are. Every time-driven thing honours it
+    (actions, NLA, shape keys, drivers, constraints). The host sends the result (blender.protocol.SetTiming)."""
+    if multiplier == 1.0:
+        return old, new
+    limit = FRAME_MAP_LIMIT
+    ratio = (Fraction(old, new) / Fraction(multiplier).limit_denominator(limit)).limit_denominator(limit)
+    while ratio.numerator > limit:  # both terms must lie in 1..900
+        ratio = Fraction(round(ratio.numerator / 2), max(1, round(ratio.denominator / 2)))
+    return max(1, ratio.numerator), max(1, ratio.denominator)
 
 
 def sequence_id(first: int, last: int, multiplier: float) -> str:
@@ -118,7 +145,7 @@ def place_sequences(
 
 def scaled_cuts(cuts: list[int] | tuple[int, ...], multiplier: float) -> list[int]:
     """Camera-cut frames after keyframe scaling: a cut at scene frame c becomes ceil(c*m) (as scaled_range)."""
-    return sorted({math.ceil(c * multiplier - 1e-9) for c in cuts})
+    return sorted({_scaled_first(c, multiplier) for c in cuts})
 
 
 def split_shots(start: int, end: int, cuts: list[int] | tuple[int, ...] = ()) -> list[tuple[int, int]]:

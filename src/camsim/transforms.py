@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from camsim import passes
 from camsim.errors import DatasetError
 from camsim.fileio import write_json_atomic
 
@@ -64,11 +65,10 @@ FILE_KEYS = ("checksums",)
 """Top-level keys that describe the bytes of exactly these files (`checksums`: relative path -> `crc32:...`):
 every writer that writes other files (a conversion, an interpolation) drops them."""
 
-SIDECAR_KEYS = ("objects_file_path",)
-"""Top-level keys naming per-sequence files that describe the source frames (objects.json): a lossless
-conversion copies them, a derived dataset with other frames (interpolation) drops them."""
+SIDECAR_KEYS = tuple(f.key for f in passes.SEQUENCE_FILES)
+"""Top-level keys naming per-sequence files that describe the source frames (objects.json, events.h5): a
+lossless conversion copies them, a derived dataset with other frames (interpolation) drops them."""
 
-GROUND_TRUTH_KEYS = ("depth_file_path", "normal_file_path", "flow_file_path", "segmentation_file_path")
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy")
 
 
@@ -130,9 +130,7 @@ def validate(meta: Any, source: str = "transforms.json") -> dict[str, Any]:
         where = f"{source}: frames[{i}]"
         _require(isinstance(fr, dict), f"{where} must be an object")
         _check_matrix(fr.get("transform_matrix"), where)
-        if "file_path" in fr:
-            resolve_path(".", fr["file_path"])
-        for key in GROUND_TRUTH_KEYS:
+        for key in passes.KEYS:  # the RGB frame's and every other kind's file
             if key in fr:
                 resolve_path(".", fr[key])
         for key in _INTRINSIC_KEYS:
@@ -149,7 +147,7 @@ def validate(meta: Any, source: str = "transforms.json") -> dict[str, Any]:
             )
             _require(n not in seen_numbers, f"{where}: frame_number {n} appears twice")
             seen_numbers.add(n)
-    for key in ("file_path", *SIDECAR_KEYS):
+    for key in (*passes.KEYS, *SIDECAR_KEYS):  # NPY arrays, objects.json, events.h5
         if key in meta:
             resolve_path(".", meta[key])
     sums = meta.get("checksums", {})
@@ -221,3 +219,82 @@ def unproject(depth: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
     y = -(v - K[1, 2]) / K[1, 1] * depth
     pc = np.stack([x, y, -depth], axis=-1)
     return pc @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+# ------------------------------------------------------------------------------------------------ reading
+# Every reader of a sequence (loader, emulators, interpolation, preview) takes frame times, frame numbers,
+# poses and the frame rate from these functions, so a sequence reads the same everywhere. Values are checked
+# here too (a caller may pass a dict that never went through `validate`): a bad one is a DatasetError.
+
+TIME_RULE = (
+    "a frame's time is its `time` when every frame has one; otherwise (frame_number - the first frame's "
+    "frame_number) / fps, a frame's index standing in for a missing frame_number (so index / fps when no frame "
+    "has one); a sequence with neither times nor fps has no time (a DatasetError for readers that need one)"
+)
+"""The one rule for frame times (`frame_times`), as documented in docs/FORMAT.md."""
+
+
+def fps(meta: dict[str, Any]) -> float | None:
+    """The sequence's frame rate (top-level `fps`, frames per second); None when it has none."""
+    value = meta.get("fps")
+    if value is None:
+        return None
+    _require(_is_number(value) and value > 0, f"'fps' must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def frame_numbers(meta: dict[str, Any]) -> np.ndarray:
+    """Every frame's `frame_number` (int64); a frame without one is numbered by its index."""
+    numbers = []
+    for i, fr in enumerate(meta["frames"]):
+        n = fr.get("frame_number", i)
+        _require(
+            isinstance(n, int | np.integer) and not isinstance(n, bool),
+            f"frames[{i}]: 'frame_number' must be an integer, got {n!r}",
+        )
+        numbers.append(int(n))
+    return np.array(numbers, dtype=np.int64)
+
+
+def has_frame_times(meta: dict[str, Any]) -> bool:
+    """Whether the sequence has frame times under TIME_RULE: every frame has `time`, or there is an fps."""
+    return all("time" in fr for fr in meta["frames"]) or meta.get("fps") is not None
+
+
+def frame_times(meta: dict[str, Any], increasing: bool = False) -> np.ndarray:
+    """Every frame's time in seconds (float64) by TIME_RULE, the one rule of every reader.
+
+    DatasetError when a time, frame_number or fps is not a valid number, when the sequence has neither
+    times nor fps, and (`increasing`) unless the times strictly increase. Without `increasing` the order
+    is not checked: a dataset may list its frames in any order.
+    """
+    frames = meta["frames"]
+    if all("time" in fr for fr in frames):
+        for i, fr in enumerate(frames):
+            _require(
+                _is_number(fr["time"]), f"frames[{i}]: 'time' must be a finite number, got {fr['time']!r}"
+            )
+        times = np.array([float(fr["time"]) for fr in frames], dtype=np.float64)
+    else:
+        rate = fps(meta)
+        _require(rate is not None, "frames have no 'time' and transforms.json has no 'fps'")
+        numbers = frame_numbers(meta).astype(np.float64)
+        times = (numbers - (numbers[0] if len(numbers) else 0.0)) / rate
+    later = np.flatnonzero(np.diff(times) <= 0) + 1 if increasing else ()
+    if len(later):
+        i = int(later[0])
+        raise DatasetError(
+            f"frame times must strictly increase (frames[{i}] at {times[i]:g} s, the frame before at "
+            f"{times[i - 1]:g} s)"
+        )
+    return times
+
+
+def poses(meta: dict[str, Any]) -> np.ndarray:
+    """Every frame's camera-to-world 4x4 (OpenGL camera axes) as an (N, 4, 4) float64 array."""
+    frames = meta["frames"]
+    for i, fr in enumerate(frames):
+        _check_matrix(fr.get("transform_matrix"), f"frames[{i}]")
+    if not frames:
+        return np.zeros((0, 4, 4))
+    return np.stack([pose(meta, i) for i in range(len(frames))])

@@ -23,16 +23,8 @@ import numpy as np
 from camsim import transforms
 from camsim.errors import DatasetError
 from camsim.fileio import TMP_MARK, checksum
-from camsim.loader import (
-    BY_NAME,
-    FRAME,
-    MODALITIES,
-    Modality,
-    SequenceDataset,
-    find_sequence_dirs,
-    read_frame_file,
-    sequence_name,
-)
+from camsim.loader import SequenceDataset, find_sequence_dirs, sequence_name
+from camsim.passes import FRAME, PASSES, SEGMENTATION, Pass
 
 log = logging.getLogger(__name__)
 
@@ -124,36 +116,13 @@ class ValidationReport:
 # ------------------------------------------------------------------------------------- array checks
 
 
-def check_array(modality: Modality, arr: np.ndarray, hw: tuple[int, int] | None) -> str | None:
-    """Why `arr` is not a valid frame of `modality` (shape, dtype, NaNs), or None when it is."""
-    name = modality.name
+def check_array(kind: Pass, arr: np.ndarray, hw: tuple[int, int] | None) -> str | None:
+    """Why `arr` is not a valid frame of `kind` (size, then the kind's own check: shape, dtype, NaNs), or
+    None when it is."""
     if hw is not None and tuple(arr.shape[:2]) != hw:
-        return f"{name} is {arr.shape[1] if arr.ndim > 1 else '?'}x{arr.shape[0]}, expected {hw[1]}x{hw[0]}"
-    nch = len(modality.channels)
-    if modality is FRAME:
-        if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-            return f"frame has shape {arr.shape}, expected HxWx(1-4)"
-        if arr.dtype.kind == "f":
-            return "frame has NaNs" if np.isnan(arr).any() else None
-        if arr.dtype not in (np.uint8, np.uint16, np.bool_):
-            return f"frame has dtype {arr.dtype}, expected uint8 or uint16"
-        return None
-    expected = arr.shape[:2] if nch == 1 else (*arr.shape[:2], nch)
-    if arr.ndim != len(expected) or tuple(arr.shape) != tuple(expected):
-        return f"{name} has shape {arr.shape}, expected {nch} channel(s)"
-    if name == "segmentation":
-        if arr.dtype.kind != "u":
-            return f"segmentation has dtype {arr.dtype}, expected uint32"
-        return None
-    if arr.dtype.kind != "f":
-        return f"{name} has dtype {arr.dtype}, expected float"
-    if np.isnan(arr).any():
-        return f"{name} has {int(np.isnan(arr).sum())} NaN values"
-    if name == "depth" and (arr < 0).any():
-        return "depth has negative values"
-    if name in ("flow", "normal") and not np.isfinite(arr).all():
-        return f"{name} has infinite values"
-    return None
+        w = arr.shape[1] if arr.ndim > 1 else "?"
+        return f"{kind.name} is {w}x{arr.shape[0]}, expected {hw[1]}x{hw[0]}"
+    return kind.check(arr)
 
 
 # ------------------------------------------------------------------------------------- objects.json
@@ -261,13 +230,16 @@ _NUMBER = re.compile(r"_(\d+)\.[A-Za-z0-9]+$")
 def _check_img_files(
     rep: SequenceReport, seq: SequenceDataset, progress: Callable[[int], None] | None
 ) -> None:
+    """Every per-frame file transforms.json lists (of an NPY sequence: those not stored as arrays)."""
     meta = seq.meta
     hw = (meta["h"], meta["w"]) if "h" in meta and "w" in meta else None
-    names = [m.name for m in MODALITIES if any(m.key in fr for fr in meta["frames"])]
+    kinds = [m for m in PASSES if m.key not in meta and any(m.key in fr for fr in meta["frames"])]
     for i, fr in enumerate(meta["frames"]):
-        for name in names:
-            m = BY_NAME[name]
+        for m in kinds:
+            name = m.name
             if m.key not in fr:
+                if m.only_where and not fr.get(m.only_where):
+                    continue  # a kind only some frames hold (hole masks: interpolated frames)
                 rep.problems.append(
                     Problem(seq.root / "transforms.json", "schema", f"frames[{i}] has no {m.key}")
                 )
@@ -287,7 +259,7 @@ def _check_img_files(
                 rep.problems.append(Problem(path, "missing", f"missing {name} of frame {i}"))
                 continue
             try:
-                arr = read_frame_file(path, m)
+                arr = m.decode(path)
             except DatasetError as exc:
                 rep.problems.append(Problem(path, "corrupted", f"cannot decode: {exc}"))
                 continue
@@ -296,7 +268,7 @@ def _check_img_files(
             why = check_array(m, arr, hw)
             if why:
                 rep.problems.append(Problem(path, "corrupted", why))
-            elif name == "segmentation":
+            elif m is SEGMENTATION:
                 _check_ids(rep, seq.meta, arr, path)
         if progress:
             progress(1)
@@ -317,7 +289,7 @@ def _check_npy_files(
     meta, n = seq.meta, len(seq)
     hw = (meta["h"], meta["w"]) if "h" in meta and "w" in meta else None
     readable = []
-    for m in MODALITIES:
+    for m in PASSES:
         if m.key not in meta:
             continue
         path = transforms.resolve_path(seq.root, meta[m.key])
@@ -392,7 +364,7 @@ def _check_events(rep: SequenceReport, path: Path, meta: dict[str, Any]) -> None
 def _check_loose_files(rep: SequenceReport, root: Path, progress: Callable[[int], None] | None) -> None:
     """A sequence without a usable transforms.json: every file that is there must still decode."""
     count = 0
-    for m in MODALITIES:
+    for m in PASSES:
         folder = root / m.folder
         if not folder.is_dir():
             continue
@@ -401,7 +373,7 @@ def _check_loose_files(rep: SequenceReport, root: Path, progress: Callable[[int]
             count = len(files)
         for path in files:
             try:
-                arr = read_frame_file(path, m)
+                arr = m.decode(path)
             except DatasetError as exc:
                 rep.problems.append(Problem(path, "corrupted", f"cannot decode: {exc}"))
                 continue
@@ -413,7 +385,7 @@ def _check_loose_files(rep: SequenceReport, root: Path, progress: Callable[[int]
     rep.frames = count
 
 
-RENDER_FOLDERS = ("frames", "depths", "normals", "flows", "segmentations", "linear", "masks", "debug")
+RENDER_FOLDERS = (*(p.folder for p in PASSES), "debug")
 """Folders of per-frame files: every file in them must be listed by the sequence's transforms.json."""
 
 
@@ -430,7 +402,7 @@ def check_unlisted(rep: SequenceReport, root: Path, meta: dict[str, Any]) -> Non
     a reader would never see and a tool globbing the folder would mix in. A debug PNG counts as listed
     when the file it colorizes is (debug/depths/depth_000012.png for depths/depth_000012.exr)."""
     listed = _listed_files(meta)
-    stems = {str(PurePosixPath(p).with_suffix("")) for p in listed}
+    stems = {str(PurePosixPath(p).with_suffix("")) for p in listed if PurePosixPath(p).name}  # not "."
     for name in RENDER_FOLDERS:
         folder = root / name
         if not folder.is_dir():
@@ -502,7 +474,10 @@ def check_sequence(
                 tj, "schema", f"{rep.frames} frames listed, frame range {start}..{end} has {end - start + 1}"
             )
         )
-    (_check_npy_files if seq.is_npy else _check_img_files)(rep, seq, progress)
+    # Arrays named at the top level (every kind of an NPY sequence; the loader reads one in an IMG sequence
+    # too), then the files listed per frame.
+    _check_npy_files(rep, seq, progress if seq.is_npy else None)
+    _check_img_files(rep, seq, None if seq.is_npy else progress)
     check_unlisted(rep, root, meta)
     check_checksums(rep, root, meta)
     if "events_file_path" in meta:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import secrets
 import subprocess
 import sys
 import threading
@@ -192,16 +194,31 @@ def scenes_dir(demo_scenes: list[Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference_files(scenes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """The file list of an uninterrupted run (the shape every interrupted run must end up with)."""
+def reference_dataset(scenes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The datasets folder of an uninterrupted run (what every interrupted run must end up as)."""
     root = tmp_path_factory.mktemp("reference")
     run = start_create_datasets(scenes_dir, root / "ds", root / "logs")
     assert run.wait() == 0, run.stderr[-3000:]
     left = run.leftovers()
     assert not left, left
-    files = file_list(root / "ds")
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
+def reference_files(reference_dataset: Path) -> list[str]:
+    """The file list of an uninterrupted run (the shape every interrupted run must end up with)."""
+    files = file_list(reference_dataset)
     assert len([f for f in files if f.endswith("transforms.json")]) == 3 * SEQUENCES_PER_SCENE
     return files
+
+
+@pytest.fixture
+def fault_rng(request: pytest.FixtureRequest) -> random.Random:
+    """The random source of a fault's timing and victims. Its seed is printed (pytest shows it with a
+    failure); CAMSIM_FAULT_SEED=N replays a run (timing on a loaded machine still varies)."""
+    seed = int(os.environ.get("CAMSIM_FAULT_SEED") or secrets.randbits(32))
+    print(f"{request.node.nodeid}: fault seed {seed} (replay: CAMSIM_FAULT_SEED={seed})")
+    return random.Random(seed)
 
 
 @pytest.fixture

@@ -17,12 +17,16 @@ pytestmark = pytest.mark.blender
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_stops_cleanly_and_resumes(
-    signum: int, scenes_dir: Path, reference_files: list[str], fault_dirs: tuple[Path, Path]
+    signum: int,
+    scenes_dir: Path,
+    reference_files: list[str],
+    fault_dirs: tuple[Path, Path],
+    fault_rng: random.Random,
 ) -> None:
     datasets, logs = fault_dirs
     run = start_create_datasets(scenes_dir, datasets, logs)
     run.wait_for_rendering()
-    time.sleep(random.uniform(0.0, 0.4))
+    time.sleep(fault_rng.uniform(0.0, 0.4))
     os.kill(run.proc.pid, signum)
     code = run.wait()
     assert code in (0, 130), run.stderr[-3000:]  # 0: the signal came after the last frame

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from camsim.config import RenderConfig
-from camsim.executors import Event, LocalPool
 from camsim.fileio import read_exr_parts, read_image
+from camsim.jobs import Event
+from camsim.local import LocalPool
 from camsim.planning import PlanOptions, plan_datasets
 from camsim.sampling import find_scenes
 

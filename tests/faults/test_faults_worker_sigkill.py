@@ -17,10 +17,10 @@ pytestmark = pytest.mark.blender
 
 
 def test_sigkilled_workers_leave_no_process_no_partial_file_and_resume_completes(
-    scenes_dir: Path, reference_files: list[str], fault_dirs: tuple[Path, Path]
+    scenes_dir: Path, reference_files: list[str], fault_dirs: tuple[Path, Path], fault_rng: random.Random
 ) -> None:
     datasets, logs = fault_dirs
-    rng = random.Random(int(time.time()))
+    rng = fault_rng
     run = start_create_datasets(scenes_dir, datasets, logs, "--max-retries", "4")
     run.wait_for_rendering()
     killed: list[int] = []

@@ -6,9 +6,12 @@ authenticated `multiprocessing.connection` (UNIX socket or loopback TCP); the ke
 never on the command line. When stdin closes (the host exited, even by SIGKILL) it exits at once,
 so a worker never outlives its host.
 
-Protocol: the host sends `{"cmd": NAME, **args}`; the service answers `{"ok": True, "result": ...}`
-or `{"ok": False, "kind": "scene" | "render", "error": message}`. One handler per command, listed in
-HANDLERS; no reflection.
+The messages are the dataclasses of protocol.py, loaded from this file's folder (the service runs as a
+script; camsim itself need not be importable here). One handler per request type, listed in HANDLERS; no
+reflection. The host computes the time scaling (frame range, time remapping) and sends the results.
+
+One file of almost 1000 lines on purpose: an installed Blender runs it as a script, so everything it needs
+beyond bpy and the standard library is here or in protocol.py beside it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,27 @@ import sys
 import threading
 import time
 import traceback
-from fractions import Fraction
 from multiprocessing.connection import Client
 
 import bpy
+
+
+def _load_protocol():
+    """protocol.py from this script's folder, as a module of its own name (dataclasses look it up)."""
+    import importlib.util
+
+    script = globals().get("__file__") or sys.argv[sys.argv.index("--python") + 1]
+    path = os.path.join(os.path.dirname(os.path.abspath(script)), "protocol.py")
+    if not os.path.isfile(path):
+        raise SystemExit(f"[camsim-service] {path} is missing: service.py needs the protocol.py it came with")
+    spec = importlib.util.spec_from_file_location("camsim_service_protocol", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+protocol = _load_protocol()
 
 # Object types that can appear in a render and so get a segmentation id.
 RENDERABLE_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "VOLUME", "POINTCLOUD", "CURVES", "GPENCIL"}
@@ -137,19 +157,6 @@ def camera_cuts(scene) -> tuple[list[int], list]:
 
 
 # ----------------------------------------------------------------------------------------- setup
-
-
-def _frame_map(scene, multiplier: float) -> None:
-    """Stretch time with Blender's time remapping, which every time-driven thing honours
-    (actions, NLA, shape keys, drivers, constraints): ctime = frame * old / new."""
-    ratio = Fraction(scene.render.frame_map_old, scene.render.frame_map_new) / Fraction(
-        multiplier
-    ).limit_denominator(900)
-    ratio = ratio.limit_denominator(900)
-    while ratio.numerator > 900:  # both terms must lie in 1..900
-        ratio = Fraction(round(ratio.numerator / 2), max(1, round(ratio.denominator / 2)))
-    scene.render.frame_map_old = max(1, ratio.numerator)
-    scene.render.frame_map_new = max(1, ratio.denominator)
 
 
 def _setup_device(scene, device_type: str, gpu_index: int | None) -> str:
@@ -585,20 +592,23 @@ def _file_warnings() -> list[str]:
     return out + _missing_files()
 
 
-def open_scene(path: str, settings: dict) -> dict:
-    """Open a .blend and configure it for camsim; return what the host needs to plan and write.
+def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
+    """Open a .blend and configure it for camsim; return what the host needs to time, plan and write.
+    Its time stays as the file has it until `set_timing`.
 
     `warnings` are things that may make the render differ from what the scene's author saw (missing
     files, a newer file version, another engine); `adjustments` are what camsim changed so that the
-    ground truth is exact (depth of field, motion blur, simulations stepped, backface culling)."""
-    _open(path, bool(settings.get("autoexec", False)))
-    for addon in settings.get("addons", ()):
+    ground truth is exact (depth of field, motion blur, backface culling)."""
+    path, settings = req.path, req.settings
+    _STAGE[0] = ""
+    _open(path, settings.autoexec)
+    for addon in settings.addons:
         import addon_utils
 
         if not addon_utils.enable(addon, default_set=True):
             raise SceneProblem(f"add-on '{addon}' could not be enabled")
 
-    scene = _select_scene(settings.get("scene"), path)
+    scene = _select_scene(settings.scene, path)
     if scene.camera is None:
         raise SceneProblem(f"scene '{scene.name}' in {os.path.basename(path)} has no camera")
     original_range = (scene.frame_start, scene.frame_end)
@@ -629,28 +639,28 @@ def open_scene(path: str, settings: dict) -> dict:
             f"backface culling of {len(culled)} materials reproduced in Cycles ({', '.join(culled[:5])})"
         )
     render.engine = "CYCLES"
-    if settings.get("width"):
-        render.resolution_x = int(settings["width"])
-    if settings.get("height"):
-        render.resolution_y = int(settings["height"])
-    if settings.get("width") or settings.get("height"):
+    if settings.width:
+        render.resolution_x = settings.width
+    if settings.height:
+        render.resolution_y = settings.height
+    if settings.width or settings.height:
         render.resolution_percentage = 100
     render.threads_mode = "FIXED"
-    render.threads = int(settings.get("threads") or os.cpu_count() or 1)
-    device = _setup_device(scene, settings.get("device_type", "auto"), settings.get("gpu_index"))
+    render.threads = settings.threads
+    device = _setup_device(scene, settings.device_type, settings.gpu_index)
 
     cycles = scene.cycles
-    cycles.samples = int(settings.get("max_samples", 128))
-    threshold = float(settings.get("adaptive_threshold", 0.05))
+    cycles.samples = settings.max_samples
+    threshold = float(settings.adaptive_threshold)
     cycles.use_adaptive_sampling = threshold > 0
     if threshold > 0:
         cycles.adaptive_threshold = threshold
-    cycles.use_denoising = bool(settings.get("use_denoising", True)) and _has_denoiser()
+    cycles.use_denoising = settings.use_denoising and _has_denoiser()
     if hasattr(layer, "cycles") and hasattr(layer.cycles, "denoising_store_passes"):
         layer.cycles.denoising_store_passes = False
 
-    flows = bool(settings.get("flows", True))
-    blur = settings.get("use_motion_blur")
+    flows = settings.flows
+    blur = settings.use_motion_blur
     if flows:
         if render.use_motion_blur:
             adjustments.append("motion blur turned off (flow needs it off)")
@@ -659,9 +669,9 @@ def open_scene(path: str, settings: dict) -> dict:
         render.use_motion_blur = bool(blur)
     layer.use_pass_combined = True
     layer.use_pass_z = True  # also marks the background for the other passes
-    layer.use_pass_normal = bool(settings.get("normals", True))
+    layer.use_pass_normal = settings.normals
     layer.use_pass_vector = flows
-    layer.use_pass_object_index = bool(settings.get("segmentations", True))
+    layer.use_pass_object_index = settings.segmentations
 
     _, shown = camera_cuts(scene)
     for cam in shown:
@@ -669,7 +679,7 @@ def open_scene(path: str, settings: dict) -> dict:
         if problem:
             raise SceneProblem(problem)
     dof_cameras = sorted(c.name for c in bpy.data.objects if c.type == "CAMERA" and c.data.dof.use_dof)
-    keep_dof = bool(settings.get("depth_of_field", False))
+    keep_dof = settings.depth_of_field
     _DOF[:] = dof_cameras if keep_dof else []
     if dof_cameras and not keep_dof:
         for name in dof_cameras:
@@ -683,24 +693,53 @@ def open_scene(path: str, settings: dict) -> dict:
         )
 
     ids, objects, by_id = _assign_ids(scene)
-    if settings.get("unbind_camera"):
+    if settings.unbind_camera:
         _unbind_camera(scene)
-    if not settings.get("use_animations", True):
+    if not settings.use_animations:
         _freeze_animations(scene)
 
-    multiplier = float(settings.get("keyframe_multiplier", 1.0))
     unbaked = [sim for sim in _simulations(scene) if not sim["baked"]]
-    if unbaked and multiplier != 1.0:
-        raise SceneProblem(
-            f"scene has unbaked simulations ({', '.join(sorted({x['kind'] for x in unbaked}))}): Blender steps "
-            "them once per frame, so --render-config.keyframe-multiplier cannot slow them down; bake them "
-            "or use a multiplier of 1"
-        )
-    if multiplier != 1.0:
-        _frame_map(scene, multiplier)
-        scene.frame_start = math.ceil(original_range[0] * multiplier - 1e-9)
-        scene.frame_end = math.floor(original_range[1] * multiplier + 1e-9)
+    _UNBAKED[:] = unbaked
+    _BY_ID.clear()
+    _BY_ID.update(by_id)
+    _STAGE[0] = "opened"
+    return protocol.OpenSceneReply(
+        scene=scene.name,
+        layer=layer.name,
+        original_frame_start=original_range[0],
+        original_frame_end=original_range[1],
+        fps=scene.render.fps / scene.render.fps_base,
+        frame_map=[render.frame_map_old, render.frame_map_new],
+        segmentation_ids={str(i): name for i, name in ids.items()},
+        segmentation_objects={str(i): info for i, info in objects.items()},
+        unbaked_simulations=unbaked,
+        device=device,
+        width=int(render.resolution_x * render.resolution_percentage / 100),
+        height=int(render.resolution_y * render.resolution_percentage / 100),
+        blender_version=bpy.app.version_string,
+        pixel_filter={"type": str(cycles.pixel_filter_type), "width": float(cycles.filter_width)},
+        colour_management=_colour_management(scene),
+        metres_per_unit=float(scene.unit_settings.scale_length) or 1.0,
+        source_engine=engine,
+        warnings=warnings,
+        adjustments=adjustments,
+    )
+
+
+def set_timing(req: protocol.SetTiming) -> protocol.SetTimingReply:
+    """Stretch the open scene's time as the host computed it (Blender's time remapping, which every
+    time-driven thing honours: actions, NLA, shape keys, drivers, constraints; ctime = frame * old / new),
+    then find the rigid objects at the first frame."""
+    if _STAGE[0] not in ("opened", "timed"):
+        raise RuntimeError("no scene is open: send open_scene before set_timing")
+    scene = _scene()
+    render = scene.render
+    render.frame_map_old, render.frame_map_new = req.frame_map
+    scene.frame_start = req.frame_start
+    scene.frame_end = req.frame_end
+    unbaked = _UNBAKED
     STEPPER.reset(min(x["frame_start"] for x in unbaked) if unbaked else None)
+    adjustments = []
     if unbaked:
         adjustments.append(
             "unbaked simulations ("
@@ -708,67 +747,53 @@ def open_scene(path: str, settings: dict) -> dict:
             + ") are stepped "
             f"frame by frame from frame {STEPPER.start} before each sequence"
         )
-    fps = scene.render.fps / scene.render.fps_base * multiplier
     scene.frame_set(scene.frame_start)
     camera_state(scene)  # fail early on ortho/panoramic cameras
     counts = _draw_counts(scene)
     _RIGID.clear()
-    _RIGID.update({i: o for i, o in by_id.items() if _is_rigid(o) and counts.get(o, 0) == 1})
-    for i, info in objects.items():
-        info["rigid"] = i in _RIGID
-    return {
-        "scene": scene.name,
-        "layer": layer.name,
-        "frame_start": scene.frame_start,
-        "frame_end": scene.frame_end,
-        "original_frame_start": original_range[0],
-        "original_frame_end": original_range[1],
-        "fps": fps,
-        "segmentation_ids": ids,
-        "segmentation_objects": objects,
-        "device": device,
-        "width": int(render.resolution_x * render.resolution_percentage / 100),
-        "height": int(render.resolution_y * render.resolution_percentage / 100),
-        "blender_version": bpy.app.version_string,
-        "frame_map": [render.frame_map_old, render.frame_map_new],
-        "pixel_filter": {"type": str(cycles.pixel_filter_type), "width": float(cycles.filter_width)},
-        "colour_management": _colour_management(scene),
-        "metres_per_unit": float(scene.unit_settings.scale_length) or 1.0,
-        "source_engine": engine,
-        "warnings": warnings,
-        "adjustments": adjustments,
-    }
+    _RIGID.update({i: o for i, o in _BY_ID.items() if _is_rigid(o) and counts.get(o, 0) == 1})
+    _STAGE[0] = "timed"
+    return protocol.SetTimingReply(rigid=[str(i) for i in sorted(_RIGID)], adjustments=adjustments)
 
 
 _DOF: list[str] = []  # cameras whose depth of field is kept in the RGB frames
 _RIGID: dict = {}  # id -> object drawn once whose surface moves only with its matrix
+_BY_ID: dict = {}  # id -> object, of the open scene
+_UNBAKED: list[dict] = []  # the open scene's simulations that are not baked
+_STAGE = [""]  # "opened" by open_scene, then "timed" by set_timing; "" after anything else opens a file
+
+
+def _timed_scene():
+    """The open scene, once its time is set (open_scene, then set_timing)."""
+    if _STAGE[0] != "timed":
+        raise RuntimeError("no scene is ready: send open_scene, then set_timing")
+    return _scene()
 
 
 def _matrix(m) -> list[list[float]]:
     return [[float(v) for v in row] for row in m]
 
 
-def cameras(frames: list[int], camera: str | None = None) -> list[dict]:
+def cameras(req: protocol.Cameras) -> protocol.CamerasReply:
     """Camera state per frame; `camera`: that camera, not the active one.
 
-    The first state also carries `object_motion`: the matrices of the rigid objects drawn once, as
-    {"static": {id: M}} for those that do not move over `frames` and {"moving": {id: [M per frame]}}."""
-    scene = _scene()
-    cam = bpy.data.objects[camera] if camera else None
+    `object_motion`: the matrices of the rigid objects drawn once, as {"static": {id: M}} for those that
+    do not move over the frames and {"moving": {id: [M per frame]}}."""
+    scene = _timed_scene()
+    cam = bpy.data.objects[req.camera] if req.camera else None
     out, mats = [], []
-    for f in frames:
+    for f in req.frames:
         STEPPER.go(scene, int(f))
         state = camera_state(scene, cam)
         state["frame"] = int(f)
         out.append(state)
         mats.append({i: _matrix(o.matrix_world) for i, o in _RIGID.items()})
-    if out:
-        moving = {i for i in _RIGID if any(m[i] != mats[0][i] for m in mats[1:])}
-        out[0]["object_motion"] = {
-            "static": {str(i): mats[0][i] for i in _RIGID if i not in moving},
-            "moving": {str(i): [m[i] for m in mats] for i in sorted(moving)},
-        }
-    return out
+    moving = {i for i in _RIGID if any(m[i] != mats[0][i] for m in mats[1:])} if mats else set()
+    motion = {
+        "static": {str(i): mats[0][i] for i in _RIGID if i not in moving} if mats else {},
+        "moving": {str(i): [m[i] for m in mats] for i in sorted(moving)},
+    }
+    return protocol.CamerasReply(states=out, object_motion=motion)
 
 
 def _save(
@@ -792,12 +817,13 @@ def _set_dof(on: bool) -> None:
         bpy.data.objects[name].data.dof.use_dof = on
 
 
-def render_frame(frame: int, rgb_path: str, exr_path: str | None, file_format: str, bit_depth: int) -> dict:
+def render_frame(req: protocol.RenderFrame) -> protocol.RenderFrameReply:
     """One Cycles render; the RGB frame and (if asked) every pass as one multilayer EXR.
 
     With depth of field kept (`_DOF`), the RGB frame is rendered with it and the passes by a second
     render without it, so the ground truth stays pinhole-exact."""
-    scene = _scene()
+    frame, rgb_path, exr_path = req.frame, req.rgb_path, req.exr_path
+    scene = _timed_scene()
     if STEPPER.start is not None:  # the Vector pass looks one frame ahead: step a simulation there
         STEPPER.go(scene, int(frame) + 1)
     scene.frame_set(int(frame))
@@ -805,10 +831,10 @@ def render_frame(frame: int, rgb_path: str, exr_path: str | None, file_format: s
     t0 = time.perf_counter()
     bpy.ops.render.render(write_still=False, scene=scene.name)
     t1 = time.perf_counter()
-    if file_format == "JPEG":
+    if req.file_format == "JPEG":
         _save(rgb_path, "IMAGE", "JPEG", "8", mode="RGB")
     else:
-        _save(rgb_path, "IMAGE", "PNG", str(bit_depth), mode="RGB")
+        _save(rgb_path, "IMAGE", "PNG", str(req.bit_depth), mode="RGB")
     if exr_path:
         if _DOF:
             _set_dof(False)
@@ -818,61 +844,68 @@ def render_frame(frame: int, rgb_path: str, exr_path: str | None, file_format: s
                 _set_dof(True)
         _save(exr_path, "MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER", "32", codec="NONE")
     state["frame"] = int(frame)
-    state["render_seconds"] = time.perf_counter() - t0 if _DOF else t1 - t0
-    state["save_seconds"] = time.perf_counter() - t1
-    state["simulation_steps"] = STEPPER.steps
-    state["simulation_seconds"] = STEPPER.seconds
-    return state
+    return protocol.RenderFrameReply(
+        camera=state,
+        render_seconds=time.perf_counter() - t0 if _DOF else t1 - t0,
+        save_seconds=time.perf_counter() - t1,
+        simulation_steps=STEPPER.steps,
+        simulation_seconds=STEPPER.seconds,
+    )
 
 
-def scene_range(path: str, autoexec: bool, scene_name: str | None = None) -> dict:
+def scene_range(req: protocol.SceneRange) -> protocol.SceneRangeReply:
     """What planning needs, with no settings changed: frame range, fps, camera cuts and cameras."""
-    _open(path, autoexec)
-    scene = _select_scene(scene_name, path)
+    _STAGE[0] = ""
+    _open(req.path, req.autoexec)
+    scene = _select_scene(req.scene, req.path)
     cuts, shown = camera_cuts(scene)
     problems = [p for p in (camera_problem(c) for c in shown) if p]
-    return {
-        "scene": scene.name,
-        "frame_start": scene.frame_start,
-        "frame_end": scene.frame_end,
-        "fps": scene.render.fps / scene.render.fps_base,
-        "has_camera": scene.camera is not None,
-        "cuts": cuts,
-        "cameras": {c.name: c.data.type for c in shown},
-        "camera_problem": problems[0] if problems else None,
-    }
+    return protocol.SceneRangeReply(
+        scene=scene.name,
+        frame_start=scene.frame_start,
+        frame_end=scene.frame_end,
+        fps=scene.render.fps / scene.render.fps_base,
+        has_camera=scene.camera is not None,
+        cuts=cuts,
+        cameras={c.name: c.data.type for c in shown},
+        camera_problem=problems[0] if problems else None,
+    )
 
 
-def build_scene(script: str, output: str, kwargs: dict) -> dict:
+def build_scene(req: protocol.BuildScene) -> dict:
     """Run a scene-building script's `build(**kwargs)` on an empty file and save it to `output`."""
     import runpy
 
+    _STAGE[0] = ""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    namespace = runpy.run_path(script)
-    info = namespace["build"](**kwargs) or {}
+    namespace = runpy.run_path(req.script)
+    info = namespace["build"](**req.kwargs) or {}
     bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups of the file we replace
-    bpy.ops.wm.save_as_mainfile(filepath=output, compress=True)
+    bpy.ops.wm.save_as_mainfile(filepath=req.output, compress=True)
     return info
 
 
-def hello() -> dict:
-    return {"blender_version": bpy.app.version_string, "pid": os.getpid(), "python": sys.version.split()[0]}
+def hello(req: protocol.Hello) -> protocol.HelloReply:
+    return protocol.HelloReply(
+        protocol=protocol.PROTOCOL_VERSION,
+        blender_version=bpy.app.version_string,
+        pid=os.getpid(),
+        python=sys.version.split()[0],
+        service=os.path.abspath(globals().get("__file__") or sys.argv[0]),
+    )
 
 
 HANDLERS = {
-    "hello": lambda msg: hello(),
-    "open_scene": lambda msg: open_scene(msg["path"], msg["settings"]),
-    "scene_range": lambda msg: scene_range(msg["path"], msg.get("autoexec", False), msg.get("scene")),
-    "cameras": lambda msg: cameras(msg["frames"], msg.get("camera")),
-    "render_frame": lambda msg: render_frame(
-        msg["frame"],
-        msg["rgb_path"],
-        msg.get("exr_path"),
-        msg.get("file_format", "PNG"),
-        msg.get("bit_depth", 8),
-    ),
-    "build_scene": lambda msg: build_scene(msg["script"], msg["output"], msg.get("kwargs", {})),
+    protocol.Hello: hello,
+    protocol.OpenScene: open_scene,
+    protocol.SetTiming: set_timing,
+    protocol.SceneRange: scene_range,
+    protocol.Cameras: cameras,
+    protocol.RenderFrame: render_frame,
+    protocol.BuildScene: build_scene,
 }
+if set(HANDLERS) | {protocol.Shutdown} != set(protocol.REQUESTS.values()):
+    raise SystemExit("[camsim-service] HANDLERS and protocol.REQUESTS disagree")
 
 
 # ------------------------------------------------------------------------------------------- loop
@@ -902,15 +935,17 @@ def serve(address: str, family: str) -> None:
             msg = conn.recv()
         except (EOFError, OSError):
             break
-        cmd = msg.get("cmd")
-        if cmd == "shutdown":
-            conn.send({"ok": True, "result": None})
-            break
-        handler = HANDLERS.get(cmd)
+        cmd = msg.get("cmd") if isinstance(msg, dict) else None
         try:
-            if handler is None:
-                raise ValueError(f"unknown command {cmd!r}")
-            reply = {"ok": True, "result": handler(msg)}
+            req = protocol.parse_request(msg)
+            if isinstance(req, protocol.Shutdown):
+                conn.send({"ok": True, "result": None})
+                break
+            result = HANDLERS[type(req)](req)
+            reply = {
+                "ok": True,
+                "result": result.to_json() if isinstance(result, protocol.Message) else result,
+            }
         except SceneProblem as exc:
             log(f"scene problem in {cmd}: {exc}")
             reply = {"ok": False, "kind": "scene", "error": str(exc)}

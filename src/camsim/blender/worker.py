@@ -3,12 +3,14 @@
 The host listens on a UNIX socket in a private (0700) folder, or on 127.0.0.1 where UNIX sockets
 do not exist, and hands the worker a random key through its stdin. Connections without the key
 are refused by `multiprocessing.connection`'s challenge. The worker's stdout and stderr go to a
-log file; every failure names that log and quotes its last lines.
+log file; every failure names that log and quotes its last lines. The messages are blender/protocol.py's
+dataclasses; a service that answers `hello` with another PROTOCOL_VERSION is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import logging
 import os
@@ -24,14 +26,45 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from camsim.errors import RenderFailure, SceneError, WorkerError, WorkerTimeout
+from camsim.blender.protocol import (
+    PROTOCOL_VERSION,
+    BuildScene,
+    Cameras,
+    CamerasReply,
+    Hello,
+    HelloReply,
+    Message,
+    MessageError,
+    OpenScene,
+    OpenSceneReply,
+    RenderFrame,
+    RenderFrameReply,
+    Request,
+    SceneInfo,
+    SceneRange,
+    SceneRangeReply,
+    SceneSettings,
+    SetTiming,
+    SetTimingReply,
+    Shutdown,
+)
+from camsim.errors import (
+    BlenderNotFound,
+    ProtocolMismatch,
+    RenderFailure,
+    SceneError,
+    WorkerError,
+    WorkerTimeout,
+)
+from camsim.sampling import frame_map, scaled_range
 
 log = logging.getLogger(__name__)
 
 SERVICE_SCRIPT = Path(__file__).with_name("service.py")
 _counter = itertools.count(1)
+R = TypeVar("R", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -44,6 +77,22 @@ class WorkerOptions:
     startup_timeout: float = 120.0
     autoexec: bool = False
     name: str = ""
+
+
+BLENDER_FLAG = "--render-config.executable"
+
+
+def require_blender(executable: Path | None, flag: str | None = BLENDER_FLAG) -> None:
+    """Raise BlenderNotFound (one line, both remedies) unless a worker can start: an installed Blender
+    `executable`, or the `bpy` module importable in this Python (looked up, not imported: that is slow).
+
+    `flag`: the command's option naming an installed Blender; None where the command has none."""
+    if executable is not None or importlib.util.find_spec("bpy") is not None:
+        return
+    here = f"Python {sys.version_info.major}.{sys.version_info.minor} ({sys.executable})"
+    remedies = "install bpy in a Python 3.11 environment (pip install bpy==5.0.1; camsim installs it there)"
+    remedies += f" or pass {flag} /path/to/blender" if flag else " and run camsim from it"
+    raise BlenderNotFound(f"this command needs Blender, and {here} cannot import bpy: {remedies}")
 
 
 AUTH_TIMEOUT = 5.0
@@ -74,6 +123,9 @@ def _tail(path: Path, lines: int = 8) -> str:
 class BlenderWorker:
     """A warm Blender process. Use as a context manager, or call `start()` and `close()`."""
 
+    service_script: Path = SERVICE_SCRIPT
+    """The script Blender runs (protocol.py must lie beside it)."""
+
     def __init__(self, options: WorkerOptions) -> None:
         self.options = options
         self.name = options.name or f"worker-{next(_counter)}"
@@ -90,15 +142,16 @@ class BlenderWorker:
     def _command(self, address: str, family: str) -> list[str]:
         args = ["--address", address, "--family", family]
         if self.options.executable is None:
-            return [sys.executable, "-u", str(SERVICE_SCRIPT), *args]
+            return [sys.executable, "-u", str(self.service_script), *args]
         scripts = "--enable-autoexec" if self.options.autoexec else "--disable-autoexec"
         return [
             str(self.options.executable), "--background", "--factory-startup", scripts,
-            "--python", str(SERVICE_SCRIPT), "--", *args,
+            "--python", str(self.service_script), "--", *args,
         ]  # fmt: skip
 
     def start(self) -> BlenderWorker:
         """Start Blender and wait until it has connected and answered `hello`."""
+        require_blender(self.options.executable)
         try:
             self.options.log_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -130,12 +183,27 @@ class BlenderWorker:
         finally:
             listener.close()
             self._remove_sockdir()
-        info = self.request({"cmd": "hello"}, timeout=self.options.startup_timeout)
-        self.blender_version = info["blender_version"]
+        info = self._hello()
+        self.blender_version = info.blender_version
         log.debug(
             "%s started: pid %s, Blender %s, log %s", self.name, self.pid, self.blender_version, self.log_path
         )
         return self
+
+    def _hello(self) -> HelloReply:
+        """Ask the service who it is; refuse (and stop) one that speaks another protocol version."""
+        raw = self.request(Hello(), timeout=self.options.startup_timeout)
+        theirs = raw.get("protocol") if isinstance(raw, dict) else None
+        if theirs != PROTOCOL_VERSION:
+            script = (raw.get("service") if isinstance(raw, dict) else None) or self.service_script
+            spoken = "none (it predates protocol versions)" if theirs is None else str(theirs)
+            self.close(timeout=5.0)
+            raise ProtocolMismatch(
+                f"the Blender service {script} speaks protocol {spoken}, this camsim speaks protocol "
+                f"{PROTOCOL_VERSION}: run the service.py and protocol.py installed with this camsim "
+                f"({SERVICE_SCRIPT.parent})"
+            )
+        return self._decode(HelloReply, raw, "hello")
 
     def _listen(self) -> tuple[socket.socket, str, str]:
         if hasattr(socket, "AF_UNIX"):
@@ -213,7 +281,7 @@ class BlenderWorker:
             return
         if self.conn is not None and self.proc.poll() is None:
             with contextlib.suppress(Exception):
-                self.conn.send({"cmd": "shutdown"})
+                self.conn.send(Shutdown().to_message())
                 if self.conn.poll(timeout):
                     self.conn.recv()
         with contextlib.suppress(Exception):
@@ -268,10 +336,11 @@ class BlenderWorker:
         self.kill()
         return err
 
-    def request(self, msg: dict[str, Any], timeout: float | None = None) -> Any:
-        """Send one command and wait for its answer, watching for death and the timeout."""
+    def request(self, request: Request | dict[str, Any], timeout: float | None = None) -> Any:
+        """Send one command and wait for its answer (the reply's JSON), watching for death and the timeout."""
         if self.conn is None or self.proc is None:
             raise WorkerError(f"{self.name} is not running", str(self.log_path))
+        msg = request.to_message() if isinstance(request, Request) else request
         limit = self.options.timeout if timeout is None else timeout
         deadline = None if limit is None or limit < 0 else time.monotonic() + limit
         try:
@@ -294,40 +363,55 @@ class BlenderWorker:
             raise SceneError(reply["error"])
         raise RenderFailure(f"{reply['error']} (log: {self.log_path})")
 
+    def _decode(self, reply_type: type[R], raw: Any, cmd: str) -> R:
+        try:
+            return reply_type.from_json(raw)
+        except MessageError as exc:
+            raise RenderFailure(
+                f"{self.name} answered {cmd} with a malformed reply: {exc} (log: {self.log_path})"
+            ) from None
+
     # Typed commands: the whole surface the host uses.
 
-    def open_scene(self, path: Path, settings: dict[str, Any]) -> dict[str, Any]:
-        return self.request({"cmd": "open_scene", "path": str(path), "settings": settings})
+    def open_scene(self, path: Path, settings: SceneSettings, keyframe_multiplier: float) -> SceneInfo:
+        """Open `path` with `settings`, then stretch its time by `keyframe_multiplier`: the frame range and
+        Blender's time remapping are computed here, on the host (sampling.scaled_range, sampling.frame_map),
+        and sent (set_timing)."""
+        opened = self._decode(OpenSceneReply, self.request(OpenScene(str(path), settings)), "open_scene")
+        m = keyframe_multiplier
+        unbaked = opened.unbaked_simulations
+        if unbaked and m != 1.0:
+            raise SceneError(
+                f"scene has unbaked simulations ({', '.join(sorted({x['kind'] for x in unbaked}))}): Blender steps "
+                "them once per frame, so --render-config.keyframe-multiplier cannot slow them down; bake them "
+                "or use a multiplier of 1"
+            )
+        start, end = scaled_range(opened.original_frame_start, opened.original_frame_end, m)
+        timing = SetTiming(start, end, list(frame_map(*opened.frame_map, m)))
+        timed = self._decode(SetTimingReply, self.request(timing), "set_timing")
+        return SceneInfo.of(opened, timing, opened.fps * m, timed)
 
-    def scene_range(self, path: Path, scene: str | None = None) -> dict[str, Any]:
+    def scene_range(self, path: Path, scene: str | None = None) -> SceneRangeReply:
         """What planning reads of `scene` (default: the file's active scene) in `path`, settings unchanged."""
-        return self.request(
-            {"cmd": "scene_range", "path": str(path), "autoexec": self.options.autoexec, "scene": scene}
-        )
+        raw = self.request(SceneRange(str(path), self.options.autoexec, scene))
+        return self._decode(SceneRangeReply, raw, "scene_range")
 
-    def cameras(self, frames: list[int], camera: str | None = None) -> list[dict[str, Any]]:
+    def cameras(self, frames: list[int], camera: str | None = None) -> CamerasReply:
         """Camera state per frame (and rigid objects' matrices); `camera`: that camera object instead of
         the active one."""
-        return self.request({"cmd": "cameras", "frames": [int(f) for f in frames], "camera": camera})
+        return self._decode(CamerasReply, self.request(Cameras([int(f) for f in frames], camera)), "cameras")
 
     def render_frame(
-        self, frame: int, rgb_path: Path, exr_path: Path | None, file_format: str = "PNG", bit_depth: int = 8
-    ) -> dict[str, Any]:
-        return self.request(
-            {
-                "cmd": "render_frame",
-                "frame": int(frame),
-                "rgb_path": str(rgb_path),
-                "exr_path": str(exr_path) if exr_path else None,
-                "file_format": file_format,
-                "bit_depth": bit_depth,
-            }
+        self, frame: int, rgb_path: Path, exr_path: Path | None, file_format: str, bit_depth: int
+    ) -> RenderFrameReply:
+        request = RenderFrame(
+            int(frame), str(rgb_path), str(exr_path) if exr_path else None, file_format, bit_depth
         )
+        return self._decode(RenderFrameReply, self.request(request), "render_frame")
 
     def build_scene(self, script: Path, output: Path, **kwargs: Any) -> dict[str, Any]:
-        return self.request(
-            {"cmd": "build_scene", "script": str(script), "output": str(output), "kwargs": kwargs}
-        )
+        """Run `script`'s build(**kwargs) on an empty file, save it to `output`; what build returned."""
+        return dict(self.request(BuildScene(str(script), str(output), kwargs)))
 
 
 def options_from_config(config: Any, name: str = "") -> WorkerOptions:

@@ -73,16 +73,18 @@ class CreateDatasets:
                 "--allow-skips keeps renders and --overwrite replaces them: pass one of them"
             )
         if self.cluster:  # a bad address is bad input: refuse it before any Blender work
-            from camsim.cluster import cluster_address
+            from camsim.dask import cluster_address
 
             cluster_address(self.cluster)
         if self.datasets_dir.exists() and not self.datasets_dir.is_dir():
             raise UserInputError(f"--datasets-dir exists and is not a folder: {self.datasets_dir}")
+        from camsim.blender.worker import require_blender
         from camsim.render import prepare_output_parent
         from camsim.sampling import find_scenes
 
         prepare_output_parent(self.datasets_dir)
         scenes = find_scenes(self.scenes_dir)
+        require_blender(config.executable)  # planning starts Blender: say so before anything is created
         planner: list = []  # the Blender that read the scenes: it becomes the first pool worker
         try:
             plan = self._plan(scenes, config, planner)
@@ -125,10 +127,9 @@ class CreateDatasets:
                 info = holder[-1].scene_range(scene.path.resolve(), scene_name)
             except WorkerError as exc:
                 raise SceneError(f"Blender could not read the scene: {exc}") from None
-            if not info["has_camera"]:
+            if not info.has_camera:
                 raise SceneError("scene has no camera")
-            return SceneRange(int(info["frame_start"]), int(info["frame_end"]),
-                              tuple(int(c) for c in info.get("cuts") or ()), info.get("camera_problem"))  # fmt: skip
+            return SceneRange(info.frame_start, info.frame_end, tuple(info.cuts), info.camera_problem)
 
         from camsim.resume import Reuse
 
@@ -138,20 +139,21 @@ class CreateDatasets:
         return plan_datasets(scenes, self.datasets_dir, config, options, read_range, reuse)
 
     def _render(self, plan, config, warm=None) -> int:  # type: ignore[no-untyped-def]
-        from camsim.executors import JobOutcome, LocalPool
+        from camsim.jobs import JobOutcome
+        from camsim.local import LocalPool
         from camsim.planning import dispatch_order
-        from camsim.progress import progress_bar
+        from camsim.progress import RunView, progress_bar
 
         jobs = dispatch_order(plan.jobs, self.seed)
         t0 = time.monotonic()
         if self.cluster:
-            from camsim.cluster import DaskRunner
+            from camsim.dask import DaskRunner
 
             runner = DaskRunner(self.cluster, config, self.max_retries, self.datasets_dir)
         else:
             runner = LocalPool(config, min(config.jobs, len(jobs)), self.max_retries, warm=warm)
         with progress_bar("frames") as bar:
-            view = _PoolView(bar, len(jobs), plan.total_frames)
+            view = RunView(bar, len(jobs), plan.total_frames)
             try:
                 outcomes: list[JobOutcome] = runner.run(jobs, view.on_event)
             except KeyboardInterrupt:
@@ -163,43 +165,6 @@ class CreateDatasets:
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-class _PoolView:
-    """Turns pool events into one overall bar and one line per worker."""
-
-    def __init__(self, bar, sequences: int, frames: int) -> None:  # type: ignore[no-untyped-def]
-        self.bar = bar
-        self.sequences = sequences
-        self.finished = 0
-        self.overall = bar.add_task(self._title(), total=frames)
-        self.workers: dict[int, int] = {}
-        self.started: dict[int, tuple[str, int]] = {}
-
-    def _title(self) -> str:
-        return f"sequences {self.finished}/{self.sequences}"
-
-    def on_event(self, e) -> None:  # type: ignore[no-untyped-def]
-        if e.kind == "start":
-            name = f"  {e.message}: {e.job.scene_name}/{e.job.sequence_id}"
-            if e.slot not in self.workers:
-                self.workers[e.slot] = self.bar.add_task(name, total=None)
-            self.bar.update(self.workers[e.slot], description=name, completed=0, total=None)
-        elif e.kind == "total":
-            self.bar.update(self.workers[e.slot], total=e.value, completed=0)
-        elif e.kind == "frames":
-            self.bar.update(self.workers[e.slot], advance=e.value)
-            self.bar.update(self.overall, advance=e.value)
-        elif e.kind == "retry":
-            log.warning("retrying %s/%s: %s", e.job.scene_name, e.job.sequence_id, e.message)
-        elif e.kind == "finished":
-            self.finished += 1
-            o = e.outcome
-            if o.status == "skipped":
-                self.bar.update(self.overall, advance=o.job.frame_end - o.job.frame_start + 1)
-            elif o.status == "failed":
-                log.error("failed %s/%s: %s", o.job.scene_name, o.job.sequence_id, o.error)
-            self.bar.update(self.overall, description=self._title())
 
 
 def _why(failures) -> str:  # type: ignore[no-untyped-def]

@@ -35,7 +35,7 @@ class Demo:
     """Warm Blender workers."""
 
     def run(self) -> int:
-        from camsim.blender.worker import WorkerOptions
+        from camsim.blender.worker import WorkerOptions, require_blender
         from camsim.commands.create_datasets import CreateDatasets
         from camsim.config import RenderConfig
         from camsim.errors import UserInputError
@@ -48,6 +48,7 @@ class Demo:
                 raise UserInputError(
                     f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
                 )
+        require_blender(None, flag=None)  # before anything is created
         t0 = time.monotonic()
         logs = self.out_dir / "logs"
         scenes_dir = self.out_dir / "scenes"

@@ -37,11 +37,11 @@ class RenderAnimation:
     """With --allow-skips: decode every existing file instead of the cheap check (present, not cut short)."""
 
     def run(self) -> int:
-        from camsim.blender.worker import BlenderWorker, options_from_config
+        from camsim.blender.worker import BlenderWorker, options_from_config, require_blender
         from camsim.errors import UserInputError
+        from camsim.jobs import SequenceJob
         from camsim.progress import progress_bar
         from camsim.render import (
-            SequenceJob,
             check_blend_file,
             check_frame_range,
             prepare_output_parent,
@@ -58,13 +58,14 @@ class RenderAnimation:
             raise UserInputError(f"--frame-start {self.frame_start} is after --frame-end {self.frame_end}")
         check_blend_file(self.blend_file)
         prepare_output_parent(self.output_dir)
+        require_blender(config.executable)  # after the checks of the input, before anything is created
         reuse = Reuse(
             resume=self.allow_skips or config.allow_skips, overwrite=self.overwrite, verify=self.verify
         )
         job = SequenceJob(
             scene=self.blend_file.resolve(),
             output=self.output_dir,
-            config=config,
+            settings=config.settings,
             frame_start=self.frame_start,
             frame_end=self.frame_end,
             scene_name=self.blend_file.stem,
@@ -73,7 +74,7 @@ class RenderAnimation:
         with BlenderWorker(options_from_config(config, "render")) as worker:
             # Bad frames or a folder holding another render are refused before anything is rendered or created.
             found = worker.scene_range(job.scene, config.scene)
-            first, last = scaled_range(found["frame_start"], found["frame_end"], config.keyframe_multiplier)
+            first, last = scaled_range(found.frame_start, found.frame_end, config.keyframe_multiplier)
             start = first if self.frame_start is None else self.frame_start
             end = last if self.frame_end is None else self.frame_end
             check_frame_range(start, end, first, last, self.blend_file.name)

@@ -26,10 +26,11 @@ class MakeScenes:
     """Folder for the Blender worker's log."""
 
     def run(self) -> int:
-        from camsim.blender.worker import WorkerOptions
+        from camsim.blender.worker import WorkerOptions, require_blender
         from camsim.progress import progress_bar
         from camsim.scenes import make_scenes
 
+        require_blender(None, flag=None)  # the scenes are built by bpy in a worker
         with progress_bar("scenes") as bar:
             task = bar.add_task("building scenes", total=self.count)
             paths = make_scenes(

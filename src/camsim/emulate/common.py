@@ -1,4 +1,4 @@
-"""Shared plumbing for the emulators: seeded random streams, chunking, pose interpolation, params.
+"""Shared plumbing for the emulators: seeded random streams, chunking, params.
 
 Reproducibility rule: every random draw comes from a stream keyed on (seed, purpose, global index),
 never on the order chunks are processed in, so the output is bit-identical whatever the batch size
@@ -122,23 +122,6 @@ def write_params(out: Path, sensor: str, config: Any, source: str | os.PathLike[
         "derived": _jsonable(derived),
     }
     write_json_atomic(out / "params.json", payload)
-
-
-def interpolate_pose(poses: np.ndarray, x: float) -> np.ndarray:
-    """Camera-to-world pose at fractional frame index x: linear position, slerp rotation."""
-    from scipy.spatial.transform import Rotation, Slerp
-
-    n = len(poses)
-    x = min(max(x, 0.0), n - 1.0)
-    i = min(math.floor(x), n - 2) if n > 1 else 0
-    if n == 1:
-        return poses[0].copy()
-    f = x - i
-    out = np.eye(4)
-    out[:3, 3] = (1 - f) * poses[i][:3, 3] + f * poses[i + 1][:3, 3]
-    rots = Rotation.from_matrix(np.stack([poses[i][:3, :3], poses[i + 1][:3, :3]]))
-    out[:3, :3] = Slerp([0.0, 1.0], rots)([f]).as_matrix()[0]
-    return out
 
 
 def write_transforms_streamed(

@@ -1,7 +1,7 @@
 """IMU from camera poses: spline the trajectory, differentiate, add Kalibr-convention noise.
 
-Positions get a `scipy.interpolate.CubicSpline`, orientations a `scipy.spatial.transform.RotationSpline`
-(both through the IMU poses T_w_imu = T_w_cam @ T_cam_imu). The accelerometer measures specific force
+The trajectory is `camsim.trajectory.Spline` (cubic spline positions, rotation spline orientations) through
+the IMU poses T_w_imu = T_w_cam @ T_cam_imu. The accelerometer measures specific force
 in the IMU frame, f = R_w_imu^T (a_w - g_w) with g_w = (0, 0, -gravity) (world +Z up), so an IMU at rest
 reads +gravity along its up axis. The gyroscope measures body rates. Noise follows Kalibr's
 continuous-time parameters: white noise of density sigma (discrete std sigma / sqrt(dt)) plus a bias
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camsim import trajectory
 from camsim.emulate import timebase
 from camsim.emulate.common import IMU_BLOCK, Progress, check_positive, rng, write_params
 from camsim.emulate.light import Sequence, run_emulator
@@ -81,37 +82,26 @@ class ImuConfig:
             raise ConfigError("batch_size must be at least 1")
 
 
-class Trajectory:
-    """Smooth IMU trajectory through posed samples: position, velocity, acceleration, rotation, body rate."""
+def imu_spline(times: np.ndarray, c2w: np.ndarray, t_cam_imu: np.ndarray | None = None) -> trajectory.Spline:
+    """The IMU's trajectory: the `trajectory.Spline` through the IMU poses T_w_imu = T_w_cam @ T_cam_imu."""
+    if len(times) < 3:
+        raise ConfigError(f"need at least 3 poses to fit an IMU trajectory, got {len(times)}")
+    return trajectory.Spline(times, c2w @ (np.eye(4) if t_cam_imu is None else t_cam_imu))
 
-    def __init__(self, times: np.ndarray, c2w: np.ndarray, t_cam_imu: np.ndarray | None = None) -> None:
-        from scipy.interpolate import CubicSpline
-        from scipy.spatial.transform import Rotation, RotationSpline
 
-        if len(times) < 3:
-            raise ConfigError(f"need at least 3 poses to fit an IMU trajectory, got {len(times)}")
-        t_wi = c2w @ (np.eye(4) if t_cam_imu is None else t_cam_imu)
-        self.t0, self.t1 = float(times[0]), float(times[-1])
-        self.pos = CubicSpline(times, t_wi[:, :3, 3], axis=0)
-        self.vel = self.pos.derivative(1)
-        self.acc = self.pos.derivative(2)
-        self.rot = RotationSpline(times, Rotation.from_matrix(t_wi[:, :3, :3]))
-
-    def sample(self, t: np.ndarray, gravity: float = 9.81) -> dict[str, np.ndarray]:
-        """Noiseless states at times t: p, v (world), q (w,x,y,z), gyro (body rad/s), accel (body m/s^2)."""
-        rot = self.rot(t)
-        body_rate = self.rot(t, 1)  # scipy returns the angular rate in the rotating (body) frame
-        a_w = self.acc(t)
-        f_w = a_w - np.array([0.0, 0.0, -gravity])
-        f_b = rot.inv().apply(f_w)
-        q = rot.as_quat()  # x, y, z, w
-        return {
-            "p": self.pos(t),
-            "v": self.vel(t),
-            "q": np.concatenate([q[:, 3:], q[:, :3]], axis=1),
-            "gyro": body_rate,
-            "accel": f_b,
-        }
+def sample(spline: trajectory.Spline, t: np.ndarray, gravity: float = 9.81) -> dict[str, np.ndarray]:
+    """Noiseless states at times t: p, v (world), q (w,x,y,z), gyro (body rad/s), accel (body m/s^2)."""
+    rot = spline.rotations(t)
+    f_w = spline.accelerations(t) - np.array([0.0, 0.0, -gravity])
+    f_b = rot.inv().apply(f_w)
+    q = rot.as_quat()  # x, y, z, w
+    return {
+        "p": spline.positions(t),
+        "v": spline.velocities(t),
+        "q": np.concatenate([q[:, 3:], q[:, :3]], axis=1),
+        "gyro": spline.angular_rates(t),
+        "accel": f_b,
+    }
 
 
 def _normals(seed: int, start: int, stop: int) -> np.ndarray:
@@ -170,7 +160,7 @@ def _run(seq: Sequence, out: Path, cfg: ImuConfig, progress: Progress, workers: 
     import yaml
 
     t_cam_imu = np.asarray(cfg.t_cam_imu, float).reshape(4, 4)
-    traj = Trajectory(seq.times, seq.poses, t_cam_imu)
+    traj = imu_spline(seq.times, seq.poses, t_cam_imu)
     n = sample_count(seq, cfg)
     dt = 1.0 / cfg.rate
     (out / "imu0").mkdir(exist_ok=True)
@@ -197,7 +187,7 @@ def _run(seq: Sequence, out: Path, cfg: ImuConfig, progress: Progress, workers: 
             s1 = min(n, s0 + cfg.batch_size)
             idx = np.arange(s0, s1)
             t = np.minimum(traj.t0 + idx * dt, traj.t1)
-            st = traj.sample(t, cfg.gravity)
+            st = sample(traj, t, cfg.gravity)
             clean = np.concatenate([st["gyro"], st["accel"]], axis=1)
             if cfg.noise:
                 z = _normals(cfg.seed, s0, s1)

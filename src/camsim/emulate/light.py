@@ -115,7 +115,8 @@ class Sequence:
 def open_sequence(
     path: str | os.PathLike[str], source: Literal["auto", "linear", "srgb"] = "auto"
 ) -> Sequence:
-    """Read a sequence folder's transforms.json; work out times (s), poses and fps."""
+    """Read a sequence folder's transforms.json: times (s, `transforms.frame_times`, strictly increasing),
+    poses, frame numbers and fps (the sequence's, else the mean rate of its times)."""
     root = Path(path)
     if root.name == "transforms.json":
         root = root.parent
@@ -128,20 +129,13 @@ def open_sequence(
     if "w" not in meta or "h" not in meta:
         probe = read_image(transforms.resolve_path(root, frames[0]["file_path"]))
         meta = {**meta, "h": int(probe.shape[0]), "w": int(probe.shape[1])}
-    fps = float(meta.get("fps", 0.0))
-    if all("time" in f for f in frames):
-        times = np.array([f["time"] for f in frames], dtype=np.float64)
-    elif fps > 0:
-        nums = [f.get("frame_number", i) for i, f in enumerate(frames)]
-        times = (np.asarray(nums, dtype=np.float64) - nums[0]) / fps
-    else:
-        raise DatasetError(f"{root}: frames have no 'time' and transforms.json has no 'fps'")
-    if np.any(np.diff(times) <= 0):
-        raise DatasetError(f"{root}: frame times must strictly increase")
-    if fps <= 0:
-        fps = float((len(times) - 1) / (times[-1] - times[0]))
-    poses = np.stack([transforms.pose(meta, i) for i in range(len(frames))])
-    numbers = timebase.source_numbers(meta)
+    try:
+        times = transforms.frame_times(meta, increasing=True)
+        fps = transforms.fps(meta) or float((len(times) - 1) / (times[-1] - times[0]))
+        poses = transforms.poses(meta)
+        numbers = transforms.frame_numbers(meta).astype(np.float64)
+    except DatasetError as exc:
+        raise DatasetError(f"{root}: {exc}") from None
     return Sequence(root=root, meta=meta, times=times, poses=poses, fps=fps, source=source, numbers=numbers)
 
 

@@ -23,12 +23,12 @@ from typing import Literal
 
 import numpy as np
 
+from camsim import trajectory
 from camsim.emulate import timebase
 from camsim.emulate.common import (
     Progress,
     check_positive,
     check_probability,
-    interpolate_pose,
     parallel_map,
     rng,
     write_params,
@@ -331,7 +331,7 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         mid = ex.middle(o, h)
         fr = {
             "file_path": f"frames/frame_{numbers[o]:06d}.png",
-            "transform_matrix": interpolate_pose(seq.poses, mid).tolist(),
+            "transform_matrix": trajectory.linear_pose(seq.poses, mid).tolist(),
             **seq.place(mid, numbers[o]),
             "exposure_input_frames": ex.frames_of(o),
         }

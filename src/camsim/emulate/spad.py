@@ -23,14 +23,13 @@ from typing import Literal
 
 import numpy as np
 
-from camsim import transforms
+from camsim import trajectory, transforms
 from camsim.emulate import timebase
 from camsim.emulate.common import (
     Progress,
     batches,
     check_positive,
     check_probability,
-    interpolate_pose,
     parallel_map,
     rng,
     write_params,
@@ -403,7 +402,7 @@ def _conventions(seq: Sequence, cfg: SpadConfig, levels: int, k: int) -> dict[st
 def _frame_entry(cfg: SpadConfig, seq: Sequence, o: int, number: int, levels: int, k: int) -> dict:
     """transforms.json entry of output frame o: pose and time at the middle of its binary frames."""
     x = (o * levels + levels / 2.0) / k - 0.5  # fractional input-frame index
-    entry = {"transform_matrix": interpolate_pose(seq.poses, x).tolist(), **seq.place(x, number)}
+    entry = {"transform_matrix": trajectory.linear_pose(seq.poses, x).tolist(), **seq.place(x, number)}
     if cfg.mode == "img":
         entry["file_path"] = f"frames/frame_{number:06d}.png"
     return entry

@@ -27,16 +27,6 @@ GEOMETRY = ("camera_axes", "transform_matrix", "world_axes", "pixel_origin", "in
 _INTRINSICS = ("fl_x", "fl_y", "cx", "cy")
 
 
-def source_numbers(meta: dict[str, Any], n: int | None = None) -> np.ndarray:
-    """The source frames' `frame_number`s (their index where a frame has none), as float64."""
-    frames = meta.get("frames") or []
-    if n is None:
-        n = len(frames)
-    if len(frames) != n:
-        return np.arange(n, dtype=np.float64)
-    return np.array([float(f.get("frame_number", i)) for i, f in enumerate(frames)], dtype=np.float64)
-
-
 def at(values: np.ndarray, x: float) -> float:
     """values (one per source frame) at fractional index x: linear between frames, extrapolated at the ends."""
     v = np.asarray(values, dtype=np.float64)

@@ -41,8 +41,9 @@ import numpy as np
 
 from camsim import transforms
 from camsim.errors import DatasetError, OutputWriteError, UserInputError
-from camsim.fileio import TMP_MARK, read_image, write_image, write_json_atomic
+from camsim.fileio import TMP_MARK, write_image, write_json_atomic
 from camsim.loader import SequenceDataset, find_sequences
+from camsim.passes import HOLE_MASK
 
 EXPORT_FORMAT = "camsim-nerfstudio/1"
 """Value of `camsim_export.format`: marks a folder this exporter wrote (and may replace with --overwrite)."""
@@ -294,8 +295,8 @@ def _plan_sequence(seq: Path, relative: Path) -> SequencePlan:
             raise DatasetError(f"{seq}: frames[{i}] has no intrinsics (fl_x, fl_y, cx, cy)")
     holes = [fr for fr in meta["frames"] if _has_holes(fr)]
     for fr in holes:
-        if "hole_mask_file_path" not in fr:
-            raise DatasetError(f"{seq}: a frame with hole_fraction > 0 has no hole_mask_file_path")
+        if HOLE_MASK.key not in fr and HOLE_MASK.key not in meta:
+            raise DatasetError(f"{seq}: a frame with hole_fraction > 0 has no {HOLE_MASK.key}")
     return SequencePlan(seq, relative, meta, masks=bool(holes))
 
 
@@ -382,11 +383,11 @@ def _write_frame_image(ds: SequenceDataset, i: int, frame: np.ndarray, folder: P
 
 
 def _hole(ds: SequenceDataset, plan: SequencePlan, i: int) -> np.ndarray | None:
+    """The hole mask of frame `i` (True = hole), None when the frame has none."""
     fr = plan.meta["frames"][i]
-    if not plan.masks or "hole_mask_file_path" not in fr:
+    if not plan.masks or (HOLE_MASK.key not in fr and HOLE_MASK.key not in plan.meta):
         return None
-    mask = read_image(transforms.resolve_path(ds.root, fr["hole_mask_file_path"]))
-    return (mask if mask.ndim == 2 else mask[..., 0]) > 0
+    return ds.read(HOLE_MASK.name, i)
 
 
 def _depth(ds: SequenceDataset, i: int, shape: tuple[int, int]) -> np.ndarray:

@@ -20,33 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from camsim import derive, srgb, transforms
+from camsim import derive, srgb, trajectory, transforms
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir, read_exr, read_image, write_bytes_atomic, write_exr, write_image
-from camsim.interpolate.poses import interpolate_linear, interpolate_poses
 from camsim.interpolate.reverse import filter_sigma
 from camsim.interpolate.warp import FrameData, PairWarper
+from camsim.passes import BY_KEY, DEPTH, FLOW, FRAME, HOLE_MASK, LINEAR, NORMAL, RENDERED, SEGMENTATION
 
 log = logging.getLogger(__name__)
 
-_SUBDIRS = {
-    "file_path": ("frames", "frame"),
-    "depth_file_path": ("depths", "depth"),
-    "flow_file_path": ("flows", "flow"),
-    "segmentation_file_path": ("segmentations", "segmentation"),
-    "normal_file_path": ("normals", "normal"),
-    "linear_file_path": ("linear", "linear"),
-    "hole_mask_file_path": ("masks", "hole"),
-}
-_REQUIRED = ("file_path", "depth_file_path", "flow_file_path")
-_OPTIONAL = ("segmentation_file_path", "normal_file_path", "linear_file_path")
-_PASS_OF_CONVENTION = {
-    "depth": "depth_file_path",
-    "normal": "normal_file_path",
-    "flow": "flow_file_path",
-    "segmentation": "segmentation_file_path",
-    "linear": "linear_file_path",
-}
+_INPUTS = (FRAME, DEPTH, FLOW, SEGMENTATION, NORMAL, LINEAR)
+"""The kinds interpolation carries (each record's `interpolation` says how), in the key order of its frame
+records; those it needs (`interpolation_needs`) first. It writes HOLE_MASK besides."""
+_REQUIRED = tuple(p.key for p in _INPUTS if p.interpolation_needs)
+_OPTIONAL = tuple(p.key for p in _INPUTS if not p.interpolation_needs)
+_PASS_OF_CONVENTION = {p.name: p.key for p in RENDERED}
 """Conventions about a pass: kept only when the interpolated sequence holds that pass."""
 _TIME = "seconds since the scene's first frame, after keyframe scaling: the source sequence's clock"
 _SOURCE_FRAME_NUMBER = (
@@ -85,21 +73,19 @@ class _PairJob:
 
 
 def _out_rel(key: str, number: int, suffix: str) -> str:
-    folder, stem = _SUBDIRS[key]
-    ext = suffix if key == "file_path" else (".png" if key == "hole_mask_file_path" else ".exr")
-    return f"{folder}/{stem}_{number:06d}{ext}"
+    return BY_KEY[key].relpath(number, suffix)
 
 
 def _load(job: _PairJob, fr: dict[str, Any]) -> tuple[FrameData, np.dtype]:
     root = job.input_dir
-    code = read_image(transforms.resolve_path(root, fr["file_path"]))
+    code = read_image(transforms.resolve_path(root, fr[FRAME.key]))
     if code.ndim == 2:
         code = code[..., None]
-    depth = read_exr(transforms.resolve_path(root, fr["depth_file_path"]), ("Y",)).astype(np.float64)
+    depth = read_exr(transforms.resolve_path(root, fr[DEPTH.key]), DEPTH.channels).astype(np.float64)
     depth = np.where(
         np.isfinite(depth) & (depth < 1e9) & (depth > 0), depth, np.inf
     )  # 1e10 = Blender's background
-    flow = read_exr(transforms.resolve_path(root, fr["flow_file_path"]), ("R", "G", "B", "A"))
+    flow = read_exr(transforms.resolve_path(root, fr[FLOW.key]), FLOW.channels)
     data = FrameData(
         rgb=srgb.decode(code),
         depth=depth,
@@ -107,13 +93,13 @@ def _load(job: _PairJob, fr: dict[str, Any]) -> tuple[FrameData, np.dtype]:
         c2w=np.asarray(fr["c2w"]),
         K=np.asarray(fr["K"]),
     )
-    if "segmentation_file_path" in job.keys:
-        seg = read_exr(transforms.resolve_path(root, fr["segmentation_file_path"]), ("Y",))
+    if SEGMENTATION.key in job.keys:
+        seg = read_exr(transforms.resolve_path(root, fr[SEGMENTATION.key]), SEGMENTATION.channels)
         data.segmentation = seg.astype(np.uint32)
-    if "normal_file_path" in job.keys:
-        data.normals = read_exr(transforms.resolve_path(root, fr["normal_file_path"]), ("R", "G", "B"))
-    if "linear_file_path" in job.keys:
-        data.linear = read_exr(transforms.resolve_path(root, fr["linear_file_path"]), ("R", "G", "B"))
+    if NORMAL.key in job.keys:
+        data.normals = read_exr(transforms.resolve_path(root, fr[NORMAL.key]), NORMAL.channels)
+    if LINEAR.key in job.keys:
+        data.linear = read_exr(transforms.resolve_path(root, fr[LINEAR.key]), LINEAR.channels)
     return data, code.dtype
 
 
@@ -123,7 +109,7 @@ def _copy_original(job: _PairJob, fr: dict[str, Any], number: int) -> None:
     for key in job.keys:
         src = transforms.resolve_path(job.input_dir, fr[key])
         dst = out / _out_rel(key, number, job.frame_suffix)
-        if key == "flow_file_path":
+        if key == FLOW.key:
             flow = read_exr(src, ("R", "G", "B", "A")).astype(np.float32) / np.float32(job.factor)
             write_exr(dst, {c: flow[..., i] for i, c in enumerate("RGBA")})
         else:
@@ -147,35 +133,24 @@ def run_pair(job: _PairJob) -> list[tuple[int, float]]:
         wf = warper.frame(t.frac, t.c2w, t.K, job.factor)
         path = lambda key, t=t: out / _out_rel(key, t.number, job.frame_suffix)  # noqa: E731
         rgb = srgb.encode(wf.rgb, dtype)
-        write_image(path("file_path"), rgb[..., 0] if rgb.shape[2] == 1 else rgb)
-        write_exr(path("depth_file_path"), {"Y": wf.depth.astype(np.float32)})
-        write_exr(
-            path("flow_file_path"), {c: wf.flow[..., i].astype(np.float32) for i, c in enumerate("RGBA")}
-        )
+        write_image(path(FRAME.key), rgb[..., 0] if rgb.shape[2] == 1 else rgb)
+        write_exr(path(DEPTH.key), {"Y": wf.depth.astype(np.float32)})
+        write_exr(path(FLOW.key), {c: wf.flow[..., i].astype(np.float32) for i, c in enumerate("RGBA")})
         if wf.segmentation is not None:
-            write_exr(path("segmentation_file_path"), {"Y": wf.segmentation.astype(np.uint32)})
+            write_exr(path(SEGMENTATION.key), {"Y": wf.segmentation.astype(np.uint32)})
         if wf.normals is not None:
             write_exr(
-                path("normal_file_path"),
+                path(NORMAL.key),
                 {c: wf.normals[..., i].astype(np.float32) for i, c in enumerate("RGB")},
             )
         if wf.linear is not None:
             write_exr(
-                path("linear_file_path"),
+                path(LINEAR.key),
                 {c: wf.linear[..., i].astype(np.float32) for i, c in enumerate("RGB")},
             )
-        write_image(path("hole_mask_file_path"), (wf.hole * 255).astype(np.uint8))
+        write_image(path(HOLE_MASK.key), (wf.hole * 255).astype(np.uint8))
         results.append((t.number, float(wf.hole.mean())))
     return results
-
-
-def _frame_times(meta: dict[str, Any]) -> np.ndarray:
-    frames = meta["frames"]
-    if all("time" in f for f in frames):
-        return np.array([float(f["time"]) for f in frames])
-    if all("frame_number" in f for f in frames) and "fps" in meta:
-        return np.array([f["frame_number"] / float(meta["fps"]) for f in frames])
-    return np.arange(len(frames)) / float(meta.get("fps", 1.0))
 
 
 def plan(
@@ -187,8 +162,8 @@ def plan(
     carry their own index and fraction 0).
     """
     frames = meta["frames"]
-    times = _frame_times(meta)
-    numbers = np.array([int(f.get("frame_number", i)) for i, f in enumerate(frames)])
+    times = transforms.frame_times(meta)
+    numbers = transforms.frame_numbers(meta)
     n_src = len(frames)
     new_times, new_src, fracs = [], [], []
     for i in range(n_src):
@@ -199,10 +174,10 @@ def plan(
             new_src.append(i)
             fracs.append(s)
     new_times_a = np.array(new_times)
-    c2ws_src = np.stack([transforms.pose(meta, i) for i in range(n_src)])
-    c2ws = interpolate_poses(times, c2ws_src, new_times_a)
+    c2ws_src = transforms.poses(meta)
+    c2ws = trajectory.spline_poses(times, c2ws_src, new_times_a)
     Ks_src = np.stack([transforms.intrinsics(meta, i) for i in range(n_src)])
-    Ks = interpolate_linear(times, Ks_src, new_times_a)
+    Ks = trajectory.linear_values(times, Ks_src, new_times_a)
     per_frame_k = any(key in f for f in frames for key in ("fl_x", "fl_y", "cx", "cy"))
     records = []
     for j, (i, s) in enumerate(zip(new_src, fracs, strict=True)):
@@ -242,9 +217,10 @@ def check_input(meta: dict[str, Any], factor: int) -> tuple[str, ...]:
             raise DatasetError(
                 f"frames[{i}] lacks {', '.join(missing)}: render with depth and flow to interpolate"
             )
-    times = _frame_times(meta)
-    if np.any(np.diff(times) <= 0):
-        raise DatasetError("frame times must increase strictly to interpolate between them")
+    try:
+        transforms.frame_times(meta, increasing=True)
+    except DatasetError as exc:
+        raise DatasetError(f"cannot interpolate between frames: {exc}") from None
     return _REQUIRED + tuple(k for k in _OPTIONAL if all(k in fr for fr in frames))
 
 
@@ -273,8 +249,8 @@ def interpolate_sequence(
         raise UserInputError("the output folder must differ from the input folder")
     source_sha = derive.source_sha256(input_dir)
     derive.prepare_folder(output_dir, overwrite)
-    for key in (*keys, "hole_mask_file_path"):
-        make_output_dir(output_dir / _SUBDIRS[key][0])
+    for key in (*keys, HOLE_MASK.key):
+        make_output_dir(output_dir / BY_KEY[key].folder)
 
     frames = meta["frames"]
     records, c2ws, Ks, src_idx = plan(meta, factor)
@@ -325,7 +301,7 @@ def interpolate_sequence(
         for key in keys:
             rec[key] = _out_rel(key, number, suffix)
         if rec["interpolated"]:
-            rec["hole_mask_file_path"] = _out_rel("hole_mask_file_path", number, suffix)
+            rec[HOLE_MASK.key] = _out_rel(HOLE_MASK.key, number, suffix)
             rec["hole_fraction"] = holes[number]
     # Sidecars (objects.json) describe the source frames, not the interpolated ones: not carried over; the
     # render's settings_hash moves into the interpolation block (this sequence is not that render's output).

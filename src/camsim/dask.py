@@ -30,8 +30,7 @@ from typing import Any
 from camsim.blender.worker import options_from_config
 from camsim.config import GPU_BACKENDS, RenderConfig
 from camsim.errors import UserInputError, WorkerError
-from camsim.executors import Event, EventFn, JobOutcome, WorkerSlot, run_job
-from camsim.render import SequenceJob
+from camsim.jobs import Event, EventFn, JobOutcome, SequenceJob, WorkerSlot, run_job
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def task_key(job: SequenceJob) -> str:
     """Stable per sequence (output folder + settings): resubmitting the same job reuses the same key."""
     digest = hashlib.sha1(
         json.dumps(
-            [str(job.output), str(job.scene), job.frame_start, job.frame_end, job.config.to_json()],
+            [str(job.output), str(job.scene), job.frame_start, job.frame_end, job.settings.to_json()],
             sort_keys=True,
         ).encode()
     ).hexdigest()[:12]
@@ -91,12 +90,15 @@ def threads_by_host(workers: dict[str, dict[str, Any]]) -> dict[str, int]:
 
 def for_workers(job: SequenceJob) -> SequenceJob:
     """Absolute paths, so a worker whose working folder differs finds the same files."""
-    cfg = job.config
-    changes: dict[str, Any] = {"log_dir": cfg.log_dir.absolute()}
-    if cfg.executable is not None:
-        changes["executable"] = cfg.executable.absolute()
-    return dataclasses.replace(job, scene=job.scene.absolute(), output=job.output.absolute(),
-                               config=cfg.replace(**changes))  # fmt: skip
+    return dataclasses.replace(job, scene=job.scene.absolute(), output=job.output.absolute())
+
+
+def config_for_workers(config: RenderConfig) -> RenderConfig:
+    """The run's config with absolute log folder and executable (Dask workers may start elsewhere)."""
+    changes: dict[str, Any] = {"log_dir": config.log_dir.absolute()}
+    if config.executable is not None:
+        changes["executable"] = config.executable.absolute()
+    return config.replace(**changes)
 
 
 # ----------------------------------------------------------------------------------- worker side
@@ -189,6 +191,7 @@ def _probe_problem(datasets_dir: str, token: str) -> str:
 
 def render_task(
     job: SequenceJob,
+    config: RenderConfig,
     max_retries: int,
     run_id: str,
     key: str,
@@ -212,7 +215,7 @@ def render_task(
         worker.log_event(topic, {"kind": e.kind, "key": key, "worker": worker.address, "slot": e.slot,
                                  "value": int(e.value), "message": e.message})  # fmt: skip
 
-    with plugin.lease(job.config, run_id, threads) as slot:
+    with plugin.lease(config, run_id, threads) as slot:
         outcome = run_job(slot, job, max_retries, emit, lambda: plugin.stopped(run_id))
     outcome.worker = f"{worker.address} {outcome.worker}".strip()
     return outcome
@@ -315,7 +318,9 @@ class DaskRunner:
                 f"cannot write to --datasets-dir {self.datasets_dir}: {exc.strerror}"
             ) from None
         scenes = sorted({str(j.scene) for j in jobs})
-        answers = client.run(probe_worker, str(self.datasets_dir), token, scenes, str(jobs[0].config.log_dir))
+        answers = client.run(
+            probe_worker, str(self.datasets_dir), token, scenes, str(self.config.log_dir.absolute())
+        )
         problems = []
         for address, a in sorted(answers.items()):
             found = list(a["problems"])
@@ -346,6 +351,7 @@ class DaskRunner:
 
     def _run(self, jobs: list[SequenceJob], emit: EventFn) -> list[JobOutcome]:
         remote = [for_workers(j) for j in jobs]
+        workers_config = config_for_workers(self.config)
         client, cluster = self._connect(len(jobs))
         token = secrets.token_hex(8)
         futures: list[Any] = []
@@ -369,6 +375,7 @@ class DaskRunner:
                 client.submit(
                     render_task,
                     job,
+                    workers_config,
                     self.max_retries,
                     self.run_id,
                     key,
@@ -428,8 +435,6 @@ class DaskRunner:
     def _begin_events(self, client: Any, jobs: dict[str, SequenceJob], emit: EventFn) -> None:
         self._finished: set[str] = set()
         slots: dict[tuple[str, int], int] = {}
-        counted: dict[str, int] = {}
-        totals: dict[str, int] = {}
 
         def handle(event: tuple[float, dict[str, Any]]) -> None:
             msg = event[1]
@@ -444,15 +449,7 @@ class DaskRunner:
                         return
                     slots[where] = len(slots)
                 slot = slots[where]
-                value = msg["value"]
-                if kind == "frames":  # a rerun after a worker died: do not count frames twice
-                    total = totals.get(key, job.frame_end - job.frame_start + 1)  # type: ignore[operator]
-                    value = min(value, total - counted.get(key, 0))
-                    if value <= 0:
-                        return
-                    counted[key] = counted.get(key, 0) + value
-                elif kind == "total":
-                    totals[key] = value
+                value = msg["value"]  # a rerun's repeated frames are clamped by the view (progress.RunView)
             message = (
                 f"{_short(msg['worker'])} {msg['message']}".strip() if kind == "start" else msg["message"]
             )

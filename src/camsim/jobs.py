@@ -1,30 +1,54 @@
-"""Run sequence jobs on warm Blender workers: a local pool of threads, one worker each.
+"""The one job type and what every runner does with it, independent of where it runs.
 
-`run_job` is the one function every executor calls (the local pool here, Dask in `cluster.py`):
-get a warm worker, render, retry on a fresh worker when Blender dies or hangs. Events go to a
-callback so the CLI can draw progress without the pool knowing about terminals.
+`SequenceJob` (a frame range of a scene into a folder, with the settings that change its files),
+`JobOutcome`, the `Event`s a runner reports, and `run_job`: get a warm worker, render, retry on a fresh
+worker when Blender dies or hangs. `local.LocalPool` and `dask.DaskRunner` both implement `Runner` by
+calling `run_job`; events go to a callback so the CLI draws progress without a runner knowing about
+terminals.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Protocol
 
 from camsim.blender.worker import BlenderWorker, options_from_config
-from camsim.config import GPU_BACKENDS, RenderConfig
+from camsim.config import GPU_BACKENDS, RenderConfig, RenderSettings
 from camsim.errors import CamsimError, OutputWriteError, SceneError, UserInputError, WorkerError
-from camsim.render import SequenceJob, SequenceResult, render_sequence, sequence_is_complete
+from camsim.render import SequenceResult, render_sequence, sequence_is_complete
 from camsim.resume import Reuse
 
 log = logging.getLogger(__name__)
 
 Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class SequenceJob:
+    """One unit of work everywhere (local pool or Dask): a frame range of a scene into a folder."""
+
+    scene: Path
+    output: Path
+    settings: RenderSettings
+    """What is rendered (how the run executes is the runner's business)."""
+    frame_start: int | None = None
+    """First frame (after keyframe scaling); None: the scene's first frame."""
+    frame_end: int | None = None
+    """Last frame, inclusive; None: the scene's last frame."""
+    scene_name: str = ""
+    sequence_id: str = ""
+    reuse: Reuse = field(default_factory=Reuse)
+    """What to do with outputs already in `output`: refuse (default), resume, or overwrite."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.settings, RenderConfig):  # a whole config given: keep only what changes the files
+            object.__setattr__(self, "settings", self.settings.settings)
 
 
 @dataclass
@@ -128,9 +152,7 @@ def run_job(
     whose render is complete, with the same settings and every file whole, is skipped without a worker.
     """
     emit = on_event or (lambda e: None)
-    if (job.reuse.resume or job.config.allow_skips) and sequence_is_complete(
-        job.output, job, job.reuse.verify
-    ):
+    if job.reuse.resume and sequence_is_complete(job.output, job, job.reuse.verify):
         return JobOutcome(job, "skipped", attempts=0)
     retry = dataclasses.replace(job, reuse=Reuse(resume=True, verify=job.reuse.verify))
     attempts = 0
@@ -178,75 +200,9 @@ def run_job(
     return JobOutcome(job, "failed", error=last_error or "stopped", log_path=last_log, attempts=attempts)
 
 
-class LocalPool:
-    """`jobs` threads, each driving one warm Blender worker; jobs are taken from a shared queue."""
-
-    def __init__(
-        self,
-        config: RenderConfig,
-        jobs: int,
-        max_retries: int = 2,
-        warm: BlenderWorker | None = None,
-    ) -> None:
-        """`warm`: an already started worker (the one that planned the run) for the first slot."""
-        self.config = config
-        self.slots = [WorkerSlot(config, index=i, jobs=jobs) for i in range(jobs)]
-        if warm is not None and warm.alive:
-            self.slots[0].worker = warm
-            self.slots[0].started = 1
-        self.max_retries = max_retries
-        self._stop = threading.Event()
+class Runner(Protocol):
+    """What create-datasets runs its jobs on: the local pool (local.py) or Dask (dask.py)."""
 
     def run(self, jobs: list[SequenceJob], on_event: EventFn | None = None) -> list[JobOutcome]:
-        """Render every job; return outcomes in job order. Ctrl-C kills the workers and re-raises."""
-        todo: queue.Queue[tuple[int, SequenceJob]] = queue.Queue()
-        for i, job in enumerate(jobs):
-            todo.put((i, job))
-        outcomes: dict[int, JobOutcome] = {}
-        done: queue.Queue[tuple[int, JobOutcome]] = queue.Queue()
-        emit = on_event or (lambda e: None)
-
-        def drive(slot: WorkerSlot) -> None:
-            while not self._stop.is_set():
-                try:
-                    i, job = todo.get_nowait()
-                except queue.Empty:
-                    return
-                outcome = run_job(slot, job, self.max_retries, emit, self._stop.is_set)
-                done.put((i, outcome))
-
-        threads = [
-            threading.Thread(target=drive, args=(slot,), name=f"camsim-slot-{slot.index}", daemon=True)
-            for slot in self.slots[: max(1, min(len(self.slots), len(jobs)))]
-        ]
-        for t in threads:
-            t.start()
-        try:
-            while len(outcomes) < len(jobs):
-                try:
-                    i, outcome = done.get(timeout=0.2)
-                except queue.Empty:
-                    if not any(t.is_alive() for t in threads) and done.empty():
-                        break
-                    continue
-                outcomes[i] = outcome
-                emit(Event("finished", -1, outcome.job, outcome=outcome))
-            for t in threads:
-                t.join()
-            self.close()
-        except BaseException:  # Ctrl-C/SIGTERM at any point, even after the last job: no worker survives
-            self.stop()
-            for t in threads:
-                t.join(timeout=30)
-            raise
-        return [outcomes.get(i, JobOutcome(job, "failed", error="not run")) for i, job in enumerate(jobs)]
-
-    def stop(self) -> None:
-        """Kill every worker now (Ctrl-C, SIGTERM): nothing half-written reaches a final path."""
-        self._stop.set()
-        for slot in self.slots:
-            slot.stop()
-
-    def close(self) -> None:
-        for slot in self.slots:
-            slot.close()
+        """Render every job; outcomes in job order. Ctrl-C stops every worker and re-raises."""
+        ...
