@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 torch: $(STAMP)
 	@if [ -n "$(TORCH)" ] && ! $(PY) -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("torch"))'; then \
 		echo "installing $(TORCH) for the DataLoader test (make test TORCH= leaves it out)"; \
-		$(PY) -m pip install -q --retries 0 --extra-index-url $(TORCH_INDEX) '$(TORCH)'; \
+		$(PY) -m pip install -q --retries 0 --extra-index-url $(TORCH_INDEX) '$(TORCH)' \
+			|| echo "torch could not be installed: the DataLoader test will skip"; \
 	fi
 
 install: $(STAMP)
