@@ -12,10 +12,12 @@ from __future__ import annotations
 import stat
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import FAST
 
+import camsim
 from camsim import transforms
 from camsim.blender.worker import BlenderWorker, options_from_config
 from camsim.jobs import SequenceJob
@@ -32,7 +34,8 @@ LAUNCHER = textwrap.dedent(
     assert args[3] == "--python", args
     script = args[4]
     sys.argv = ["blender", *args]           # Blender leaves its own arguments in sys.argv
-    sys.path = [p for p in sys.path if "camsim" not in p and "/src" not in p]  # no camsim on the path
+    sys.path = [p for p in sys.path if p not in ("", SRC)]  # camsim's source folder is not on the path
+    sys.modules["camsim"] = None  # and `import camsim` fails, as in a real Blender (editable installs use hooks)
     runpy.run_path(script, run_name="__main__")
     """
 )
@@ -40,7 +43,8 @@ LAUNCHER = textwrap.dedent(
 
 def test_installed_blender_command_line_runs_the_service(build_scene, tmp_path):
     launcher = tmp_path / "launcher.py"
-    launcher.write_text(LAUNCHER)
+    src = str(Path(camsim.__file__).resolve().parents[1])  # the folder holding the camsim package
+    launcher.write_text(LAUNCHER.replace("SRC)", f"{src!r})"))
     exe = tmp_path / "blender"
     exe.write_text(f'#!/bin/sh\nexec {sys.executable} -I {launcher} "$@"\n')
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from camsim import transforms
 from camsim.errors import UserInputError
 from camsim.fileio import write_exr, write_image
-from camsim.loader import Dataset, describe
+from camsim.loader import Dataset
+from camsim.summary import describe
 from camsim.validate import validate_dataset
 
 EYE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]

@@ -7,7 +7,7 @@ import sys
 
 import synthetic_plane
 
-from camsim.loader import describe
+from camsim.summary import describe
 
 plane_sequence = synthetic_plane.plane_sequence  # fixture
 

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from camsim import transforms
+from camsim.consistency import interior_mask, parse_objects
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, write_exr, write_image, write_json_atomic
-from camsim.validate import interior_mask, parse_objects, validate_dataset
+from camsim.validate import validate_dataset
 
 Matrix = Callable[[int], np.ndarray]
 """A pose (4x4) as a function of the frame index (also called with -1 and n, for the end flows)."""

@@ -9,6 +9,10 @@ Dask, and the rerun cleans the half-finished folder (atomic writes keep final pa
 
 Progress: workers publish run_job's events on a Dask event topic; the client turns them, plus
 completed futures, into the local pool's Event stream.
+
+One module, over 400 lines: the client side (connect, probe the shared folder, submit, events) and the
+worker side (the plugin holding warm Blenders, the task) must agree on every message; keeping them together
+keeps that contract in one place.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ same way is skipped with --allow-skips, one made otherwise is refused (one line,
 Planning (`plan`) reads and checks everything before it creates the output folders, so a bad input fails
 before anything is written or a progress bar is drawn; `execute` then runs the jobs, in a process pool
 when there are several, with progress funnelled back.
+
+One module, over 400 lines: planning, records and the process pool of derived outputs are one decision path
+(keep, redo or refuse each sequence, then run the rest).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from camsim import transforms
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir
 from camsim.loader import find_sequences
-from camsim.resume import clear_outputs, digest, holds_output
+from camsim.resume import Reuse, clear_outputs, digest, holds_output
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +150,7 @@ def _what(kind: str) -> str:
 Action = Literal["run", "clear", "skip"]
 
 
-def decide(folder: Path, wanted: Record, allow_skips: bool, overwrite: bool) -> Action:
+def decide(folder: Path, wanted: Record, reuse: Reuse) -> Action:
     """What to do with an output folder: write it (`run`), empty it then write it (`clear`) or keep it (`skip`).
 
     Raises UserInputError (one line) when the folder holds something this run may not keep or replace."""
@@ -156,13 +159,13 @@ def decide(folder: Path, wanted: Record, allow_skips: bool, overwrite: bool) -> 
     old = read_record(folder)
     if old is None:
         return "run"
-    if overwrite:
+    if reuse.overwrite:
         return "clear"
     if old.kind == "other":
         raise UserInputError(
             f"{folder} already holds a sequence camsim did not derive (a render?); pass --overwrite to replace it"
         )
-    if not allow_skips:
+    if not reuse.resume:
         what = "files of an unfinished run" if old.kind == "unknown" else f"camsim {_what(old.kind)} output"
         if old.kind != "unknown" and not old.complete:
             what = "unfinished " + what
@@ -297,15 +300,13 @@ def plan(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     prepare: Callable[[Path], tuple[Record, int]],
-    allow_skips: bool = False,
-    overwrite: bool = False,
+    reuse: Reuse | None = None,
 ) -> Plan:
     """Read every source (`prepare(source)` validates it, returns the record its output will carry and its
     progress total) and check every output folder. Raises UserInputError on the first problem, prefixed with
     the sequence's name when INPUT is a folder of sequences, having written nothing; when all is well, the
     output folders of the jobs that run are created (the last check: can they be written?)."""
-    if allow_skips and overwrite:
-        raise UserInputError("--allow-skips keeps outputs and --overwrite replaces them: pass one of them")
+    reuse = reuse or Reuse()
     pairs = mirror(src, dst)
     tree = pairs[0][1] != Path(dst)
     jobs = []
@@ -316,7 +317,7 @@ def plan(
             if not tree:
                 raise
             raise type(exc)(f"{name}: {exc}") from None
-        action = decide(output, record, allow_skips, overwrite)  # its errors name the output folder
+        action = decide(output, record, reuse)  # its errors name the output folder
         jobs.append(Job(source, output, name, total, action, record))
     result = Plan(jobs, tree)
     make_folders(result)

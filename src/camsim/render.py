@@ -3,6 +3,9 @@
 The worker renders frame k+1 while a host thread turns frame k's passes into ground-truth files,
 so the conversion costs (almost) no wall time. Every file is written atomically; transforms.json
 is written last, so a folder without it is visibly incomplete and is resumed.
+
+One module, over 400 lines: the sequence pipeline (open, check, cameras, render, convert, record) reads top
+to bottom as the order things happen in; frame files are layout.py's, conversions groundtruth.py's.
 """
 
 from __future__ import annotations

@@ -53,6 +53,12 @@ class Reuse:
     verify: bool = False
     """When resuming, decode every file instead of the cheap whole-file check (--verify)."""
 
+    def __post_init__(self) -> None:
+        if self.resume and self.overwrite:
+            raise UserInputError(
+                "--allow-skips keeps what is there and --overwrite replaces it: pass one of them"
+            )
+
 
 def compared_settings(render: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in render.items() if k not in UNCOMPARED}

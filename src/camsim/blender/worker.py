@@ -5,6 +5,9 @@ do not exist, and hands the worker a random key through its stdin. Connections w
 are refused by `multiprocessing.connection`'s challenge. The worker's stdout and stderr go to a
 log file; every failure names that log and quotes its last lines. The messages are blender/protocol.py's
 dataclasses; a service that answers `hello` with another PROTOCOL_VERSION is refused.
+
+One module, over 400 lines: the process, the authenticated socket, timeouts and the typed requests are one
+lifecycle (start, talk, kill); splitting them would spread its invariants.
 """
 
 from __future__ import annotations

@@ -68,10 +68,11 @@ class CreateDatasets:
         config = self.render_config.validate()
         if self.max_retries < 0:
             raise UserInputError(f"--max-retries must be 0 or more, got {self.max_retries}")
-        if (self.allow_skips or config.allow_skips) and self.overwrite:
-            raise UserInputError(
-                "--allow-skips keeps renders and --overwrite replaces them: pass one of them"
-            )
+        from camsim.resume import Reuse
+
+        Reuse(
+            resume=self.allow_skips or config.allow_skips, overwrite=self.overwrite
+        )  # both together: refused
         if self.cluster:  # a bad address is bad input: refuse it before any Blender work
             from camsim.dask import cluster_address
 

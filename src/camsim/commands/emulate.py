@@ -32,10 +32,11 @@ class _Emulate:
         from camsim.derive import cpu_workers
         from camsim.emulate.sensors import SENSORS, plan_emulation, run_emulation
         from camsim.progress import progress_bar
+        from camsim.resume import Reuse
 
         config = self.config  # type: ignore[attr-defined]
         cpu_workers(self.workers)
-        plan = plan_emulation(name, self.input, self.output, config, self.allow_skips, self.overwrite)
+        plan = plan_emulation(name, self.input, self.output, config, Reuse(self.allow_skips, self.overwrite))
         if plan.to_run:
             with progress_bar(SENSORS[name].unit) as bar:
                 task = bar.add_task(label, total=plan.total)

@@ -21,8 +21,8 @@ class Info:
     def run(self) -> int:
         from rich.table import Table
 
-        from camsim.loader import describe, human_size
         from camsim.progress import report_console
+        from camsim.summary import describe, human_size
 
         info = describe(self.dataset)
         console = report_console()

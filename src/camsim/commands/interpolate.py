@@ -36,10 +36,11 @@ class Interpolate:
         from camsim.derive import cpu_workers
         from camsim.interpolate.tree import plan_interpolation, run_interpolation
         from camsim.progress import progress_bar
+        from camsim.resume import Reuse
 
         cpu_workers(self.workers)
         plan = plan_interpolation(
-            self.input, self.output, self.factor, self.beta, self.allow_skips, self.overwrite
+            self.input, self.output, self.factor, self.beta, Reuse(self.allow_skips, self.overwrite)
         )
         if plan.to_run:
             with progress_bar("frames") as bar:

@@ -52,8 +52,6 @@ class RenderAnimation:
         from camsim.sampling import scaled_range
 
         config = self.render_config.validate()
-        if self.allow_skips and self.overwrite:
-            raise UserInputError("--allow-skips keeps a render and --overwrite replaces it: pass one of them")
         if self.frame_start is not None and self.frame_end is not None and self.frame_start > self.frame_end:
             raise UserInputError(f"--frame-start {self.frame_start} is after --frame-end {self.frame_end}")
         check_blend_file(self.blend_file)

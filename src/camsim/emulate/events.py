@@ -10,6 +10,8 @@ minus its OFF threshold), not before its refractory period since the last event 
 resets the memorised level to the present y (so d = 0). Several crossings between two frames each get
 their own time. Shot-noise events are Poisson (more frequent in the dark: the rate falls to 25 % at
 white), random polarity, reset the pixel like any event and respect the refractory period.
+
+One module, over 400 lines: one sensor model (v2e pixel, ESIM timestamps) with its config and writers.
 """
 
 from __future__ import annotations

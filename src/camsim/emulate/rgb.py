@@ -10,6 +10,9 @@ ISP: black subtraction, white balance, bilinear demosaic, 3x3 colour matrix, sRG
 Output frame o integrates input frames o*N.. (N = chunk_size). When the input does not divide into
 whole exposures, the last frame is kept (as VisionSim rounds up): it averages the frames that are left
 (less motion blur, same exposure level), and says so (`exposure_input_frames`, params.json).
+
+One module, over 400 lines: one sensor model (exposure, noise, ISP) with its config; each stage is a pure
+function.
 """
 
 from __future__ import annotations

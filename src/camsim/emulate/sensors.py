@@ -18,6 +18,7 @@ from camsim import derive
 from camsim.emulate import events, imu, rgb, spad
 from camsim.emulate.common import Progress, prepare_output, settings
 from camsim.emulate.light import Sequence, open_sequence
+from camsim.resume import Reuse
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,13 @@ def plan_emulation(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     cfg: Any,
-    allow_skips: bool = False,
-    overwrite: bool = False,
+    reuse: Reuse | None = None,
 ) -> derive.Plan:
     """Check the config, every source sequence and every output folder (nothing is written before all
     pass); then create the output folders of the sequences to emulate."""
     sensor = SENSORS[name]
     cfg.validate()
-    return derive.plan(src, dst, functools.partial(_prepare, sensor, cfg), allow_skips, overwrite)
+    return derive.plan(src, dst, functools.partial(_prepare, sensor, cfg), reuse)
 
 
 def run_job(name: str, cfg: Any, job: derive.Job, workers: int, progress: Progress) -> Path:
@@ -88,12 +88,11 @@ def emulate_tree(
     cfg: Any = None,
     *,
     workers: int = 0,
-    allow_skips: bool = False,
-    overwrite: bool = False,
+    reuse: Reuse | None = None,
     progress: Progress = None,
 ) -> derive.Plan:
     """Emulate sensor `name` on a sequence or on every sequence below a folder (mirrored below `dst`)."""
     cfg = cfg if cfg is not None else SENSORS[name].config()
     derive.cpu_workers(workers)
-    plan = plan_emulation(name, src, dst, cfg, allow_skips, overwrite)
+    plan = plan_emulation(name, src, dst, cfg, reuse)
     return run_emulation(name, cfg, plan, workers, progress)

@@ -10,6 +10,9 @@ once from the seed). Optional effects, applied in time order so state carries ac
 dead time (a pixel that fired in the previous gate is blind for what is left of its dead time),
 afterpulsing (a detection re-fires in the next gate with a probability) and crosstalk (a detection
 fires each 4-neighbour with a probability, one generation).
+
+One module, over 400 lines: one sensor model with its config and auto-exposure; each stage is a pure
+function.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ behind it), and the neighbour image is sampled there with a cubic B-spline inter
 neighbours are blended by time distance, coverage and visibility (a neighbour whose surface lies
 behind the other's at this pixel is occluded). Directions at infinity are sampled through the exact
 rotation homography instead of splatted motion.
+
+One module, over 400 lines: flow reversal, layer separation and backward sampling share their per-pixel
+buffers and are tuned together (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ keyframe multiplier n times larger; source frames keep f_i·n. Each frame also r
 (fractional) `source_frame_number`, `interpolated`, and for new frames a `hole_mask_file_path`
 (PNG, 255 where neither neighbour covered the pixel) and `hole_fraction`. `time` stays on the source's
 clock; `conventions` are the source's, rewritten where interpolated frames differ from rendered ones.
+
+One module, over 400 lines: streaming pairs, numbering, and the output record are one pass over the
+sequence.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 from camsim import derive, transforms
 from camsim.errors import ConfigError
 from camsim.interpolate.sequence import check_input, interpolate_sequence, output_count, settings
+from camsim.resume import Reuse
 
 Progress = derive.Progress
 
@@ -34,13 +35,12 @@ def plan_interpolation(
     dst: str | os.PathLike[str],
     factor: int,
     beta: float = 60.0,
-    allow_skips: bool = False,
-    overwrite: bool = False,
+    reuse: Reuse | None = None,
 ) -> derive.Plan:
     """Check the settings, every source sequence and every output folder (nothing is written before all
     pass); then create the output folders of the sequences to interpolate."""
     check_settings(factor, beta)
-    return derive.plan(src, dst, functools.partial(_prepare, factor, beta), allow_skips, overwrite)
+    return derive.plan(src, dst, functools.partial(_prepare, factor, beta), reuse)
 
 
 def run_job(factor: int, beta: float, job: derive.Job, workers: int, progress: Progress) -> None:
@@ -71,11 +71,10 @@ def interpolate_tree(
     *,
     beta: float = 60.0,
     workers: int = 0,
-    allow_skips: bool = False,
-    overwrite: bool = False,
+    reuse: Reuse | None = None,
     progress: Progress = None,
 ) -> derive.Plan:
     """Interpolate a sequence, or every sequence below a folder (each at the same path below `dst`)."""
     derive.cpu_workers(workers)
-    plan = plan_interpolation(src, dst, factor, beta, allow_skips, overwrite)
+    plan = plan_interpolation(src, dst, factor, beta, reuse)
     return run_interpolation(plan, factor, beta, workers, progress)

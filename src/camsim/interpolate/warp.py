@@ -15,6 +15,8 @@ covered pixel and reported in a mask. Segmentation takes the single heaviest con
 blending); depth and normals average only surface contributions. Colours do not come from this splat
 (a bilinear colour splat blurs sub-pixel motion) but from flow reversal and cubic backward sampling
 (`reverse.py`), blended in linear light; the splat's colour is only a fallback where that finds none.
+
+One module, just over 400 lines: the splatting kernels and their depth test belong together.
 """
 
 from __future__ import annotations
