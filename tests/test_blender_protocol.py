@@ -120,8 +120,12 @@ def test_worker_settings_are_the_render_settings_the_service_needs():
     sent = worker_settings(settings, threads=3, gpu_index=1)
     assert sent.threads == 3 and sent.gpu_index == 1
     for name, value in sent.to_json().items():
-        if name not in ("threads", "gpu_index"):
+        if name not in ("threads", "gpu_index", "passes"):
             assert value == settings.to_json()[name], name
+    # The Blender passes come from the pass registry: exactly those the asked ground truth is made from.
+    assert sent.passes == ["Depth", "Normal", "Vector", "Object Index"]
+    only = worker_settings(RenderSettings(normals=False, flows=False, segmentations=False, linear=True), 1)
+    assert only.passes == ["Depth"]
 
 
 @pytest.mark.parametrize(

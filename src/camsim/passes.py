@@ -371,6 +371,13 @@ def known_names() -> str:
     return ", ".join(f"{p.name} (or {', '.join(p.aliases)})" if p.aliases else p.name for p in PASSES)
 
 
+def blender_passes(flags: tuple[str, ...]) -> list[str]:
+    """The Blender passes (besides Combined) that the ground-truth kinds `flags` (RenderSettings.ground_truth)
+    are made from, in registry order: what the host asks the service to write."""
+    wanted = {BY_FLAG[f].blender_pass for f in flags if f in BY_FLAG}
+    return [p.blender_pass for p in RENDERED if p.blender_pass in wanted and p.blender_pass != "Combined"]
+
+
 def by_name(name: str) -> Pass:
     """The kind called `name` (or an alias, any case), or a DatasetError listing the known ones."""
     p = BY_NAME.get(name.lower()) if isinstance(name, str) else None

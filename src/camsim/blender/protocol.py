@@ -122,10 +122,9 @@ class SceneSettings(Message):
     adaptive_threshold: float
     """0 turns adaptive sampling off."""
     use_denoising: bool
-    flows: bool
-    """Vector pass on, motion blur off."""
-    normals: bool
-    segmentations: bool
+    passes: list[str]
+    """Blender passes to write besides Combined, by their names in the render result ("Depth", "Normal",
+    "Vector", "Object Index"; the host takes them from camsim.passes). "Vector" turns motion blur off."""
     use_motion_blur: bool | None
     """None: the scene's own (when flows are off)."""
     depth_of_field: bool

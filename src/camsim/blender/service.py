@@ -186,6 +186,15 @@ def _setup_device(scene, device_type: str, gpu_index: int | None) -> str:
     return "CPU"
 
 
+VIEW_LAYER_PASSES = {
+    "Depth": "use_pass_z",
+    "Normal": "use_pass_normal",
+    "Vector": "use_pass_vector",
+    "Object Index": "use_pass_object_index",
+}
+"""Blender's view-layer switch of each pass the host may ask for (the names the render result gives them)."""
+
+
 def _colour_management(scene) -> dict:
     """How Cycles' linear light became the RGB frames: the scene's own view and display settings."""
     view = scene.view_settings
@@ -659,7 +668,10 @@ def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
     if hasattr(layer, "cycles") and hasattr(layer.cycles, "denoising_store_passes"):
         layer.cycles.denoising_store_passes = False
 
-    flows = settings.flows
+    unknown = sorted(set(settings.passes) - set(VIEW_LAYER_PASSES))
+    if unknown:
+        raise SceneProblem(f"this service cannot write the Blender passes {unknown}")
+    flows = "Vector" in settings.passes
     blur = settings.use_motion_blur
     if flows:
         if render.use_motion_blur:
@@ -668,10 +680,8 @@ def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
     elif blur is not None:
         render.use_motion_blur = bool(blur)
     layer.use_pass_combined = True
-    layer.use_pass_z = True  # also marks the background for the other passes
-    layer.use_pass_normal = settings.normals
-    layer.use_pass_vector = flows
-    layer.use_pass_object_index = settings.segmentations
+    for name, flag in VIEW_LAYER_PASSES.items():  # Depth always: it also marks the background for the others
+        setattr(layer, flag, name == "Depth" or name in settings.passes)
 
     _, shown = camera_cuts(scene)
     for cam in shown:

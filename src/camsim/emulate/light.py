@@ -20,6 +20,7 @@ from camsim.emulate import timebase
 from camsim.emulate.common import prepare_output
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_image
+from camsim.passes import FRAME, LINEAR
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +87,20 @@ class Sequence:
         fr = self.meta["frames"][i]
         if self.source == "srgb":
             return False
-        if self.source == "linear" and "linear_file_path" not in fr:
-            raise DatasetError(f"frames[{i}] has no linear_file_path (asked for --light linear)")
-        return "linear_file_path" in fr
+        if self.source == "linear" and LINEAR.key not in fr:
+            raise DatasetError(f"frames[{i}] has no {LINEAR.key} (asked for --light linear)")
+        return LINEAR.key in fr
 
     def linear(self, i: int) -> np.ndarray:
         """Frame i as HxWx3 float32 scene-linear RGB (white = 1)."""
         fr = self.meta["frames"][i]
         if self.uses_linear(i):
-            img = read_exr(transforms.resolve_path(self.root, fr["linear_file_path"]), ("R", "G", "B"))
+            img = read_exr(transforms.resolve_path(self.root, fr[LINEAR.key]), LINEAR.channels)
             img = np.asarray(img, dtype=np.float32)
         else:
-            if "file_path" not in fr:
-                raise DatasetError(f"frames[{i}] has neither file_path nor linear_file_path")
-            raw = read_image(transforms.resolve_path(self.root, fr["file_path"]))
+            if FRAME.key not in fr:
+                raise DatasetError(f"frames[{i}] has neither {FRAME.key} nor {LINEAR.key}")
+            raw = read_image(transforms.resolve_path(self.root, fr[FRAME.key]))
             scale = 65535.0 if raw.dtype == np.uint16 else 255.0
             if raw.ndim == 2:
                 raw = raw[..., None]
@@ -124,10 +125,10 @@ def open_sequence(
     frames = meta["frames"]
     if len(frames) < 2:
         raise DatasetError(f"{root}: need at least 2 frames to emulate a sensor, found {len(frames)}")
-    if "file_path" not in frames[0] and "linear_file_path" not in frames[0]:
+    if FRAME.key not in frames[0] and LINEAR.key not in frames[0]:
         raise DatasetError(f"{root}: frames carry no image paths (an NPY dataset is not a rendered sequence)")
     if "w" not in meta or "h" not in meta:
-        probe = read_image(transforms.resolve_path(root, frames[0]["file_path"]))
+        probe = read_image(transforms.resolve_path(root, frames[0][FRAME.key]))
         meta = {**meta, "h": int(probe.shape[0]), "w": int(probe.shape[1])}
     try:
         times = transforms.frame_times(meta, increasing=True)

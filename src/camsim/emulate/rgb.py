@@ -40,6 +40,7 @@ from camsim.emulate.common import (
 from camsim.emulate.light import Sequence, linear_to_srgb, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import write_image
+from camsim.passes import FRAME, RAW
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         log.info("white saturates: %.0f e- > full well %.0f e-", white_e, cfg.full_well)
     (out / "frames").mkdir(exist_ok=True)
     if cfg.raw:
-        (out / "raw").mkdir(exist_ok=True)
+        (out / RAW.folder).mkdir(exist_ok=True)
     numbers = [round(float(seq.frame_numbers[o * m])) for o in range(n_out)]
     cache: dict[int, np.ndarray] = {}
 
@@ -333,13 +334,13 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         """Pose and time at the middle of the exposure (middle row for a rolling shutter)."""
         mid = ex.middle(o, h)
         fr = {
-            "file_path": f"frames/frame_{numbers[o]:06d}.png",
+            FRAME.key: FRAME.relpath(numbers[o]),
             "transform_matrix": trajectory.linear_pose(seq.poses, mid).tolist(),
             **seq.place(mid, numbers[o]),
             "exposure_input_frames": ex.frames_of(o),
         }
         if cfg.raw:
-            fr["raw_file_path"] = f"raw/raw_{numbers[o]:06d}.png"
+            fr[RAW.key] = RAW.relpath(numbers[o])
         return fr
 
     def one(o: int) -> None:
@@ -348,9 +349,9 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         photons = phot * t_exp * lin
         raw = sense(cfg, mosaic(photons) if cfg.bayer else photons, t_exp, fpn, o)
         img = isp(cfg, raw, white_e)
-        write_image(out / f"frames/frame_{numbers[o]:06d}.png", img)
+        write_image(out / FRAME.relpath(numbers[o]), img)
         if cfg.raw:
-            write_image(out / f"raw/raw_{numbers[o]:06d}.png", raw)
+            write_image(out / RAW.relpath(numbers[o]), raw)
 
     for o0 in range(0, n_out, cfg.batch_size):
         o1 = min(n_out, o0 + cfg.batch_size)

@@ -41,6 +41,7 @@ from camsim.emulate.common import (
 from camsim.emulate.light import LUMA, Sequence, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import atomic_path, write_image
+from camsim.passes import FRAME
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +408,7 @@ def _frame_entry(cfg: SpadConfig, seq: Sequence, o: int, number: int, levels: in
     x = (o * levels + levels / 2.0) / k - 0.5  # fractional input-frame index
     entry = {"transform_matrix": trajectory.linear_pose(seq.poses, x).tolist(), **seq.place(x, number)}
     if cfg.mode == "img":
-        entry["file_path"] = f"frames/frame_{number:06d}.png"
+        entry[FRAME.key] = FRAME.relpath(number)
     return entry
 
 
@@ -426,7 +427,7 @@ def _emit(cfg, out, arr, acc, o, number, levels, dtype) -> None:
         img = np.rint(acc.astype(np.float64) * (scale / levels)).astype(
             np.uint16 if cfg.bits > 8 else np.uint8
         )
-        write_image(out / f"frames/frame_{number:06d}.png", img[..., 0] if img.shape[2] == 1 else img)
+        write_image(out / FRAME.relpath(number), img[..., 0] if img.shape[2] == 1 else img)
 
 
 def unpack_frames(path: str | os.PathLike[str]) -> np.ndarray:
