@@ -313,16 +313,29 @@ def read_exr_parts(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def read_exr(path: str | os.PathLike[str], names: tuple[str, ...] | None = None) -> np.ndarray:
-    """Read an EXR as an HxW (one channel) or HxWxC array, channels in `names` order if given."""
-    chans = read_exr_parts(path)
+    """Read an EXR as an HxW (one channel) or HxWxC array, channels in `names` order if given.
+
+    With `names`, only those channels are copied out of the decoder's buffers, once (stacked while the file
+    is open): the loader's path for every EXR, so it costs what a bare OpenEXR read costs."""
     if names is None:
+        chans = read_exr_parts(path)
         names = tuple(chans)
-    missing = [n for n in names if n not in chans]
-    if missing:
-        raise DatasetError(f"EXR {path} lacks channels {missing}; has {sorted(chans)}")
-    if len(names) == 1:
-        return chans[names[0]]
-    return np.stack([chans[n] for n in names], axis=-1)
+        return chans[names[0]] if len(names) == 1 else np.stack([chans[n] for n in names], axis=-1)
+    OpenEXR = _exr()
+    try:
+        with OpenEXR.File(str(path), separate_channels=True) as f:
+            found = {name: ch for part in f.parts for name, ch in part.channels.items()}
+            missing = [n for n in names if n not in found]
+            if missing:
+                raise DatasetError(f"EXR {path} lacks channels {missing}; has {sorted(found)}")
+            pixels = [found[n].pixels for n in names]
+            if any(p is None or p.ndim != 2 or p.size == 0 for p in pixels):
+                raise DatasetError(f"cannot read EXR {path}: damaged pixel data")
+            return np.array(pixels[0]) if len(names) == 1 else np.stack(pixels, axis=-1)
+    except DatasetError:
+        raise
+    except Exception as exc:  # OpenEXR raises plain RuntimeError/OSError on corrupt files
+        raise DatasetError(f"cannot read EXR {path}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------- PNG
