@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
-from filestate import stamp
+from filestate import stamps
 
 from camsim import transforms
 from camsim.fileio import read_exr, read_image
@@ -32,10 +31,6 @@ def camsim(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[
     if check and proc.returncode != 0:
         raise AssertionError(f"camsim {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
-
-
-def files_of(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): stamp(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +75,11 @@ def test_layout_counts_and_non_overlap(dataset):
 
 def test_rerun_with_allow_skips_renders_nothing(dataset):
     scenes, out, logs = dataset
-    before = files_of(out)
+    before = stamps(out)
     proc = camsim("create-datasets", f"--scenes-dir={scenes}", f"--datasets-dir={out}", "--sequences-per-scene=2",
                   "--num-frames=3", "--allow-skips", f"--render-config.log-dir={logs}", *TINY)  # fmt: skip
     assert "0 done, 6 skipped, 0 failed" in proc.stderr
-    assert files_of(out) == before
+    assert stamps(out) == before
 
 
 def test_resume_renders_exactly_the_missing_and_corrupt_frames(dataset, tmp_path):
@@ -99,11 +94,11 @@ def test_resume_renders_exactly_the_missing_and_corrupt_frames(dataset, tmp_path
     flow = seq / meta["frames"][2]["flow_file_path"]
     flow.write_bytes(flow.read_bytes()[:200])  # truncated EXR
     (seq / "transforms.json").unlink()
-    before = files_of(out)
+    before = stamps(out)
     time.sleep(0.01)
     camsim("create-datasets", f"--scenes-dir={scenes}", f"--datasets-dir={out}", "--sequences-per-scene=2",
            "--num-frames=3", "--allow-skips", f"--render-config.log-dir={logs}", *TINY)  # fmt: skip
-    after = files_of(out)
+    after = stamps(out)
     changed = {k for k in after if before.get(k) != after[k]}
     prefix = str(seq.relative_to(out))
     assert all(k.startswith(prefix) for k in changed), changed

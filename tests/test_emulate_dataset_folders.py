@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from filestate import stamp
+from clirun import exit_code
+from filestate import contents
 from synthetic_sensors import circle_poses, write_sequence
 
-from camsim.cli import main
 from camsim.commands.emulate import Events, Imu, Rgb, Spad
 from camsim.commands.interpolate import Interpolate
 from camsim.emulate import SpadConfig, emulate_spad
@@ -34,23 +34,11 @@ def dataset(tmp_path) -> Path:
     return tmp_path / "DATASETS"
 
 
-def _run(*argv: str) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    return exc.value.code
-
-
-def _files(root: Path) -> dict[str, tuple[bytes, tuple[int, int]]]:
-    return {
-        p.relative_to(root).as_posix(): (p.read_bytes(), stamp(p))
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_a_dataset_folder_is_emulated_in_parallel_into_a_mirrored_layout(dataset, tmp_path):
     out = tmp_path / "spad"
-    assert _run("emulate", "spad", str(dataset), str(out), "--workers", "2", "--frames-per-input", "2") == 0
+    assert (
+        exit_code("emulate", "spad", str(dataset), str(out), "--workers", "2", "--frames-per-input", "2") == 0
+    )
     done = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("transforms.json"))
     assert done == sorted(NAMES)
     for name in NAMES:  # the same bytes as emulating that sequence alone
@@ -64,34 +52,34 @@ def test_a_dataset_folder_is_emulated_in_parallel_into_a_mirrored_layout(dataset
 
 def test_a_dataset_folder_of_renders_below_it_is_found_from_any_level(dataset, tmp_path):
     out = tmp_path / "imu"
-    assert _run("emulate", "imu", str(dataset / "renders" / "scene_a"), str(out), "--workers", "2") == 0
+    assert exit_code("emulate", "imu", str(dataset / "renders" / "scene_a"), str(out), "--workers", "2") == 0
     assert sorted(p.name for p in out.iterdir()) == ["seq_000", "seq_001"]
     assert (out / "seq_000" / "imu0" / "data.csv").is_file()
 
 
 def test_a_single_sequence_folder_writes_output_itself(dataset, tmp_path):
     out = tmp_path / "one"
-    assert _run("emulate", "rgb", str(dataset / NAMES[0]), str(out)) == 0
+    assert exit_code("emulate", "rgb", str(dataset / NAMES[0]), str(out)) == 0
     assert (out / "transforms.json").is_file() and (out / "frames").is_dir()
 
 
 def test_allow_skips_keeps_complete_outputs_and_redoes_only_unfinished_ones(dataset, tmp_path, capsys):
     out = tmp_path / "events"
-    assert _run("emulate", "events", str(dataset), str(out), "--workers", "2") == 0
-    first = _files(out)
+    assert exit_code("emulate", "events", str(dataset), str(out), "--workers", "2") == 0
+    first = contents(out)
     (out / NAMES[1] / "transforms.json").unlink()  # that sequence's run was cut short
-    assert _run("emulate", "events", str(dataset), str(out), "--workers", "2", "--allow-skips") == 0
+    assert exit_code("emulate", "events", str(dataset), str(out), "--workers", "2", "--allow-skips") == 0
     assert "1 sequence(s) written" in capsys.readouterr().out
-    again = _files(out)
+    again = contents(out)
     assert set(again) == set(first)
     for rel, (data, written) in again.items():
         if rel.startswith(NAMES[1]):  # redone: rewritten (a new inode), the same content (seeded)
             assert written != first[rel][1] and (data == first[rel][0] or rel.endswith(".h5")), rel
         else:
             assert (data, written) == first[rel], rel  # untouched
-    assert _run("emulate", "events", str(dataset), str(out), "--allow-skips") == 0
+    assert exit_code("emulate", "events", str(dataset), str(out), "--allow-skips") == 0
     assert "3 skipped" in capsys.readouterr().out
-    assert _files(out) == again
+    assert contents(out) == again
 
 
 @pytest.mark.parametrize(
@@ -100,28 +88,28 @@ def test_allow_skips_keeps_complete_outputs_and_redoes_only_unfinished_ones(data
 )
 def test_other_settings_are_refused_in_one_line_and_change_nothing(dataset, tmp_path, capsys, change, named):
     out = tmp_path / "spad"
-    assert _run("emulate", "spad", str(dataset), str(out), "--workers", "2") == 0
-    before = _files(out)
+    assert exit_code("emulate", "spad", str(dataset), str(out), "--workers", "2") == 0
+    before = contents(out)
     capsys.readouterr()
-    assert _run("emulate", "spad", str(dataset), str(out), "--allow-skips", *change) == 2
+    assert exit_code("emulate", "spad", str(dataset), str(out), "--allow-skips", *change) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert (
         len(err) == 1 and err[0].startswith("camsim: error: ") and named in err[0] and "--overwrite" in err[0]
     )
-    assert _files(out) == before
-    assert _run("emulate", "spad", str(dataset), str(out)) == 2  # neither flag: refused too
-    assert _files(out) == before
+    assert contents(out) == before
+    assert exit_code("emulate", "spad", str(dataset), str(out)) == 2  # neither flag: refused too
+    assert contents(out) == before
 
 
 def test_another_sensor_in_the_output_is_refused_and_overwrite_leaves_nothing_stale(
     dataset, tmp_path, capsys
 ):
     out = tmp_path / "out"
-    assert _run("emulate", "spad", str(dataset), str(out), "--mode", "img") == 0
+    assert exit_code("emulate", "spad", str(dataset), str(out), "--mode", "img") == 0
     assert (out / NAMES[0] / "frames").is_dir()
-    assert _run("emulate", "imu", str(dataset), str(out), "--allow-skips") == 2
+    assert exit_code("emulate", "imu", str(dataset), str(out), "--allow-skips") == 2
     assert "emulate spad (this run: emulate imu)" in capsys.readouterr().err
-    assert _run("emulate", "imu", str(dataset), str(out), "--overwrite", "--workers", "2") == 0
+    assert exit_code("emulate", "imu", str(dataset), str(out), "--overwrite", "--workers", "2") == 0
     for name in NAMES:
         left = sorted(p.name for p in (out / name).iterdir())
         assert left == ["imu0", "params.json", "state_groundtruth_estimate0"], left  # no SPAD frames survive
@@ -129,22 +117,24 @@ def test_another_sensor_in_the_output_is_refused_and_overwrite_leaves_nothing_st
 
 def test_a_changed_source_is_refused(dataset, tmp_path, capsys):
     out = tmp_path / "rgb"
-    assert _run("emulate", "rgb", str(dataset), str(out)) == 0
+    assert exit_code("emulate", "rgb", str(dataset), str(out)) == 0
     _seq(dataset / NAMES[2], 2, n=7)  # re-rendered since, longer: its transforms.json changed
-    assert _run("emulate", "rgb", str(dataset), str(out), "--allow-skips") == 2
+    assert exit_code("emulate", "rgb", str(dataset), str(out), "--allow-skips") == 2
     err = capsys.readouterr().err
     assert NAMES[2] in err and "source" in err
 
 
 def test_allow_skips_and_overwrite_together_are_refused(dataset, tmp_path, capsys):
-    assert _run("emulate", "spad", str(dataset), str(tmp_path / "o"), "--allow-skips", "--overwrite") == 2
+    assert (
+        exit_code("emulate", "spad", str(dataset), str(tmp_path / "o"), "--allow-skips", "--overwrite") == 2
+    )
     assert "--allow-skips" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_an_output_inside_the_input_is_not_read_as_input(dataset, capsys):
     out = dataset / "emulated" / "events"
-    assert _run("emulate", "events", str(dataset), str(out)) == 0
-    assert _run("emulate", "events", str(dataset), str(out), "--allow-skips") == 0
+    assert exit_code("emulate", "events", str(dataset), str(out)) == 0
+    assert exit_code("emulate", "events", str(dataset), str(out), "--allow-skips") == 0
     assert "3 skipped" in capsys.readouterr().out  # not 6: the outputs below INPUT are not sources
 
 
@@ -160,7 +150,7 @@ def test_one_workers_default_across_the_commands():
 
 def test_an_output_above_the_input_mirrors_below_it(dataset, tmp_path):
     """OUTPUT may hold INPUT (`emulate rgb DATASETS/renders DATASETS`): the renders are still the sources."""
-    assert _run("emulate", "rgb", str(dataset / "renders"), str(dataset)) == 0
+    assert exit_code("emulate", "rgb", str(dataset / "renders"), str(dataset)) == 0
     for name in NAMES:
         rel = Path(name).relative_to("renders")
         assert json.loads((dataset / rel / "params.json").read_text())["sensor"] == "rgb"
@@ -169,10 +159,10 @@ def test_an_output_above_the_input_mirrors_below_it(dataset, tmp_path):
 def test_an_output_without_a_settings_record_is_not_kept(dataset, tmp_path, capsys):
     """An output of an older camsim (no settings_hash): what it used cannot be compared, so it is not kept."""
     out = tmp_path / "spad"
-    assert _run("emulate", "spad", str(dataset / NAMES[0]), str(out)) == 0
+    assert exit_code("emulate", "spad", str(dataset / NAMES[0]), str(out)) == 0
     params = json.loads((out / "params.json").read_text())
     del params["settings_hash"]
     (out / "params.json").write_text(json.dumps(params))
-    assert _run("emulate", "spad", str(dataset / NAMES[0]), str(out), "--allow-skips") == 2
+    assert exit_code("emulate", "spad", str(dataset / NAMES[0]), str(out), "--allow-skips") == 2
     assert "older camsim" in capsys.readouterr().err
-    assert _run("emulate", "spad", str(dataset / NAMES[0]), str(out), "--overwrite") == 0
+    assert exit_code("emulate", "spad", str(dataset / NAMES[0]), str(out), "--overwrite") == 0

@@ -8,12 +8,12 @@ import shutil
 
 import numpy as np
 import pytest
+from clirun import exit_code
 from filestate import stamp
 from synthetic_sensors import circle_poses, write_sequence
 
 import camsim.progress
 from camsim import transforms
-from camsim.cli import main
 from camsim.emulate.imu import read_imu_csv
 
 
@@ -55,12 +55,6 @@ def _seq(folder, n=7, fps=100.0):
     return write_sequence(folder, frames, times, circle_poses(times, 1.0, 2.0))
 
 
-def _run(*argv: str) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    return exc.value.code
-
-
 CASES = {
     "spad": (["--frames-per-input", "3", "--bits", "2", "--batch-size", "2"], 7),
     "rgb": (["--chunk-size", "3", "--batch-size", "2"], 7),  # 3 frames, the last of 1 input frame
@@ -83,7 +77,7 @@ def test_emulate_progress_total_equals_what_is_advanced(sensor, bar, tmp_path):
     args, n = CASES[sensor]
     seq = _seq(tmp_path / "seq", n)
     out = tmp_path / "out"
-    assert _run("emulate", sensor, str(seq), str(out), "--workers", "1", *args) == 0
+    assert exit_code("emulate", sensor, str(seq), str(out), "--workers", "1", *args) == 0
     assert bar.opened == 1 and len(bar.tasks) == 1
     task = bar.tasks[0]
     assert task["total"] == task["advanced"] == _expected(sensor, out, n)
@@ -96,7 +90,7 @@ def test_emulate_progress_is_exact_over_a_dataset_folder_in_parallel(sensor, bar
     _seq(tmp_path / "ds" / "a" / "s1", n)
     _seq(tmp_path / "ds" / "b" / "s2", n)
     out = tmp_path / "out"
-    assert _run("emulate", sensor, str(tmp_path / "ds"), str(out), "--workers", "2", *args) == 0
+    assert exit_code("emulate", sensor, str(tmp_path / "ds"), str(out), "--workers", "2", *args) == 0
     task = bar.tasks[0]
     expected = _expected(sensor, out / "a" / "s1", n) + _expected(sensor, out / "b" / "s2", n)
     assert task["total"] == task["advanced"] == expected
@@ -106,7 +100,7 @@ def test_the_imu_bar_counts_the_samples_it_writes(bar, tmp_path):
     """The case that showed 11/10: the last time times the rate falls just below an integer."""
     seq = _seq(tmp_path / "seq", 30)
     assert 0.29 * 100 < 29  # floating point: the old bar total int(0.29 * 100) + 1 = 29
-    assert _run("emulate", "imu", str(seq), str(tmp_path / "out"), "--rate", "100") == 0
+    assert exit_code("emulate", "imu", str(seq), str(tmp_path / "out"), "--rate", "100") == 0
     assert bar.tasks[0]["total"] == bar.tasks[0]["advanced"] == 30
 
 
@@ -122,7 +116,7 @@ def test_the_imu_bar_counts_the_samples_it_writes(bar, tmp_path):
 )
 def test_no_bar_is_opened_before_a_bad_setting(sensor, args, match, bar, tmp_path, capsys):
     seq = _seq(tmp_path / "seq")
-    assert _run("emulate", sensor, str(seq), str(tmp_path / "out"), *args) == 2
+    assert exit_code("emulate", sensor, str(seq), str(tmp_path / "out"), *args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0]
     assert bar.opened == 0 and not (tmp_path / "out").exists()
@@ -132,7 +126,7 @@ def test_no_bar_and_nothing_written_when_one_sequence_of_a_folder_is_broken(bar,
     _seq(tmp_path / "ds" / "a")
     broken = _seq(tmp_path / "ds" / "b")
     (broken / "transforms.json").write_text("{ not json")
-    assert _run("emulate", "spad", str(tmp_path / "ds"), str(tmp_path / "out")) == 2
+    assert exit_code("emulate", "spad", str(tmp_path / "ds"), str(tmp_path / "out")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("camsim: error: b: ") and "transforms.json" in err[0]
     assert bar.opened == 0 and not (tmp_path / "out").exists()
@@ -140,7 +134,7 @@ def test_no_bar_and_nothing_written_when_one_sequence_of_a_folder_is_broken(bar,
 
 def test_no_bar_before_an_imu_input_with_too_few_poses(bar, tmp_path, capsys):
     seq = _seq(tmp_path / "seq", 2)
-    assert _run("emulate", "imu", str(seq), str(tmp_path / "out")) == 2
+    assert exit_code("emulate", "imu", str(seq), str(tmp_path / "out")) == 2
     assert "at least 3 poses" in capsys.readouterr().err
     assert bar.opened == 0
 
@@ -148,10 +142,10 @@ def test_no_bar_before_an_imu_input_with_too_few_poses(bar, tmp_path, capsys):
 def test_no_bar_before_an_output_made_with_other_settings(bar, tmp_path, capsys):
     seq = _seq(tmp_path / "seq")
     out = tmp_path / "out"
-    assert _run("emulate", "events", str(seq), str(out), "--seed", "1") == 0
+    assert exit_code("emulate", "events", str(seq), str(out), "--seed", "1") == 0
     before = {p: stamp(p) for p in out.rglob("*")}
     bar.opened = 0
-    assert _run("emulate", "events", str(seq), str(out), "--seed", "2", "--allow-skips") == 2
+    assert exit_code("emulate", "events", str(seq), str(out), "--seed", "2", "--allow-skips") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seed=1 (this run: 2)" in err[0]
     assert bar.opened == 0

@@ -4,17 +4,16 @@ A writer that gains a key fails here until the key is documented (issue 13, item
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import run_ok
 from conftest import FAST
 
-from camsim import cli, passes
+from camsim import passes
 
 pytestmark = pytest.mark.blender
 
@@ -31,15 +30,6 @@ OPAQUE = {
     "checksums",
 }
 """Blocks whose keys are data (ids, setting names, convention names), documented as a whole."""
-
-
-def run(*argv: object) -> None:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            cli.main([str(a) for a in argv])
-        except SystemExit as e:
-            assert not e.code, err.getvalue()
 
 
 def keys_of(obj: Any, out: set[str] | None = None) -> set[str]:
@@ -82,11 +72,11 @@ def outputs(build_scene, render, tmp_path_factory) -> dict[str, Path]:
     blend = build_scene("format", kind="flow")
     seq = render(blend, "format-seq", FAST.replace(linear=True), frame_start=1, frame_end=4)
     root = tmp_path_factory.mktemp("format-outputs")
-    run("interpolate", seq, root / "interpolated", "--factor", "2", "--workers", "1")
+    run_ok("interpolate", seq, root / "interpolated", "--factor", "2", "--workers", "1")
     for sensor in ("spad", "rgb", "events", "imu"):
-        run("emulate", sensor, seq, root / sensor)
-    run("convert", "img-to-npy", seq, root / "npy")
-    run("export", "nerfstudio", seq, root / "nerfstudio")
+        run_ok("emulate", sensor, seq, root / sensor)
+    run_ok("convert", "img-to-npy", seq, root / "npy")
+    run_ok("export", "nerfstudio", seq, root / "nerfstudio")
     return {"render": seq, **{p.name: p for p in root.iterdir() if p.is_dir()}}
 
 

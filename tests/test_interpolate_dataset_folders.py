@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import synthetic_scenes as S
-from filestate import stamp
+from clirun import exit_code
+from filestate import contents
 
 from camsim import transforms
 from camsim.cli import main
@@ -30,23 +31,9 @@ def dataset(tmp_path) -> Path:
     return tmp_path / "DATASETS"
 
 
-def _run(*argv: str) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    return exc.value.code
-
-
-def _files(root: Path) -> dict[str, tuple[bytes, tuple[int, int]]]:
-    return {
-        p.relative_to(root).as_posix(): (p.read_bytes(), stamp(p))
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_a_dataset_folder_is_interpolated_in_parallel_into_a_mirrored_layout(dataset, tmp_path):
     out = tmp_path / "x2"
-    assert _run("interpolate", str(dataset), str(out), "--factor", "2", "--workers", "2") == 0
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "2", "--workers", "2") == 0
     for k, name in enumerate(NAMES):
         assert len(transforms.read(out / name)["frames"]) == 2 * (3 + k) - 1
         alone = tmp_path / "alone" / name
@@ -58,34 +45,37 @@ def test_a_dataset_folder_is_interpolated_in_parallel_into_a_mirrored_layout(dat
 
 def test_a_single_sequence_folder_writes_output_itself(dataset, tmp_path):
     out = tmp_path / "one"
-    assert _run("interpolate", str(dataset / NAMES[0]), str(out), "--factor", "2") == 0
+    assert exit_code("interpolate", str(dataset / NAMES[0]), str(out), "--factor", "2") == 0
     assert (out / "transforms.json").is_file()
 
 
 def test_resume_skips_complete_sequences_and_refuses_another_factor(dataset, tmp_path, capsys):
     out = tmp_path / "x2"
-    assert _run("interpolate", str(dataset), str(out), "--factor", "2", "--workers", "2") == 0
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "2", "--workers", "2") == 0
     (out / NAMES[2] / "transforms.json").unlink()  # cut short
-    first = _files(out)
-    assert _run("interpolate", str(dataset), str(out), "--factor", "2", "--allow-skips") == 0
-    again = _files(out)
+    first = contents(out)
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "2", "--allow-skips") == 0
+    again = contents(out)
     for rel, (data, written) in first.items():
         if not rel.startswith(NAMES[2]):
             assert again[rel] == (data, written), rel  # complete ones untouched
     assert (out / NAMES[2] / "transforms.json").is_file()
     capsys.readouterr()
-    assert _run("interpolate", str(dataset), str(out), "--factor", "3", "--allow-skips") == 2
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "3", "--allow-skips") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--factor=2 (this run: 3)" in err[0] and "--overwrite" in err[0]
-    assert _files(out) == again
-    assert _run("interpolate", str(dataset), str(out), "--factor", "3") == 2
-    assert _files(out) == again
+    assert contents(out) == again
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "3") == 2
+    assert contents(out) == again
 
 
 def test_overwrite_with_another_factor_leaves_no_stale_frame(dataset, tmp_path):
     out = tmp_path / "x"
-    assert _run("interpolate", str(dataset), str(out), "--factor", "4", "--workers", "2") == 0
-    assert _run("interpolate", str(dataset), str(out), "--factor", "2", "--overwrite", "--workers", "2") == 0
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "4", "--workers", "2") == 0
+    assert (
+        exit_code("interpolate", str(dataset), str(out), "--factor", "2", "--overwrite", "--workers", "2")
+        == 0
+    )
     for name in NAMES:
         meta = transforms.read(out / name)
         listed = {f[k] for f in meta["frames"] for k in f if k.endswith("file_path")} | {"transforms.json"}
@@ -96,10 +86,10 @@ def test_overwrite_with_another_factor_leaves_no_stale_frame(dataset, tmp_path):
 
 def test_beta_is_a_setting_too(dataset, tmp_path, capsys):
     out = tmp_path / "x2"
-    assert _run("interpolate", str(dataset / NAMES[0]), str(out), "--factor", "2") == 0
-    assert _run("interpolate", str(dataset / NAMES[0]), str(out), "--factor", "2", "--allow-skips") == 0
+    assert exit_code("interpolate", str(dataset / NAMES[0]), str(out), "--factor", "2") == 0
+    assert exit_code("interpolate", str(dataset / NAMES[0]), str(out), "--factor", "2", "--allow-skips") == 0
     assert (
-        _run(
+        exit_code(
             "interpolate", str(dataset / NAMES[0]), str(out), "--factor", "2", "--beta", "30", "--allow-skips"
         )
         == 2
@@ -109,7 +99,9 @@ def test_beta_is_a_setting_too(dataset, tmp_path, capsys):
 
 def test_a_render_in_the_output_folder_is_refused(dataset, tmp_path, capsys):
     target = dataset / NAMES[1]  # a sequence camsim rendered, not interpolated
-    assert _run("interpolate", str(dataset / NAMES[0]), str(target), "--factor", "2", "--allow-skips") == 2
+    assert (
+        exit_code("interpolate", str(dataset / NAMES[0]), str(target), "--factor", "2", "--allow-skips") == 2
+    )
     assert "did not derive" in capsys.readouterr().err
 
 
@@ -122,14 +114,14 @@ def test_help_names_the_positionals_input_and_output(capsys):
 
 def test_allow_skips_redoes_a_complete_sequence_that_lost_a_file(dataset, tmp_path):
     out = tmp_path / "x2"
-    assert _run("interpolate", str(dataset), str(out), "--factor", "2", "--workers", "2") == 0
-    first = _files(out)
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "2", "--workers", "2") == 0
+    first = contents(out)
     lost = out / NAMES[0] / transforms.read(out / NAMES[0])["frames"][1]["depth_file_path"]
     lost.unlink()
     cut = out / NAMES[1] / transforms.read(out / NAMES[1])["frames"][2]["file_path"]
     cut.write_bytes(cut.read_bytes()[:40])
-    assert _run("interpolate", str(dataset), str(out), "--factor", "2", "--allow-skips") == 0
-    again = _files(out)
+    assert exit_code("interpolate", str(dataset), str(out), "--factor", "2", "--allow-skips") == 0
+    again = contents(out)
     assert {k: v[0] for k, v in again.items()} == {k: v[0] for k, v in first.items()}  # repaired, same bytes
     untouched = [k for k in first if k.startswith(NAMES[2])]
     assert untouched and all(again[k] == first[k] for k in untouched)

@@ -4,16 +4,14 @@ files from the records."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 
 import numpy as np
 import pytest
 import synthetic_scenes as S
+from clirun import run_ok
 
-from camsim import cli
 from camsim.config import RenderConfig
 from camsim.errors import OutputWriteError
 from camsim.fileio import read_exr, read_image, write_exr, write_image
@@ -43,15 +41,6 @@ SCENE = S.Scene(
 )
 
 
-def run(*argv: object) -> None:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            cli.main([str(a) for a in argv])
-        except SystemExit as e:
-            assert not e.code, err.getvalue()
-
-
 def path_keys(meta: dict) -> set[str]:
     """Every `file_path` / `*_file_path` key of a transforms.json, top level and per frame."""
     dicts = [meta, *meta["frames"]]
@@ -62,15 +51,15 @@ def test_every_path_key_any_writer_writes_is_a_registered_kind(tmp_path):
     src = tmp_path / "src"
     S.write_sequence(src, SCENE, 3, linear=True)
     out = tmp_path / "out"
-    run("interpolate", src, out / "interpolated", "--factor", "2", "--workers", "1")
-    run("emulate", "spad", src, out / "spad")
-    run("emulate", "spad", src, out / "spad-img", "--mode", "img")
-    run("emulate", "rgb", src, out / "rgb", "--raw")
-    run("emulate", "events", src, out / "events")
+    run_ok("interpolate", src, out / "interpolated", "--factor", "2", "--workers", "1")
+    run_ok("emulate", "spad", src, out / "spad")
+    run_ok("emulate", "spad", src, out / "spad-img", "--mode", "img")
+    run_ok("emulate", "rgb", src, out / "rgb", "--raw")
+    run_ok("emulate", "events", src, out / "events")
     for name in ("interpolated", "rgb", "events"):
-        run("convert", "img-to-npy", out / name, out / f"{name}-npy")
-    run("convert", "npy-to-img", out / "interpolated-npy", out / "interpolated-img")
-    run("export", "nerfstudio", out / "interpolated", out / "nerfstudio")
+        run_ok("convert", "img-to-npy", out / name, out / f"{name}-npy")
+    run_ok("convert", "npy-to-img", out / "interpolated-npy", out / "interpolated-img")
+    run_ok("export", "nerfstudio", out / "interpolated", out / "nerfstudio")
     registered = set(KEYS) | {f.key for f in SEQUENCE_FILES}
     seen: set[str] = set()
     for tj in sorted(out.rglob("transforms.json")):

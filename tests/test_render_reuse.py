@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from filestate import stamp
+from filestate import stamps
 
 from camsim import transforms
 from camsim.fileio import read_image
@@ -43,22 +43,18 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def files_of(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): stamp(p) for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def test_render_animation_refuses_another_render_and_overwrite_leaves_nothing_stale(demo_scenes, tmp_path):
     scene, out = demo_scenes[0], tmp_path / "seq"
     camsim("render-animation", scene, out, "--frame-start=1", "--frame-end=4", "--render-config.linear", *TINY,
            tmp=tmp_path)  # fmt: skip
-    before = files_of(out)
+    before = stamps(out)
     line = one_error_line(camsim("render-animation", scene, out, "--frame-start=1", "--frame-end=2", *TINY,
                                  code=2, tmp=tmp_path))  # fmt: skip
     assert "already holds a render of demo_000.blend frames 1..4" in line and "--overwrite" in line
     line = one_error_line(camsim("render-animation", scene, out, "--frame-start=1", "--frame-end=4", *TINY,
                                  "--allow-skips", code=2, tmp=tmp_path))  # fmt: skip
     assert "--render-config.linear=true (this run: false)" in line
-    assert files_of(out) == before  # refusals touch nothing
+    assert stamps(out) == before  # refusals touch nothing
 
     camsim(
         "render-animation", scene, out, "--frame-start=1", "--frame-end=2", *TINY, "--overwrite", tmp=tmp_path
@@ -86,7 +82,7 @@ def test_a_new_setting_over_a_dataset_is_refused_and_overwrite_rerenders_it(demo
     args = ("create-datasets", f"--scenes-dir={scenes}", f"--datasets-dir={data}", "--sequences-per-scene=2",
             "--num-frames=2")  # fmt: skip
     camsim(*args, *TINY, tmp=tmp_path)
-    before = files_of(data)
+    before = stamps(data)
     wider = [a.replace("width=32", "width=40") for a in TINY]
     line = one_error_line(camsim(*args, *wider, "--allow-skips", code=2, tmp=tmp_path))
     assert "--render-config.width=32 (this run: 40)" in line and "(and 1 more sequences)" in line
@@ -95,7 +91,7 @@ def test_a_new_setting_over_a_dataset_is_refused_and_overwrite_rerenders_it(demo
     assert "--render-config.normals=true (this run: false)" in line
     line = one_error_line(camsim(*args, *TINY, code=2, tmp=tmp_path))  # same settings, no flag: refused too
     assert "--allow-skips" in line
-    assert files_of(data) == before
+    assert stamps(data) == before
 
     camsim(*args, *wider, "--overwrite", tmp=tmp_path)
     seqs = sorted((data / "renders").glob("*/*/transforms.json"))
@@ -127,12 +123,12 @@ def test_allow_skips_repairs_damaged_complete_sequences_and_verify_decodes(demo_
     # without an error (other values), so only the checksum recorded at write time can tell.
     raw[len(raw) // 2 : len(raw) // 2 + 64] = bytes(64)
     flow.write_bytes(bytes(raw))  # damaged in place: same size, chunk offsets inside the file
-    before = files_of(data)
+    before = stamps(data)
     time.sleep(0.01)
 
     proc = camsim(*args, "--allow-skips", tmp=tmp_path)
     assert "2 done, 0 skipped" in proc.stderr
-    after = files_of(data)
+    after = stamps(data)
     changed = {k for k in after if before.get(k) != after[k]}
     fa, fb = ma["frames"][1]["frame_number"], mb["frames"][0]["frame_number"]
     assert changed and all(f"{fa:06d}" in k or f"{fb:06d}" in k for k in changed), [
@@ -143,7 +139,7 @@ def test_allow_skips_repairs_damaged_complete_sequences_and_verify_decodes(demo_
 
     assert [p.path for p in validate_dataset(data / "renders").problems] == [flow]
     proc = camsim(*args, "--allow-skips", "--verify", tmp=tmp_path)
-    again = files_of(data)
+    again = stamps(data)
     changed = {k for k in again if after.get(k) != again[k]}
     fc = mb["frames"][2]["frame_number"]
     assert changed and all(f"{fc:06d}" in k for k in changed), changed
