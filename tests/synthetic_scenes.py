@@ -41,6 +41,15 @@ class Scene:
     fps: float = 10.0
 
 
+TWO_LAYERS = Scene(
+    w=24,
+    h=20,
+    focal=25.0,
+    layers=(Layer(5.0, (2.0, 0.0)), Layer(2.0, (-2.0, 1.0), rect=(6, 4, 14, 12), seg_id=2)),
+)
+"""A background plane and a nearer rectangle moving the other way: occlusions, disocclusions, two ids."""
+
+
 def texture(x: np.ndarray, y: np.ndarray, tint: tuple[float, float, float]) -> np.ndarray:
     """Smooth linear-light texture in layer pixel coordinates (HxWx3)."""
     base = (

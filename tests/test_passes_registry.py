@@ -33,12 +33,7 @@ from camsim.passes import (
 )
 from camsim.validate import validate_dataset
 
-SCENE = S.Scene(
-    w=24,
-    h=20,
-    focal=25.0,
-    layers=(S.Layer(5.0, (2.0, 0.0)), S.Layer(2.0, (-2.0, 1.0), rect=(6, 4, 14, 12), seg_id=2)),
-)
+SCENE = S.TWO_LAYERS
 
 
 def path_keys(meta: dict) -> set[str]:

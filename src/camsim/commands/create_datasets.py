@@ -70,9 +70,9 @@ class CreateDatasets:
             raise UserInputError(f"--max-retries must be 0 or more, got {self.max_retries}")
         from camsim.resume import Reuse
 
-        Reuse(
-            resume=self.allow_skips or config.allow_skips, overwrite=self.overwrite
-        )  # both together: refused
+        reuse = Reuse(  # --allow-skips with --overwrite is refused here, before any Blender work
+            resume=self.allow_skips or config.allow_skips, overwrite=self.overwrite, verify=self.verify
+        )
         if self.cluster:  # a bad address is bad input: refuse it before any Blender work
             from camsim.dask import cluster_address
 
@@ -88,7 +88,7 @@ class CreateDatasets:
         require_blender(config.executable)  # planning starts Blender: say so before anything is created
         planner: list = []  # the Blender that read the scenes: it becomes the first pool worker
         try:
-            plan = self._plan(scenes, config, planner)
+            plan = self._plan(scenes, config, reuse, planner)
             if not plan.jobs:
                 raise UserInputError(f"no scene could be planned, nothing to render: {_why(plan.failures)}")
             if self.dry_run:
@@ -104,7 +104,7 @@ class CreateDatasets:
             for w in planner:
                 w.close()
 
-    def _plan(self, scenes, config, holder: list):  # type: ignore[no-untyped-def]
+    def _plan(self, scenes, config, reuse, holder: list):  # type: ignore[no-untyped-def]
         """Plan every scene; `holder` receives the (still running) Blender that read the ranges."""
         from camsim.blender.worker import BlenderWorker, options_from_config
         from camsim.planning import PlanOptions, plan_datasets
@@ -132,11 +132,6 @@ class CreateDatasets:
                 raise SceneError("scene has no camera")
             return SceneRange(info.frame_start, info.frame_end, tuple(info.cuts), info.camera_problem)
 
-        from camsim.resume import Reuse
-
-        reuse = Reuse(
-            resume=self.allow_skips or config.allow_skips, overwrite=self.overwrite, verify=self.verify
-        )
         return plan_datasets(scenes, self.datasets_dir, config, options, read_range, reuse)
 
     def _render(self, plan, config, warm=None) -> int:  # type: ignore[no-untyped-def]
