@@ -46,7 +46,7 @@ def timed(runner: LocalPool | DaskRunner, jobs: list[SequenceJob]) -> tuple[floa
             first_start.append(time.perf_counter())
 
     t0 = time.perf_counter()
-    outcomes = runner.run(jobs, on_event)
+    outcomes = runner.run(jobs, on_event).outcomes
     t1 = time.perf_counter()
     bad = [o for o in outcomes if o.status != "done"]
     if bad:

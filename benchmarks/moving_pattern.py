@@ -32,7 +32,7 @@ class MovingPattern(Sequence):
             "fps": fps,
             "frames": [],
         }
-        super().__init__(root=Path("."), meta=meta, times=times, poses=poses, fps=fps, source="linear")
+        super().__init__(root=Path("."), meta=meta, times=times, poses=poses, fps=fps, light="linear")
         self._n = n
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         self._phase = (xx * 0.05 + yy * 0.03).astype(np.float32)

@@ -7,12 +7,14 @@ nothing is left running.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,8 +25,15 @@ import psutil
 import pytest
 
 from camsim import transforms
+from camsim.config import RenderConfig
+from camsim.emulate.imu import ImuConfig
+from camsim.errors import UserInputError
 from camsim.fileio import TMP_MARK, read_exr_parts, read_image
+from camsim.jobs import Event, RunResult, SequenceJob
 from camsim.passes import KEYS
+from camsim.resume import Reuse
+from camsim.sampling import sequence_id
+from camsim.stages import Pipeline, StageTask, tasks_for
 
 pytestmark = pytest.mark.blender
 
@@ -264,3 +273,220 @@ def test_cluster_rejects_datasets_dir_a_worker_cannot_see(
     assert "cannot read" in text and "the client cannot see its probe file" in text, text
     assert not list((tmp_path / "ds").rglob("*.png"))
     assert not list((tmp_path / "ds").glob(".camsim-probe*"))
+
+
+# ------------------------------------------------------------------ submit first; stages as dependent tasks
+
+TINY = RenderConfig(width=48, height=32, max_samples=4, adaptive_threshold=0.0, use_denoising=False, threads=1,
+                    device_type="cpu")  # fmt: skip
+
+
+def _jobs(scenes: list[Path], datasets: Path, frames: tuple[int, int] = (1, 2)) -> list[SequenceJob]:
+    seq = sequence_id(*frames, 1)
+    return [
+        SequenceJob(s, datasets / "renders" / s.stem / seq, TINY, *frames, s.stem, seq, Reuse(resume=True))
+        for s in scenes
+    ]
+
+
+def _scheduler_tasks(address: str) -> int:
+    from distributed import Client
+
+    with Client(address, timeout="30s", set_as_default=False) as client:
+        return int(client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))
+
+
+@pytest.fixture
+def bare_scheduler(tmp_path: Path) -> Iterator[DaskCluster]:
+    """A real scheduler with no worker yet (the test starts them); everything stopped afterwards."""
+    port = _free_port()
+    logs = open(tmp_path / "dask.log", "ab")  # noqa: SIM115 - lives as long as the cluster
+    cluster = DaskCluster(f"tcp://127.0.0.1:{port}", subprocess.Popen(
+        [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=logs, stderr=subprocess.STDOUT, cwd=tmp_path,
+    ))  # fmt: skip
+    try:
+        yield cluster
+    finally:
+        started = cluster.processes()
+        for p in [*cluster.nannies, cluster.scheduler]:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        logs.close()
+        _, alive = psutil.wait_procs(started, timeout=15)
+        for p in alive:
+            p.kill()
+        assert not alive, f"left running after teardown: {[(p.pid, p.name()) for p in alive]}"
+
+
+def test_run_submits_before_any_worker_joins(
+    bare_scheduler: DaskCluster, demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    """The client submits its tasks to a scheduler without workers (what an adaptive cluster scales on), and
+    the run completes once a worker joins."""
+    from camsim.dask import DaskRunner
+
+    datasets = tmp_path / "ds"
+    jobs = _jobs(demo_scenes[:2], datasets)
+    config = TINY.replace(log_dir=tmp_path / "logs")
+    results: list[RunResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            with DaskRunner(bare_scheduler.address, config, datasets_dir=datasets, wait_for_workers=300) as r:
+                results.append(r.run(iter(jobs)))
+        except BaseException as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while _scheduler_tasks(bare_scheduler.address) < 1 + len(jobs) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the probe and both renders, with no worker to run them
+    assert _scheduler_tasks(bare_scheduler.address) >= 1 + len(jobs) and not results
+    bare_scheduler.nannies.append(subprocess.Popen(
+        [str(DASK), "worker", bare_scheduler.address, "--nworkers", "1", "--nthreads", "1", "--host",
+         "127.0.0.1", "--no-dashboard", "--local-directory", str(tmp_path / "w")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    ))  # fmt: skip
+    thread.join(timeout=180)
+    assert results and isinstance(results[0], RunResult), results
+    assert [o.status for o in results[0].outcomes] == ["done", "done"], results[0].outcomes
+    _assert_valid_dataset(datasets, 2)
+
+
+def test_adaptive_cluster_from_zero_workers_scales_up(demo_scenes: list[Path], tmp_path: Path) -> None:
+    """dask-jobqueue's `cluster.adapt()` (minimum 0) on a LocalCluster: the submitted tasks start a worker."""
+    from distributed import LocalCluster
+
+    from camsim.dask import DaskRunner
+
+    datasets = tmp_path / "ds"
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:  # fmt: skip
+        cluster.adapt(minimum=0, maximum=1, interval="200ms")
+        runner = DaskRunner(cluster.scheduler_address, TINY.replace(log_dir=tmp_path / "logs"),
+                            datasets_dir=datasets, wait_for_workers=120)  # fmt: skip
+        result = runner.run(_jobs(demo_scenes[:1], datasets))
+    assert [o.status for o in result.outcomes] == ["done"], result.outcomes
+    _assert_valid_dataset(datasets, 1)
+
+
+def test_no_worker_joining_is_one_line_error(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    from camsim.dask import DaskRunner
+
+    datasets = tmp_path / "ds"
+    job = _jobs([tmp_path / "a.blend"], datasets)
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
+        runner = DaskRunner(cluster.scheduler_address, TINY, datasets_dir=datasets, wait_for_workers=1.5)
+        t0 = time.monotonic()
+        with pytest.raises(
+            UserInputError, match=r"^no Dask worker joined the scheduler at tcp://\S+ within 2 s$"
+        ):
+            runner.run(job)
+        assert time.monotonic() - t0 < 30
+    assert not list(datasets.glob(".camsim-probe*"))
+
+
+def _tree(root: Path, datasets: Path) -> dict[str, bytes]:
+    """Every file's bytes, the dataset's own path (params.json names its source) replaced."""
+    here = str(datasets).encode()
+    return {str(p.relative_to(root)): p.read_bytes().replace(here, b"DATASETS") for p in sorted(root.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def test_stage_tasks_follow_their_renders_like_the_local_pool(
+    demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    """IMU emulation as a stage task after each render on a 2-worker LocalCluster: the same files as the local
+    pool's stage pool; a sequence whose render fails has its stage reported failed, not run."""
+    from camsim.dask import DaskRunner
+    from camsim.local import LocalPool
+
+    pipeline = Pipeline(emulate=("imu",), sensors=(("imu", ImuConfig()),))
+    config = TINY.replace(jobs=2, log_dir=tmp_path / "logs")
+    out: dict[str, RunResult] = {}
+    events: dict[str, list[tuple[str, str]]] = {}
+    for name in ("local", "dask"):
+        datasets = tmp_path / name
+        jobs = _jobs(demo_scenes, datasets, (1, 6))
+        jobs.append(dataclasses.replace(jobs[0], scene=tmp_path / "missing.blend", scene_name="missing",
+                                        output=datasets / "renders" / "missing" / jobs[0].sequence_id))  # fmt: skip
+        seen = events.setdefault(name, [])
+
+        def on_event(e: Event, seen: list[tuple[str, str]] = seen) -> None:
+            if e.kind in ("finished", "stage") and e.job is not None:
+                seen.append((e.kind, e.job.scene_name))
+
+        def stages(job: SequenceJob, datasets: Path = datasets) -> list[StageTask]:
+            return tasks_for(f"{job.scene_name}/{job.sequence_id}", datasets, pipeline, Reuse())
+
+        if name == "local":
+            out[name] = LocalPool(config, 2, stage_workers=1).run(iter(jobs), on_event, stages)
+        else:
+            with DaskRunner("local", config, datasets_dir=datasets) as runner:
+                out[name] = runner.run(iter(jobs), on_event, stages)
+
+    local, dask = out["local"], out["dask"]
+    assert [o.status for o in dask.outcomes] == ["done"] * 3 + ["failed"]
+    assert [(s.task.key.split("/")[0], s.task.stage, s.status) for s in dask.stages] == [
+        (p.stem, "imu", "done") for p in demo_scenes
+    ] + [("missing", "imu", "failed")]
+    assert dask.stages[-1].error.startswith("its render failed: ")
+    assert all(s.task.datasets_dir == tmp_path / "dask" for s in dask.stages)  # the client's tasks
+    assert sorted((s.task.key, s.status) for s in local.stages) == sorted(
+        (s.task.key, s.status) for s in dask.stages
+    )
+    # Each stage event comes after its render's, on the thread that called run (as the local pool's).
+    for name in ("local", "dask"):
+        for scene in [p.stem for p in demo_scenes] + ["missing"]:
+            order = [k for k, s in events[name] if s == scene]
+            assert order == ["finished", "stage"], (name, scene, order)
+    a, b = (
+        _tree(tmp_path / "local" / "imu", tmp_path / "local"),
+        _tree(tmp_path / "dask" / "imu", tmp_path / "dask"),
+    )
+    assert a.keys() == b.keys() and len(a) >= 3
+    assert a == b
+
+
+def test_survey_on_dask_reads_what_the_local_survey_reads(
+    dask_cluster: DaskCluster, demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    """Planning's scene reads as Dask tasks: the same ranges and errors as survey_local, cached the same way."""
+    import queue
+
+    from camsim.dask import DaskRunner
+    from camsim.sampling import find_scenes
+    from camsim.survey import survey_local
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for s in demo_scenes:
+        (folder / s.name).write_bytes(s.read_bytes())
+    (folder / "corrupt.blend").write_bytes(b"BLENDER-v500" + bytes(range(256)) * 8)
+    (folder / "text.blend").write_text("not a blend file")
+    scenes = find_scenes(folder)
+    config = TINY.replace(log_dir=tmp_path / "logs")
+    spare: queue.Queue = queue.Queue()
+    try:
+        local = {r.scene.name: r for r in survey_local(scenes, config, 1, {}, None, spare)}
+    finally:
+        while not spare.empty():
+            spare.get_nowait().close()
+    with DaskRunner(dask_cluster.address, config, datasets_dir=tmp_path / "ds") as runner:
+        remote = {r.scene.name: r for r in runner.survey(scenes, config, None)}
+        cache = {n: r.record for n, r in remote.items() if r.record is not None}
+        again = list(runner.survey(scenes, config, None, cache))
+    assert {n: (r.range, r.error) for n, r in remote.items()} == {
+        n: (r.range, r.error) for n, r in local.items()
+    }
+    assert {n: r.record for n, r in remote.items()} == {n: r.record for n, r in local.items()}
+    assert remote["corrupt"].error and remote["corrupt"].range is None
+    assert len(again) == len(scenes) and all(r.cached for r in again)

@@ -15,8 +15,6 @@ from conftest import FAST
 
 from camsim import passes
 
-pytestmark = pytest.mark.blender
-
 FORMAT = Path(__file__).parent.parent / "docs" / "FORMAT.md"
 
 OPAQUE = {
@@ -98,6 +96,7 @@ FILES = [  # (output, file, FORMAT.md heading)
 ]
 
 
+@pytest.mark.blender
 @pytest.mark.parametrize("output, name, heading", FILES, ids=[f"{o}/{n}" for o, n, _ in FILES])
 def test_every_key_written_is_documented(outputs, output, name, heading):
     path = outputs[output] / name
@@ -112,6 +111,7 @@ def test_every_key_written_is_documented(outputs, output, name, heading):
     assert not missing, f"{output}/{name} writes keys FORMAT.md ({heading}) does not document: {missing}"
 
 
+@pytest.mark.blender
 def test_every_file_and_folder_written_is_documented(outputs):
     """Every file and folder name a writer creates (numbers stripped) appears in FORMAT.md."""
     text = FORMAT.read_text()
@@ -124,6 +124,7 @@ def test_every_file_and_folder_written_is_documented(outputs):
     assert not missing, f"FORMAT.md does not mention: {missing}"
 
 
+@pytest.mark.blender
 def test_every_path_key_written_is_a_registered_kind(outputs):
     """Every `file_path` / `*_file_path` key of every transforms.json (rendered, interpolated, emulated,
     converted, exported) names a kind of the pass registry or a per-sequence file it lists."""
@@ -133,3 +134,55 @@ def test_every_path_key_written_is_a_registered_kind(outputs):
             meta = json.loads(path.read_text())
             keys = {k for d in (meta, *meta.get("frames", [])) for k in d if k.endswith("file_path")}
             assert keys <= registered, f"{path}: {sorted(keys - registered)} not in camsim.passes"
+
+
+def manifest_keys(data: dict[str, Any]) -> set[str]:
+    """The keys of dataset.json that are names (not data: scene names, sequence keys, stage names, config)."""
+    out = set(data)
+    splits = data["splits"] or {}
+    out |= set(splits)
+    for record in data["scenes"].values():
+        out |= set(record)
+    for seq in data["sequences"].values():
+        out |= set(seq)
+        for state in seq["stages"].values():
+            out |= set(state)
+    return out
+
+
+def test_every_key_of_dataset_json_and_every_stage_folder_is_documented(tmp_path):
+    """dataset.json is written by camsim.manifest alone (create-datasets' host process); a manifest with every
+    optional part filled in names every key it can hold."""
+    from camsim.manifest import (
+        STAGES,
+        Manifest,
+        SceneRecord,
+        SequenceRecord,
+        Splits,
+        StageState,
+        write_manifest,
+    )
+
+    m = Manifest(
+        config={"render_config": {"width": 32}},
+        blender_version="5.0.1",
+        stages=list(STAGES),
+        splits=Splits(["train", "val"], [0.5, 0.5], 0, {"a": "train"}),
+    )
+    m.scenes["a"] = SceneRecord(
+        "/s/a.blend", 1, 2, "Cam", 1, 40, [20], "camera 'X' is orthographic", "no camera"
+    )
+    m.sequences["a/000001-000010-x1"] = SequenceRecord(
+        "a",
+        "train",
+        1,
+        10,
+        {"render": StageState("complete", "0" * 16), "spad": StageState("failed", None, "x")},
+    )
+    data = json.loads(write_manifest(tmp_path, m).read_text())
+    text = section("A dataset folder (create-datasets)")
+    missing = sorted(manifest_keys(data) - documented(text))
+    assert not missing, f"dataset.json writes keys FORMAT.md does not document: {missing}"
+    for stage, folder in STAGES.items():
+        assert f"`{stage}`" in text and f"{folder}/SCENE/SEQUENCE-ID/" in text, stage
+    assert "dataset.json" in text

@@ -150,11 +150,26 @@ def _case_insensitive_choices(args: list[str], cls: type) -> list[str]:
     return out
 
 
+def _expand_config(args: list[str], cls: type) -> list[str]:
+    """`--config FILE` (or `--config=FILE`) -> the file's options as flags, placed before the command line's
+    own so that those win (argparse keeps the last value); `--config FILE` stays, for the instance."""
+    from camsim.configfile import args_from_file
+
+    path = None
+    for i, a in enumerate(args):
+        if a == "--config" and i + 1 < len(args):
+            path = args[i + 1]
+        elif a.startswith("--config="):
+            path = a.partition("=")[2]
+    return [*args_from_file(path, cls), *args] if path is not None else args
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `camsim` console script (and `python -m camsim`)."""
     import tyro
 
     from camsim import __version__
+    from camsim.configfile import reads_config_file
     from camsim.errors import CamsimError, UserInputError
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -163,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0)
     if not args:
         args = ["--help"]
+    if args[0] in COMMANDS and reads_config_file(command := _load(COMMANDS[args[0]][0])):
+        try:
+            args = [args[0], *_expand_config(args[1:], command)]
+        except UserInputError as exc:
+            print(f"camsim: error: {exc}", file=sys.stderr)
+            sys.exit(2)
     with _one_line_parse_errors(args):
         if args and args[0] in COMMANDS:  # build only the command asked for: fast start, no unrelated imports
             spec, text = COMMANDS[args[0]]

@@ -108,8 +108,9 @@ class ExecutionConfig:
     jobs: int = 1
     """Number of warm Blender workers rendering in parallel."""
     threads: int | None = None
-    """Cycles CPU threads per worker. Default: the machine's cores divided among the workers, at least 2 (one
-    render thread wastes about half its CPU in Cycles)."""
+    """Cycles CPU threads per worker. Default: the CPUs this process may use (its affinity, cgroup quota and
+    SLURM_CPUS_PER_TASK) divided among the workers, at least 2 (one render thread wastes about half its CPU
+    in Cycles)."""
     max_sequences_per_worker: int = 0
     """Restart a worker after this many sequences (0: never), to bound Blender's memory growth."""
     max_worker_memory: float = 0.0
@@ -126,7 +127,9 @@ class ExecutionConfig:
         of one (BENCHMARKS.md, "Threads per worker")."""
         if self.threads is not None:
             return self.threads
-        cores = os.cpu_count() or 1
+        from camsim.cpus import available_cpus
+
+        cores = available_cpus()
         return max(min(2, cores), cores // max(1, jobs))
 
 

@@ -334,10 +334,12 @@ def make_folders(p: Plan) -> None:
 
 
 def cpu_workers(workers: int) -> int:
-    """--workers: 0 means one per CPU core."""
+    """--workers: 0 means one per CPU this process may use (camsim.cpus.available_cpus)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"--workers must be >= 0 (0: one per CPU core), got {workers!r}")
-    return workers or os.cpu_count() or 1
+    from camsim.cpus import available_cpus
+
+    return workers or available_cpus()
 
 
 _QUEUE: Any = None

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -23,6 +24,7 @@ from camsim.config import GPU_BACKENDS, RenderConfig, RenderSettings
 from camsim.errors import CamsimError, OutputWriteError, SceneError, UserInputError, WorkerError
 from camsim.render import SequenceResult, render_sequence, sequence_is_complete
 from camsim.resume import Reuse
+from camsim.stages import StageOutcome, StageTask
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ class JobOutcome:
 
 @dataclass
 class Event:
-    """What the pool tells its observer: kind in start | total | frames | retry | finished."""
+    """What a runner tells its observer: kind in start | total | frames | retry | finished (a render) |
+    stage (a stage after the render finished: `stage` holds its outcome)."""
 
     kind: str
     slot: int
@@ -72,6 +75,7 @@ class Event:
     value: int = 0
     outcome: JobOutcome | None = None
     message: str = ""
+    stage: StageOutcome | None = None
 
 
 EventFn = Callable[[Event], None]
@@ -88,6 +92,8 @@ class WorkerSlot:
     started: int = 0
     stopped: bool = False
     """Set by `stop()`: no new worker may start (closes the window between a stop and a retry)."""
+    spare: queue.Queue[BlenderWorker] | None = None
+    """Warm workers left by planning: taken before a new one is started."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self) -> BlenderWorker:
@@ -98,10 +104,24 @@ class WorkerSlot:
                 self.worker.kill()
                 self.worker = None
             if self.worker is None:
+                self.worker = self._take_spare()
+            if self.worker is None:
                 self.started += 1
                 name = f"worker-{self.index + 1}" + (f"-r{self.started - 1}" if self.started > 1 else "")
                 self.worker = BlenderWorker(options_from_config(self.config, name)).start()
             return self.worker
+
+    def _take_spare(self) -> BlenderWorker | None:
+        while self.spare is not None:
+            try:
+                w = self.spare.get_nowait()
+            except queue.Empty:
+                return None
+            if w.alive:
+                self.started += 1
+                return w
+            w.kill()
+        return None
 
     def recycle_if_due(self) -> None:
         """Restart between sequences after N sequences or past the memory limit (Blender grows)."""
@@ -200,9 +220,28 @@ def run_job(
     return JobOutcome(job, "failed", error=last_error or "stopped", log_path=last_log, attempts=attempts)
 
 
-class Runner(Protocol):
-    """What create-datasets runs its jobs on: the local pool (local.py) or Dask (dask.py)."""
+StageTasks = Callable[[SequenceJob], list[StageTask]]
+"""The stages to run after a job's render (stages.tasks_for with the run's pipeline), in running order."""
 
-    def run(self, jobs: list[SequenceJob], on_event: EventFn | None = None) -> list[JobOutcome]:
-        """Render every job; outcomes in job order. Ctrl-C stops every worker and re-raises."""
+
+@dataclass
+class RunResult:
+    outcomes: list[JobOutcome]
+    """One per render job, in the order the jobs came."""
+    stages: list[StageOutcome] = field(default_factory=list)
+    """One per stage task of every job (a stage whose render or source stage failed is `failed`, not run)."""
+
+
+class Runner(Protocol):
+    """What create-datasets runs its jobs on: the local pool (local.py) or Dask (dask.py).
+
+    `jobs` may be a list or an iterator that yields jobs as planning finds them (rendering starts with the
+    first). After a job's render is done or skipped, its stage tasks (`stages(job)`) run on the same
+    executor: each when the stage it reads (`task.pipeline.depends_on`) is done or skipped; they report an
+    Event("stage") each."""
+
+    def run(
+        self, jobs: Iterable[SequenceJob], on_event: EventFn | None = None, stages: StageTasks | None = None
+    ) -> RunResult:
+        """Render every job and run its stages. Ctrl-C stops every worker and re-raises."""
         ...

@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,9 +31,13 @@ from camsim import passes, transforms
 from camsim.errors import DatasetError
 from camsim.fileio import TMP_MARK
 from camsim.indexing import Crop, DatasetIndexError, parse_index
+from camsim.manifest import MANIFEST, check_stage, has_manifest, read_manifest, stage_folder
 from camsim.passes import FRAME, PASSES, RENDERED, Pass
 
-__all__ = ["Dataset", "DatasetIndexError", "MultiSequenceDataset", "SequenceDataset"]
+if TYPE_CHECKING:
+    from camsim.imu_dataset import ImuDataset
+
+__all__ = ["Dataset", "DatasetIndexError", "ImuDataset", "MultiSequenceDataset", "SequenceDataset"]
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr")
@@ -155,16 +159,28 @@ class Dataset:
 
     @staticmethod
     def from_path(
-        path: str | os.PathLike[str], modalities: Iterable[str] | str | None = None
-    ) -> SequenceDataset | MultiSequenceDataset:
+        path: str | os.PathLike[str],
+        modalities: Iterable[str] | str | None = None,
+        *,
+        stage: str | None = None,
+        split: str | None = None,
+    ) -> SequenceDataset | MultiSequenceDataset | ImuDataset:
         """Open a sequence folder, its transforms.json, a folder of sequences (concatenated), a folder of
-        images (PNG/JPEG/EXR frames in natural sort order) or a `.npy` file of shape (N, H, W[, C]).
+        images (PNG/JPEG/EXR frames in natural sort order), a `.npy` file of shape (N, H, W[, C]), an IMU
+        output or a folder of them (an `ImuDataset` of samples), or a create-datasets folder (DATASETS with
+        dataset.json).
 
         `modalities`: names of the arrays to decode (camsim.passes: "frame" or "rgb", "depth", "normal",
-        "flow", "segmentation", "linear", "hole_mask", "raw"); None: every one the sequence has. A requested modality that a
-        sequence lacks is a DatasetError.
+        "flow", "segmentation", "linear", "hole_mask", "raw"); None: every one the sequence has. A requested
+        modality that a sequence lacks is a DatasetError.
+
+        `stage` ("render", "interpolate", "spad", "rgb", "events", "imu"; default "render") and `split`
+        ("train", "val", "test"; default every sequence) read DATASETS through its dataset.json: the
+        sequences of that split whose stage is complete, in the manifest's order, named SCENE/SEQ.
         """
         p = Path(path)
+        if stage is not None or split is not None or (p.is_dir() and has_manifest(p)):
+            return Dataset.from_stage(p, stage or "render", split, modalities)
         if p.is_file():
             if p.suffix.lower() == ".json":
                 return SequenceDataset(p.parent, transforms_name=p.name, modalities=modalities)
@@ -175,6 +191,12 @@ class Dataset:
             raise DatasetError(f"no dataset at {p}")
         if (p / "transforms.json").is_file():
             return SequenceDataset(p, modalities=modalities)
+        from camsim.imu_dataset import ImuDataset, is_imu_output
+
+        if is_imu_output(p):
+            if modalities is not None:
+                raise DatasetError(f"{p}: an IMU output has no modalities to choose (items are samples)")
+            return ImuDataset.from_folder(p)
         seqs = find_sequences(p)
         if seqs:
             return MultiSequenceDataset(
@@ -182,7 +204,49 @@ class Dataset:
             )
         if image_files(p):
             return SequenceDataset.from_images(p, modalities=modalities)
+        imu = sorted(f.parent for f in p.rglob("params.json") if is_imu_output(f.parent))
+        if imu and modalities is None:  # a folder of IMU outputs (`camsim emulate imu DATASET OUT`)
+            return ImuDataset([(f, sequence_name(p, f)) for f in imu])
         raise DatasetError(f"no transforms.json and no images ({', '.join(IMAGE_SUFFIXES)}) under {p}")
+
+    @staticmethod
+    def from_stage(
+        datasets_dir: str | os.PathLike[str],
+        stage: str = "render",
+        split: str | None = None,
+        modalities: Iterable[str] | str | None = None,
+    ) -> MultiSequenceDataset | ImuDataset:
+        """The sequences of `split` (None: all) whose `stage` is complete in DATASETS/dataset.json, in its
+        order, concatenated (the "imu" stage: an ImuDataset of samples). DatasetError for a folder without
+        dataset.json, an unknown stage or split (naming the choices), or nothing complete to read."""
+        root = Path(datasets_dir)
+        check_stage(stage)
+        manifest = read_manifest(root) if root.is_dir() else None
+        if manifest is None:
+            raise DatasetError(
+                f"no {MANIFEST} in {root}: stage= and split= read a create-datasets folder; "
+                "open a stage folder (e.g. DATASETS/renders) without them"
+            )
+        if stage not in manifest.stages:
+            raise DatasetError(f"{root} has no {stage} stage (it has: {', '.join(manifest.stages)})")
+        if stage == "interpolate" and not manifest.keep_interpolated:
+            raise DatasetError(f"{root}: interpolated frames were not kept (--no-keep-interpolated)")
+        if split is not None and split not in manifest.split_names():
+            if not manifest.splits:
+                raise DatasetError(f"{root} has no splits (made without --splits): pass split=None")
+            raise DatasetError(f"unknown split {split!r}; splits: {', '.join(manifest.split_names())}")
+        keys = manifest.keys(stage, split)
+        if not keys:
+            where = f" in split {split}" if split else ""
+            raise DatasetError(f"no complete {stage} sequences{where} in {root}")
+        folders = [(stage_folder(root, stage, k), k) for k in keys]
+        if stage == "imu":
+            from camsim.imu_dataset import ImuDataset
+
+            if modalities is not None:
+                raise DatasetError("the imu stage has no modalities to choose (items are IMU samples)")
+            return ImuDataset(folders)
+        return MultiSequenceDataset([SequenceDataset(f, name=k, modalities=modalities) for f, k in folders])
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -492,3 +556,12 @@ class MultiSequenceDataset(Dataset):
     def item(self, index: int, crop: Crop | None = None) -> dict[str, Any]:
         seq, local = self.locate(index)
         return seq.item(local, crop)
+
+
+def __getattr__(name: str) -> Any:
+    """`camsim.loader.ImuDataset` (defined in camsim.imu_dataset, which builds on this module)."""
+    if name == "ImuDataset":
+        from camsim.imu_dataset import ImuDataset
+
+        return ImuDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

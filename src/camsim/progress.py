@@ -127,6 +127,21 @@ class RunView:
         self.overall = bar.add_task(self._title(), total=frames)
         self.workers: dict[int, TaskID] = {}
         self.counted: dict[tuple[str, str], int] = {}
+        self.stages: dict[str, TaskID] = {}
+        self.stage_done: dict[str, int] = {}
+
+    def add_stages(self, stages: tuple[str, ...], sequences: int | None) -> None:
+        """One bar per stage after the render, counting sequences (None: the total is not known yet)."""
+        for stage in stages:
+            self.stage_done[stage] = 0
+            self.stages[stage] = self.bar.add_task(f"{stage} 0", total=sequences)
+
+    def planned(self, sequences: int, frames: int) -> None:
+        """Planning found more work (jobs planned while rendering): the totals grow."""
+        self.sequences = sequences
+        self.bar.update(self.overall, total=frames, description=self._title())
+        for task in self.stages.values():
+            self.bar.update(task, total=sequences)
 
     def _title(self) -> str:
         return f"sequences {self.finished}/{self.sequences}"
@@ -155,6 +170,16 @@ class RunView:
             if e.slot in self.workers:
                 self.bar.update(self.workers[e.slot], advance=e.value)
             self.bar.update(self.overall, advance=self._count(e.job, e.value))
+        elif e.kind == "stage" and e.stage is not None:
+            o = e.stage
+            stage = o.task.stage
+            if stage in self.stages:
+                self.stage_done[stage] += 1
+                self.bar.update(
+                    self.stages[stage], advance=1, description=f"{stage} {self.stage_done[stage]}"
+                )
+            if o.status == "failed":
+                log.error("failed %s of %s: %s", stage, o.task.key, o.error)
         elif e.kind == "retry":
             log.warning("retrying %s/%s: %s", e.job.scene_name, e.job.sequence_id, e.message)
         elif e.kind == "finished":

@@ -29,6 +29,7 @@ from camsim import __version__, transforms
 from camsim.blender.protocol import SceneSettings
 from camsim.blender.worker import BlenderWorker
 from camsim.config import GPU_BACKENDS, RenderSettings
+from camsim.cpus import available_cpus
 from camsim.passes import blender_passes
 
 if TYPE_CHECKING:  # jobs.py sits above this module (it runs render_sequence); only the type comes from there
@@ -121,7 +122,7 @@ def worker_settings(
     """What the Blender side needs of the settings (the fields of protocol.SceneSettings, taken by name);
     `threads` comes from how the run executes (default: every core)."""
     return SceneSettings.pick(
-        {**config.to_json(), "threads": threads or os.cpu_count() or 1, "gpu_index": gpu_index,
+        {**config.to_json(), "threads": threads or available_cpus(), "gpu_index": gpu_index,
          "passes": blender_passes(config.ground_truth)}
     )  # fmt: skip
 

@@ -29,12 +29,14 @@ from camsim.consistency import Consistency, ObjectPoses, check_consistency, pars
 from camsim.errors import DatasetError
 from camsim.fileio import TMP_MARK, checksum
 from camsim.loader import SequenceDataset, find_sequence_dirs, sequence_name
+from camsim.manifest import MANIFEST
 from camsim.passes import FRAME, PASSES, SEGMENTATION, Pass
 
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "incomplete", "corrupted"]
-ProblemKind = Literal["missing", "corrupted", "schema", "inconsistent", "unlisted"]
+ProblemKind = Literal["missing", "corrupted", "schema", "inconsistent", "unlisted", "manifest"]
+"""`manifest`: the files disagree with DATASETS/dataset.json (another settings hash)."""
 
 
 @dataclass
@@ -57,10 +59,14 @@ class SequenceReport:
     warnings: list[str] = field(default_factory=list)
     consistency: Consistency | None = None
     purged: list[Path] = field(default_factory=list)
+    marker: str = "transforms.json"
+    """The file written last, whose presence means complete (an IMU output's: params.json)."""
 
     @property
     def status(self) -> Status:
-        if any(p.kind in ("corrupted", "schema", "inconsistent", "unlisted") for p in self.problems):
+        if any(
+            p.kind in ("corrupted", "schema", "inconsistent", "unlisted", "manifest") for p in self.problems
+        ):
             return "corrupted"
         if not self.has_transforms or self.problems:
             return "incomplete"
@@ -405,7 +411,7 @@ def check_sequence(
 
 def purge_sequence(rep: SequenceReport) -> list[Path]:
     """Delete corrupted files and files no transforms.json lists and, if the sequence lost or lacks any
-    listed file, its transforms.json.
+    listed file, its transforms.json (an IMU output's params.json: the file written last).
 
     Left without transforms.json, the sequence counts as incomplete and `--allow-skips` resumes it,
     keeping the frames whose files all still exist and decode.
@@ -414,7 +420,7 @@ def purge_sequence(rep: SequenceReport) -> list[Path]:
         p.path for p in rep.problems if p.kind in ("corrupted", "schema", "unlisted") and p.path.is_file()
     }
     if any(p.kind in ("missing", "corrupted", "schema") for p in rep.problems):
-        tj = rep.path / "transforms.json"
+        tj = rep.path / rep.marker
         if tj.is_file():
             doomed.add(tj)
     doomed.update(p for p in rep.path.rglob(f"*{TMP_MARK}*") if p.is_file())
@@ -434,12 +440,17 @@ def validate_dataset(
     purge: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ValidationReport:
-    """Validate every sequence under `path` (a sequence folder or a folder of them)."""
+    """Validate every sequence under `path` (a sequence folder or a folder of them); of a create-datasets
+    folder (with dataset.json), every stage against its files and the manifest (`validate_datasets`)."""
     root = Path(path)
     if root.is_file() and root.name == "transforms.json":
         root = root.parent
     if not root.is_dir():
         raise DatasetError(f"no dataset at {root}")
+    if (root / MANIFEST).is_file():
+        from camsim.validate_datasets import validate_datasets
+
+        return validate_datasets(root, consistency=consistency, purge=purge, progress=progress)
     reports = []
     for d in find_sequence_dirs(root):
         name = sequence_name(root, d)
@@ -454,6 +465,10 @@ def validate_dataset(
 
 def total_frames(path: str | os.PathLike[str]) -> int:
     """Frames that validation will visit (for a progress bar): frames in transforms.json or on disk."""
+    if (Path(path) / MANIFEST).is_file():
+        from camsim.validate_datasets import total_units
+
+        return total_units(path)
     total = 0
     for d in find_sequence_dirs(Path(path)):
         try:

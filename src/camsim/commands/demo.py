@@ -1,4 +1,5 @@
-"""`camsim demo`: build demo scenes and render a small dataset with every ground truth, on the CPU."""
+"""`camsim demo`: build demo scenes and make a small dataset with every ground truth, interpolated, with every
+sensor and splits, in one create-datasets call, on the CPU."""
 
 from __future__ import annotations
 
@@ -70,19 +71,25 @@ class Demo:
             render_config=config,
             sequences_per_scene=self.sequences_per_scene,
             num_frames=self.num_frames,
+            interpolate_factor=INTERP_FACTOR,
+            emulate=SENSORS,
+            splits=(0.5, 0.5),
             allow_skips=True,
         ).run()
         if code:
             return code
-        sequences = sorted(p.parent for p in (datasets / "renders").glob("*/*/transforms.json"))
-        extras = run_extras(datasets, sequences)
+        shown = finish(datasets)
         print(f"\ncamsim demo finished in {time.monotonic() - t0:.0f} s. Where to look:")
         print(f"  scenes:        {scenes_dir}/*.blend")
+        print(f"  manifest:      {datasets / 'dataset.json'} (camsim info {datasets})")
         print(f"  renders:       {datasets / 'renders'}/SCENE/SEQUENCE/ (frames, depths, normals, flows,")
         print(
             "                 segmentations, linear, debug/ colorized ground truth, transforms.json, info.json)"
         )
-        for label, path in extras:
+        print(f"  interpolated:  {datasets / 'interpolated'}/SCENE/SEQUENCE/ (x{INTERP_FACTOR} frame rate)")
+        for sensor in SENSORS:
+            print(f"  {sensor + ':':<14} {datasets / sensor}/SCENE/SEQUENCE/")
+        for label, path in shown:
             print(f"  {label + ':':<14} {path}")
         print(f"  worker logs:   {logs}")
         return 0
@@ -92,23 +99,15 @@ INTERP_FACTOR = 16
 """x16 of the demo's 50 fps: fine enough in time for the event camera's 0.2 log-intensity threshold."""
 
 
-def run_extras(datasets: Path, sequences: list[Path]) -> list[tuple[str, Path]]:
-    """Interpolation, sensor emulation, previews and validation of the demo dataset."""
-    from camsim.interpolate import interpolate_sequence
+SENSORS = ("spad", "rgb", "events", "imu")
+
+
+def finish(datasets: Path) -> list[tuple[str, Path]]:
+    """Previews and validation of the demo dataset (every stage, from its manifest)."""
     from camsim.preview import make_previews
     from camsim.validate import validate_dataset
 
-    first = sequences[0]
-    name = f"{first.parent.name}/{first.name}"
     shown: list[tuple[str, Path]] = []
-    interp = datasets / "interpolated" / first.parent.name / f"{first.name}-interp{INTERP_FACTOR}"
-    log.info("interpolating %s by %d", name, INTERP_FACTOR)
-    interpolate_sequence(first, interp, INTERP_FACTOR, overwrite=True)
-    shown.append(("interpolated", interp))
-    # Single-photon and event sensors need far more frames per second than were rendered: emulate
-    # on the interpolated sequence, as a user would.
-    for label, path in emulate_all(interp, datasets / "emulated" / first.parent.name / interp.name):
-        shown.append((label, path))
     previews = datasets.parent / "previews"
     log.info("writing preview videos to %s", previews)
     make_previews(datasets / "renders", previews)
@@ -121,19 +120,3 @@ def run_extras(datasets: Path, sequences: list[Path]) -> list[tuple[str, Path]]:
             log.warning("validate: %s", problem)
     shown.append(("validation", Path(f"{counts}")))
     return shown
-
-
-def emulate_all(sequence: Path, out: Path) -> list[tuple[str, Path]]:
-    """Every sensor emulator on one sequence (linear light from the renderer's linear EXRs)."""
-    from camsim.emulate import emulate_events, emulate_imu, emulate_rgb, emulate_spad
-
-    done = []
-    for name, fn in (
-        ("spad", emulate_spad),
-        ("rgb", emulate_rgb),
-        ("events", emulate_events),
-        ("imu", emulate_imu),
-    ):
-        log.info("emulating %s on %s", name, sequence.name)
-        done.append((f"emulated {name}", fn(sequence, out / name, overwrite=True)))
-    return done

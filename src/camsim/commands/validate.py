@@ -15,7 +15,8 @@ class Validate:
     """Check schema, files, shapes, types, NaNs and frame counts; exit 1 when anything is wrong."""
 
     dataset: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="DATASET")]
-    """A sequence folder or a folder of sequences (e.g. DATASETS/renders)."""
+    """A sequence folder, a folder of sequences (e.g. DATASETS/renders), or DATASETS with its dataset.json:
+    every stage of every sequence, and the manifest against the files."""
     consistency: bool = False
     """Reproject depth with poses and intrinsics to the next frame (moving rigid objects with their poses
     from objects.json) and compare with forward flow on interior surface pixels (end-point error per
@@ -29,12 +30,15 @@ class Validate:
 
         from camsim.errors import DatasetError
         from camsim.loader import find_sequence_dirs
+        from camsim.manifest import has_manifest
         from camsim.progress import progress_bar, report_console
         from camsim.validate import total_frames, validate_dataset
 
         if not self.dataset.exists():
             raise DatasetError(f"no dataset at {self.dataset}")
-        if self.dataset.is_dir() and not find_sequence_dirs(self.dataset):  # no bar drawn for a non-dataset
+        datasets = self.dataset.is_dir() and has_manifest(self.dataset)
+        # No bar drawn for a non-dataset.
+        if self.dataset.is_dir() and not datasets and not find_sequence_dirs(self.dataset):
             raise DatasetError(
                 f"no sequences under {self.dataset} (no transforms.json and no frames/ folder)"
             )

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -105,18 +105,32 @@ def settings(config: Any) -> dict[str, Any]:
     return _jsonable(config)
 
 
-def write_params(out: Path, sensor: str, config: Any, source: str | os.PathLike[str], **derived: Any) -> None:
-    """params.json: every parameter used (the config dataclass), derived values, provenance, and the record
-    a rerun compares (`settings_hash`, `source_transforms_sha256`)."""
-    import camsim
-    from camsim.derive import settings_hash, source_sha256
+class Source(Protocol):
+    """What params.json records about an emulator's input (`camsim.emulate.light.Sequence` is one)."""
 
-    src = Path(source)
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def source_sha256(self) -> str | None: ...
+
+    @property
+    def source_interpolation(self) -> dict[str, Any] | None: ...
+
+
+def write_params(out: Path, sensor: str, config: Any, source: Source, **derived: Any) -> None:
+    """params.json: every parameter used (the config dataclass), derived values, provenance (the input
+    sequence's `source`, `source_transforms_sha256`, and `source_interpolation` when it was interpolated on
+    the fly), and the record a rerun compares (`settings_hash`, `source_transforms_sha256`)."""
+    import camsim
+    from camsim.derive import settings_hash
+
     payload = {
         "sensor": sensor,
         "camsim_version": getattr(camsim, "__version__", "unknown"),
-        "source": str(source),
-        "source_transforms_sha256": source_sha256(src) if (src / "transforms.json").is_file() else None,
+        "source": source.source,
+        "source_transforms_sha256": source.source_sha256,
+        **({"source_interpolation": source.source_interpolation} if source.source_interpolation else {}),
         "settings_hash": settings_hash(sensor, settings(config)),
         "config": settings(config),
         "derived": _jsonable(derived),

@@ -389,7 +389,7 @@ def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress, worker
         out,
         "events",
         cfg,
-        seq.root,
+        seq,
         event_count=writers.count,
         max_log_step_between_frames=pixels.max_step,
         intervals_faster_than_threshold=pixels.fast_intervals,

@@ -238,7 +238,7 @@ def _run(seq: Sequence, out: Path, cfg: ImuConfig, progress: Progress, workers: 
         out,
         "imu",
         cfg,
-        seq.root,
+        seq,
         samples=n,
         start_time_s=traj.t0,
         end_time_s=traj.t1,

@@ -7,6 +7,7 @@ exact sRGB EOTF (IEC 61966-2-1), which is right for the "Standard" view transfor
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from camsim import srgb, transforms
+from camsim import derive, srgb, transforms
 from camsim.emulate import timebase
 from camsim.emulate.common import prepare_output
 from camsim.errors import DatasetError
@@ -43,6 +44,30 @@ def photon_rate(flux: float, per: Literal["second", "frame"], fps: float) -> flo
     return float(flux) * (fps if per == "frame" else 1.0)
 
 
+Light = Literal["auto", "linear", "srgb"]
+"""Which image of a frame is read: the linear EXR when there is one (`auto`), only it, or the sRGB PNG."""
+
+
+def code_to_linear(raw: np.ndarray) -> np.ndarray:
+    """A frame image's sRGB code values (HxW or HxWxC, uint8 or uint16) as HxWx3 float32 linear light."""
+    scale = 65535.0 if raw.dtype == np.uint16 else 255.0
+    if raw.ndim == 2:
+        raw = raw[..., None]
+    raw = raw[..., :3] if raw.shape[2] >= 3 else np.repeat(raw[..., :1], 3, axis=2)
+    return srgb_to_linear(raw.astype(np.float32) / np.float32(scale))
+
+
+def read_light(root: Path, fr: dict[str, Any], use_linear: bool, i: int) -> np.ndarray:
+    """Frame record `fr` (frames[i] of the sequence in `root`) as stored: its linear EXR (float32) or its sRGB
+    image linearised, before `Sequence.linear` checks its size and clips it at 0."""
+    if use_linear:
+        img = read_exr(transforms.resolve_path(root, fr[LINEAR.key]), LINEAR.channels)
+        return np.asarray(img, dtype=np.float32)
+    if FRAME.key not in fr:
+        raise DatasetError(f"frames[{i}] has neither {FRAME.key} nor {LINEAR.key}")
+    return code_to_linear(read_image(transforms.resolve_path(root, fr[FRAME.key])))
+
+
 @dataclass
 class Sequence:
     """A rendered sequence folder: its metadata, frame times and poses, and linear-light frames."""
@@ -52,9 +77,33 @@ class Sequence:
     times: np.ndarray = field(repr=False)
     poses: np.ndarray = field(repr=False)
     fps: float = 0.0
-    source: Literal["auto", "linear", "srgb"] = "auto"
+    light: Light = "auto"
     numbers: np.ndarray | None = field(default=None, repr=False)
     """The source frames' frame_number (float64); None: their index."""
+
+    @property
+    def source(self) -> str:
+        """What the emulators record as their input (params.json `source`)."""
+        return str(self.root)
+
+    @property
+    def source_sha256(self) -> str | None:
+        """The input's identity a rerun compares (params.json `source_transforms_sha256`): SHA-256 of its
+        transforms.json; None for a sequence with none on disk."""
+        return derive.source_sha256(self.root) if (self.root / "transforms.json").is_file() else None
+
+    @property
+    def source_interpolation(self) -> dict[str, Any] | None:
+        """How the input was interpolated on the fly (params.json `source_interpolation`); None: it was not."""
+        return None
+
+    def with_light(self, light: Light) -> Sequence:
+        """This sequence read with another `light` (the same object when it already is)."""
+        if light == self.light:
+            return self
+        other = copy.copy(self)
+        other.light = light
+        return other
 
     @property
     def n(self) -> int:
@@ -83,29 +132,25 @@ class Sequence:
     def w(self) -> int:
         return int(self.meta["w"])
 
+    def has_linear(self, i: int) -> bool:
+        """Frame i has a linear EXR."""
+        return LINEAR.key in self.meta["frames"][i]
+
     def uses_linear(self, i: int) -> bool:
-        fr = self.meta["frames"][i]
-        if self.source == "srgb":
+        if self.light == "srgb":
             return False
-        if self.source == "linear" and LINEAR.key not in fr:
+        has = self.has_linear(i)
+        if self.light == "linear" and not has:
             raise DatasetError(f"frames[{i}] has no {LINEAR.key} (asked for --light linear)")
-        return LINEAR.key in fr
+        return has
+
+    def read_light(self, i: int) -> np.ndarray:
+        """Frame i's light as stored (`read_light`), before `linear` checks its size and clips it."""
+        return read_light(self.root, self.meta["frames"][i], self.uses_linear(i), i)
 
     def linear(self, i: int) -> np.ndarray:
         """Frame i as HxWx3 float32 scene-linear RGB (white = 1)."""
-        fr = self.meta["frames"][i]
-        if self.uses_linear(i):
-            img = read_exr(transforms.resolve_path(self.root, fr[LINEAR.key]), LINEAR.channels)
-            img = np.asarray(img, dtype=np.float32)
-        else:
-            if FRAME.key not in fr:
-                raise DatasetError(f"frames[{i}] has neither {FRAME.key} nor {LINEAR.key}")
-            raw = read_image(transforms.resolve_path(self.root, fr[FRAME.key]))
-            scale = 65535.0 if raw.dtype == np.uint16 else 255.0
-            if raw.ndim == 2:
-                raw = raw[..., None]
-            raw = raw[..., :3] if raw.shape[2] >= 3 else np.repeat(raw[..., :1], 3, axis=2)
-            img = srgb_to_linear(raw.astype(np.float32) / np.float32(scale))
+        img = self.read_light(i)
         if img.shape[:2] != (self.h, self.w):
             raise DatasetError(
                 f"frame {i} is {img.shape[1]}x{img.shape[0]}, transforms.json says {self.w}x{self.h}"
@@ -113,9 +158,7 @@ class Sequence:
         return np.maximum(img, 0.0, dtype=np.float32)
 
 
-def open_sequence(
-    path: str | os.PathLike[str], source: Literal["auto", "linear", "srgb"] = "auto"
-) -> Sequence:
+def open_sequence(path: str | os.PathLike[str], light: Light = "auto") -> Sequence:
     """Read a sequence folder's transforms.json: times (s, `transforms.frame_times`, strictly increasing),
     poses, frame numbers and fps (the sequence's, else the mean rate of its times)."""
     root = Path(path)
@@ -127,17 +170,31 @@ def open_sequence(
         raise DatasetError(f"{root}: need at least 2 frames to emulate a sensor, found {len(frames)}")
     if FRAME.key not in frames[0] and LINEAR.key not in frames[0]:
         raise DatasetError(f"{root}: frames carry no image paths (an NPY dataset is not a rendered sequence)")
-    if "w" not in meta or "h" not in meta:
-        probe = read_image(transforms.resolve_path(root, frames[0][FRAME.key]))
-        meta = {**meta, "h": int(probe.shape[0]), "w": int(probe.shape[1])}
+    meta = with_size(root, meta, frames[0])
+    return Sequence(root=root, meta=meta, light=light, **timeline(root, meta))
+
+
+def with_size(root: Path, meta: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    """`meta` with `w` and `h`: its own, else those of the image of frame record `first` (below `root`)."""
+    if "w" in meta and "h" in meta:
+        return meta
+    if FRAME.key not in first:
+        raise DatasetError(f"{root}: transforms.json gives no image size (w, h) and frames[0] no image")
+    probe = read_image(transforms.resolve_path(root, first[FRAME.key]))
+    return {**meta, "h": int(probe.shape[0]), "w": int(probe.shape[1])}
+
+
+def timeline(where: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """A sequence's `times`, `fps`, `poses` and `numbers` (the `Sequence` fields) from its transforms.json;
+    errors name `where`."""
     try:
         times = transforms.frame_times(meta, increasing=True)
         fps = transforms.fps(meta) or float((len(times) - 1) / (times[-1] - times[0]))
         poses = transforms.poses(meta)
         numbers = transforms.frame_numbers(meta).astype(np.float64)
     except DatasetError as exc:
-        raise DatasetError(f"{root}: {exc}") from None
-    return Sequence(root=root, meta=meta, times=times, poses=poses, fps=fps, source=source, numbers=numbers)
+        raise DatasetError(f"{where}: {exc}") from None
+    return {"times": times, "fps": fps, "poses": poses, "numbers": numbers}
 
 
 def output_meta(

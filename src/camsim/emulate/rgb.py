@@ -371,7 +371,7 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         out,
         "rgb",
         cfg,
-        seq.root,
+        seq,
         exposure_s=t_exp,
         line_time_s=ex.line_time,
         gain_dn_per_e=cfg.gain,

@@ -2,7 +2,11 @@
 
 `plan_emulation` reads and checks everything first (config, every source, every output folder) and
 knows each sequence's exact progress total; `run_emulation` then writes, sequences in parallel
-processes (camsim.derive). A single sequence folder is written to OUTPUT itself, as before.
+processes (camsim.derive). A single sequence folder is written to OUTPUT itself, as before. An `opener`
+reads each source another way (`camsim.interpolate.stream.Streamed`: interpolated on the fly).
+
+On an already open sequence (create-datasets' stages): `record_for` gives the record its output carries and
+its progress total, `emulate_sequence` writes it.
 """
 
 from __future__ import annotations
@@ -41,14 +45,25 @@ SENSORS: dict[str, Sensor] = {
 }
 
 
-def _open(sensor: Sensor, source: Path, cfg: Any) -> Sequence:
-    return open_sequence(source, sensor.light or cfg.light)
+Opener = Callable[[Path, str], Sequence]
+"""Opens a source sequence folder with an input light: `open_sequence`, or one that interpolates it on the fly
+(`camsim.interpolate.stream.Streamed`); picklable, as jobs may run in pool processes."""
 
 
-def _prepare(sensor: Sensor, cfg: Any, source: Path) -> tuple[derive.Record, int]:
-    seq = _open(sensor, source, cfg)
+def _open(sensor: Sensor, source: Path, cfg: Any, opener: Opener | None) -> Sequence:
+    return (opener or open_sequence)(source, sensor.light or cfg.light)
+
+
+def record_for(name: str, cfg: Any, seq: Sequence) -> tuple[derive.Record, int]:
+    """The record sensor `name`'s output of `seq` carries (what a rerun compares) and its progress total;
+    raises ConfigError when the sequence cannot give output with `cfg`."""
+    sensor = SENSORS[name]
     total = sensor.total(seq, cfg)
-    return derive.Record(sensor.name, settings(cfg), derive.source_sha256(seq.root)), total
+    return derive.Record(sensor.name, settings(cfg), seq.source_sha256), total
+
+
+def _prepare(sensor: Sensor, cfg: Any, opener: Opener | None, source: Path) -> tuple[derive.Record, int]:
+    return record_for(sensor.name, cfg, _open(sensor, source, cfg, opener))
 
 
 def plan_emulation(
@@ -57,27 +72,57 @@ def plan_emulation(
     dst: str | os.PathLike[str],
     cfg: Any,
     reuse: Reuse | None = None,
+    opener: Opener | None = None,
 ) -> derive.Plan:
     """Check the config, every source sequence and every output folder (nothing is written before all
-    pass); then create the output folders of the sequences to emulate."""
+    pass); then create the output folders of the sequences to emulate. `opener` reads each source
+    (default `open_sequence`)."""
     sensor = SENSORS[name]
     cfg.validate()
-    return derive.plan(src, dst, functools.partial(_prepare, sensor, cfg), reuse)
+    return derive.plan(src, dst, functools.partial(_prepare, sensor, cfg, opener), reuse)
 
 
-def run_job(name: str, cfg: Any, job: derive.Job, workers: int, progress: Progress) -> Path:
-    """Emulate one planned sequence (in this process or a pool process)."""
+def emulate_sequence(
+    name: str,
+    cfg: Any,
+    seq: Sequence,
+    output: str | os.PathLike[str],
+    action: str = "run",
+    workers: int = 0,
+    progress: Progress = None,
+) -> Path:
+    """Emulate sensor `name` on an open sequence into `output`: `action` `run` writes a new folder, `clear`
+    first empties one that holds output (`workers`: threads, 0 = one per CPU). The sequence is read with the
+    sensor's input light (`cfg.light`; the IMU's own). Returns the output folder."""
+    if action not in ("run", "clear"):
+        raise ValueError(f"action must be 'run' or 'clear', got {action!r}")
     sensor = SENSORS[name]
-    seq = _open(sensor, job.source, cfg)
-    out = prepare_output(job.output, overwrite=job.action == "clear")
-    return sensor.run(seq, out, cfg, progress, workers)
+    cfg.validate()
+    threads = derive.cpu_workers(workers)
+    seq = seq.with_light(sensor.light or cfg.light)
+    sensor.total(seq, cfg)  # no output possible: refused before the folder is touched
+    out = prepare_output(output, overwrite=action == "clear")
+    return sensor.run(seq, out, cfg, progress, threads)
+
+
+def run_job(
+    name: str, cfg: Any, job: derive.Job, workers: int, progress: Progress, opener: Opener | None = None
+) -> Path:
+    """Emulate one planned sequence (in this process or a pool process)."""
+    seq = _open(SENSORS[name], job.source, cfg, opener)
+    return emulate_sequence(name, cfg, seq, job.output, job.action, workers, progress)
 
 
 def run_emulation(
-    name: str, cfg: Any, plan: derive.Plan, workers: int = 0, progress: Progress = None
+    name: str,
+    cfg: Any,
+    plan: derive.Plan,
+    workers: int = 0,
+    progress: Progress = None,
+    opener: Opener | None = None,
 ) -> derive.Plan:
     """Write every planned output that is not skipped (`workers`: 0 = one per CPU core)."""
-    derive.execute(plan, functools.partial(run_job, name, cfg), workers, progress)
+    derive.execute(plan, functools.partial(run_job, name, cfg, opener=opener), workers, progress)
     return plan
 
 
@@ -90,9 +135,11 @@ def emulate_tree(
     workers: int = 0,
     reuse: Reuse | None = None,
     progress: Progress = None,
+    opener: Opener | None = None,
 ) -> derive.Plan:
-    """Emulate sensor `name` on a sequence or on every sequence below a folder (mirrored below `dst`)."""
+    """Emulate sensor `name` on a sequence or on every sequence below a folder (mirrored below `dst`);
+    `opener` reads each source (default `open_sequence`)."""
     cfg = cfg if cfg is not None else SENSORS[name].config()
     derive.cpu_workers(workers)
-    plan = plan_emulation(name, src, dst, cfg, reuse)
-    return run_emulation(name, cfg, plan, workers, progress)
+    plan = plan_emulation(name, src, dst, cfg, reuse, opener)
+    return run_emulation(name, cfg, plan, workers, progress, opener)

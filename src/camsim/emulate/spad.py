@@ -339,7 +339,7 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
         out,
         "spad",
         cfg,
-        seq.root,
+        seq,
         binary_frame_period_s=period,
         gate_time_s=gate,
         exposure="auto" if cfg.gate_time is None else "gate_time",

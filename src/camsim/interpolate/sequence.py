@@ -7,6 +7,9 @@ keyframe multiplier n times larger; source frames keep f_i·n. Each frame also r
 (PNG, 255 where neither neighbour covered the pixel) and `hole_fraction`. `time` stays on the source's
 clock; `conventions` are the source's, rewritten where interpolated frames differ from rendered ones.
 
+`describe` decides everything but pixels (frames, numbers, cameras, the transforms.json record) once, for
+both this writer and `camsim.interpolate.stream` (the same sequence computed on demand, never written).
+
 One module, over 400 lines: streaming pairs, numbering, and the output record are one pass over the
 sequence.
 """
@@ -24,10 +27,11 @@ from typing import Any
 import numpy as np
 
 from camsim import derive, srgb, trajectory, transforms
+from camsim.cpus import available_cpus
 from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir, read_exr, read_image, write_bytes_atomic, write_exr, write_image
 from camsim.interpolate.reverse import filter_sigma
-from camsim.interpolate.warp import FrameData, PairWarper
+from camsim.interpolate.warp import FrameData, PairWarper, WarpedFrame
 from camsim.passes import BY_KEY, DEPTH, FLOW, FRAME, HOLE_MASK, LINEAR, NORMAL, RENDERED, SEGMENTATION
 
 log = logging.getLogger(__name__)
@@ -79,8 +83,11 @@ def _out_rel(key: str, number: int, suffix: str) -> str:
     return BY_KEY[key].relpath(number, suffix)
 
 
-def _load(job: _PairJob, fr: dict[str, Any]) -> tuple[FrameData, np.dtype]:
-    root = job.input_dir
+def load_frame(
+    root: str | os.PathLike[str], fr: dict[str, Any], keys: tuple[str, ...]
+) -> tuple[FrameData, np.dtype]:
+    """One source frame as the warp reads it (`fr`: its file paths, `c2w`, `K`), with the optional kinds in
+    `keys`; and the dtype of its sRGB code values."""
     code = read_image(transforms.resolve_path(root, fr[FRAME.key]))
     if code.ndim == 2:
         code = code[..., None]
@@ -96,12 +103,12 @@ def _load(job: _PairJob, fr: dict[str, Any]) -> tuple[FrameData, np.dtype]:
         c2w=np.asarray(fr["c2w"]),
         K=np.asarray(fr["K"]),
     )
-    if SEGMENTATION.key in job.keys:
+    if SEGMENTATION.key in keys:
         seg = read_exr(transforms.resolve_path(root, fr[SEGMENTATION.key]), SEGMENTATION.channels)
         data.segmentation = seg.astype(np.uint32)
-    if NORMAL.key in job.keys:
+    if NORMAL.key in keys:
         data.normals = read_exr(transforms.resolve_path(root, fr[NORMAL.key]), NORMAL.channels)
-    if LINEAR.key in job.keys:
+    if LINEAR.key in keys:
         data.linear = read_exr(transforms.resolve_path(root, fr[LINEAR.key]), LINEAR.channels)
     return data, code.dtype
 
@@ -128,15 +135,12 @@ def run_pair(job: _PairJob) -> list[tuple[int, float]]:
     _copy_original(job, job.left, job.left_number)
     if job.right_number is not None:
         _copy_original(job, job.right, job.right_number)
-    a, dtype = _load(job, job.left)
-    b, _ = _load(job, job.right)
-    warper = PairWarper(a, b, beta=job.beta, edge_sigma=job.edge_sigma)
+    warper, dtype = pair_warper(job.input_dir, job.left, job.right, job.keys, job.beta, job.edge_sigma)
     results = []
     for t in job.targets:
         wf = warper.frame(t.frac, t.c2w, t.K, job.factor)
         path = lambda key, t=t: out / _out_rel(key, t.number, job.frame_suffix)  # noqa: E731
-        rgb = srgb.encode(wf.rgb, dtype)
-        write_image(path(FRAME.key), rgb[..., 0] if rgb.shape[2] == 1 else rgb)
+        write_image(path(FRAME.key), frame_code(wf, dtype))
         write_exr(path(DEPTH.key), {"Y": wf.depth.astype(np.float32)})
         write_exr(path(FLOW.key), {c: wf.flow[..., i].astype(np.float32) for i, c in enumerate("RGBA")})
         if wf.segmentation is not None:
@@ -147,13 +151,37 @@ def run_pair(job: _PairJob) -> list[tuple[int, float]]:
                 {c: wf.normals[..., i].astype(np.float32) for i, c in enumerate("RGB")},
             )
         if wf.linear is not None:
-            write_exr(
-                path(LINEAR.key),
-                {c: wf.linear[..., i].astype(np.float32) for i, c in enumerate("RGB")},
-            )
+            lin = frame_linear(wf)
+            write_exr(path(LINEAR.key), {c: lin[..., i] for i, c in enumerate("RGB")})
         write_image(path(HOLE_MASK.key), (wf.hole * 255).astype(np.uint8))
         results.append((t.number, float(wf.hole.mean())))
     return results
+
+
+def pair_warper(
+    root: str | os.PathLike[str],
+    left: dict[str, Any],
+    right: dict[str, Any],
+    keys: tuple[str, ...],
+    beta: float,
+    edge_sigma: float,
+) -> tuple[PairWarper, np.dtype]:
+    """The warper between two source frames (`Interpolated.side`), and the dtype of their sRGB code values."""
+    a, dtype = load_frame(root, left, keys)
+    b, _ = load_frame(root, right, keys)
+    return PairWarper(a, b, beta=beta, edge_sigma=edge_sigma), dtype
+
+
+def frame_code(wf: WarpedFrame, dtype: np.dtype) -> np.ndarray:
+    """The sRGB code values an interpolated frame's image file holds (HxW for one channel)."""
+    rgb = srgb.encode(wf.rgb, dtype)
+    return rgb[..., 0] if rgb.shape[2] == 1 else rgb
+
+
+def frame_linear(wf: WarpedFrame) -> np.ndarray:
+    """The scene-linear RGB an interpolated frame's linear EXR holds (HxWx3 float32)."""
+    assert wf.linear is not None
+    return wf.linear.astype(np.float32)
 
 
 def plan(
@@ -227,103 +255,84 @@ def check_input(meta: dict[str, Any], factor: int) -> tuple[str, ...]:
     return _REQUIRED + tuple(k for k in _OPTIONAL if all(k in fr for fr in frames))
 
 
-def interpolate_sequence(
-    input_dir: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str],
-    factor: int,
-    *,
-    workers: int = 0,
-    beta: float = 60.0,
-    overwrite: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Write `output_dir`: the sequence in `input_dir` with n − 1 frames interpolated between each pair.
+@dataclass(eq=False)
+class Interpolated:
+    """An interpolated sequence before any pixel is made (`describe`): what the writer writes and what a
+    streamed sequence shows, decided once."""
 
-    `workers` processes handle pairs in parallel (0: one per core, 1: in this process); at most
-    2·workers pairs are in flight, so memory is bounded whatever the length. Output is identical for
-    any worker count. `progress` receives the number of output frames finished since its last call.
-    Returns the written transforms.json content.
-    """
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    source_dir: Path
+    source_meta: dict[str, Any]
+    """The source's transforms.json."""
+    factor: int
+    beta: float
+    keys: tuple[str, ...]
+    """Kinds the output carries (its files: these and HOLE_MASK)."""
+    suffix: str
+    """File suffix of the frame images (the source's)."""
+    edge_sigma: float
+    """Pixel-filter std. dev. of the render (reverse.filter_sigma)."""
+    header: dict[str, Any]
+    """Top-level transforms.json keys, every one but `frames`, in the order they are written."""
+    records: list[dict[str, Any]]
+    """Frame records without file paths and hole fractions (those come with the files)."""
+    c2ws: np.ndarray
+    Ks: np.ndarray
+    source_index: np.ndarray
+    """Per output frame: the source frame it is (not interpolated) or the pair it lies in (interpolated)."""
+    first_of: dict[int, int]
+    """Output index of each source frame."""
+
+    @property
+    def pairs(self) -> int:
+        return len(self.source_meta["frames"]) - 1
+
+    def target(self, j: int) -> _Target:
+        """Output frame j (an interpolated one) as its pair makes it."""
+        i = int(self.source_index[j])
+        return _Target(
+            self.records[j]["frame_number"], (j - self.first_of[i]) / self.factor, self.c2ws[j], self.Ks[j]
+        )
+
+    def targets(self, i: int) -> tuple[_Target, ...]:
+        """The interpolated frames of pair i (between source frames i and i + 1)."""
+        return tuple(self.target(j) for j in range(self.first_of[i] + 1, self.first_of[i + 1]))
+
+    def side(self, m: int, keys: tuple[str, ...]) -> dict[str, Any]:
+        """Source frame m as `load_frame` reads it: its files of `keys`, camera and intrinsics."""
+        fr = self.source_meta["frames"][m]
+        j = self.first_of[m]
+        return {**{k: fr[k] for k in keys}, "c2w": self.c2ws[j], "K": self.Ks[j]}
+
+
+def describe(input_dir: str | os.PathLike[str], factor: int, beta: float = 60.0) -> Interpolated:
+    """Read and check the source, then decide everything about its interpolated sequence but the pixels."""
+    input_dir = Path(input_dir)
     meta = transforms.read(input_dir)
     keys = check_input(meta, factor)
     edge_sigma = filter_sigma(meta.get("pixel_filter"))
-    if output_dir.resolve() == input_dir.resolve():
-        raise UserInputError("the output folder must differ from the input folder")
     source_sha = derive.source_sha256(input_dir)
-    derive.prepare_folder(output_dir, overwrite)
-    for key in (*keys, HOLE_MASK.key):
-        make_output_dir(output_dir / BY_KEY[key].folder)
-
     frames = meta["frames"]
     records, c2ws, Ks, src_idx = plan(meta, factor)
     suffix = Path(frames[0]["file_path"]).suffix or ".png"
-    first_of = {}
-    for j, rec in enumerate(records):
-        if not rec["interpolated"]:
-            first_of[int(src_idx[j])] = j
-    jobs = []
-    for i in range(len(frames) - 1):
-        targets = tuple(
-            _Target(records[j]["frame_number"], (j - first_of[i]) / factor, c2ws[j], Ks[j])
-            for j in range(first_of[i] + 1, first_of[i + 1])
-        )
-        side = [
-            {
-                **{k: frames[m][k] for k in keys},
-                "c2w": c2ws[first_of[m]],
-                "K": Ks[first_of[m]],
-            }
-            for m in (i, i + 1)
-        ]
-        jobs.append(
-            _PairJob(
-                input_dir=str(input_dir),
-                output_dir=str(output_dir),
-                left=side[0],
-                right=side[1],
-                left_number=records[first_of[i]]["frame_number"],
-                right_number=records[first_of[i + 1]]["frame_number"] if i == len(frames) - 2 else None,
-                keys=keys,
-                frame_suffix=suffix,
-                factor=factor,
-                beta=beta,
-                edge_sigma=edge_sigma,
-                targets=targets,
-            )
-        )
-
-    holes: dict[int, float] = {}
-    for job, result in _run_jobs(jobs, workers):
-        holes.update(result)
-        if progress is not None:
-            progress(1 + len(job.targets) + (job.right_number is not None))
-
-    for rec in records:
-        number = rec["frame_number"]
-        for key in keys:
-            rec[key] = _out_rel(key, number, suffix)
-        if rec["interpolated"]:
-            rec[HOLE_MASK.key] = _out_rel(HOLE_MASK.key, number, suffix)
-            rec["hole_fraction"] = holes[number]
+    first_of = {int(src_idx[j]): j for j, rec in enumerate(records) if not rec["interpolated"]}
     # Sidecars (objects.json) describe the source frames, not the interpolated ones: not carried over; the
     # render's settings_hash moves into the interpolation block (this sequence is not that render's output).
     dropped = {"frames", "settings_hash", *transforms.SIDECAR_KEYS, *transforms.FILE_KEYS}
-    out_meta = {k: v for k, v in meta.items() if k not in dropped}
-    out_meta["conventions"] = _conventions(meta, keys, records)
+    header = {k: v for k, v in meta.items() if k not in dropped}
+    header["conventions"] = _conventions(meta, keys, records)
     if "fps" in meta:
-        out_meta["source_fps"] = float(meta["fps"])
-    out_meta["subframes_per_source_frame"] = factor
+        header["source_fps"] = float(meta["fps"])
+    header["subframes_per_source_frame"] = factor
     if "fps" in meta:
-        out_meta["fps"] = float(meta["fps"]) * factor
+        header["fps"] = float(meta["fps"]) * factor
     if "keyframe_multiplier" in meta:
-        out_meta["keyframe_multiplier"] = meta["keyframe_multiplier"] * factor
+        header["keyframe_multiplier"] = meta["keyframe_multiplier"] * factor
     numbers = [rec["frame_number"] for rec in records]
     if "frame_start" in meta:
-        out_meta["frame_start"] = min(numbers)
+        header["frame_start"] = min(numbers)
     if "frame_end" in meta:
-        out_meta["frame_end"] = max(numbers)
-    out_meta["interpolation"] = {
+        header["frame_end"] = max(numbers)
+    header["interpolation"] = {
         "factor": factor,
         "method": "colours: flow reversal (each neighbour's motion splatted to the new time, z-buffered by "
         "depth; anti-aliased silhouette pixels move with the surface that covers them) then backward "
@@ -349,9 +358,84 @@ def interpolate_sequence(
         "hole_mask": "hole_mask_file_path PNG is 255 where neither neighbour covered the pixel "
         "(filled from the nearest covered pixel); hole_fraction is its mean",
     }
-    out_meta["frames"] = records
+    return Interpolated(
+        source_dir=input_dir,
+        source_meta=meta,
+        factor=factor,
+        beta=beta,
+        keys=keys,
+        suffix=suffix,
+        edge_sigma=edge_sigma,
+        header=header,
+        records=records,
+        c2ws=c2ws,
+        Ks=Ks,
+        source_index=src_idx,
+        first_of=first_of,
+    )
+
+
+def interpolate_sequence(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    factor: int,
+    *,
+    workers: int = 0,
+    beta: float = 60.0,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Write `output_dir`: the sequence in `input_dir` with n − 1 frames interpolated between each pair.
+
+    `workers` processes handle pairs in parallel (0: one per core, 1: in this process); at most
+    2·workers pairs are in flight, so memory is bounded whatever the length. Output is identical for
+    any worker count. `progress` receives the number of output frames finished since its last call.
+    Returns the written transforms.json content.
+    """
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    seq = describe(input_dir, factor, beta)
+    if output_dir.resolve() == input_dir.resolve():
+        raise UserInputError("the output folder must differ from the input folder")
+    derive.prepare_folder(output_dir, overwrite)
+    keys, suffix, first_of = seq.keys, seq.suffix, seq.first_of
+    for key in (*keys, HOLE_MASK.key):
+        make_output_dir(output_dir / BY_KEY[key].folder)
+
+    jobs = [
+        _PairJob(
+            input_dir=str(input_dir),
+            output_dir=str(output_dir),
+            left=seq.side(i, keys),
+            right=seq.side(i + 1, keys),
+            left_number=seq.records[first_of[i]]["frame_number"],
+            right_number=seq.records[first_of[i + 1]]["frame_number"] if i == seq.pairs - 1 else None,
+            keys=keys,
+            frame_suffix=suffix,
+            factor=factor,
+            beta=beta,
+            edge_sigma=seq.edge_sigma,
+            targets=seq.targets(i),
+        )
+        for i in range(seq.pairs)
+    ]
+
+    holes: dict[int, float] = {}
+    for job, result in _run_jobs(jobs, workers):
+        holes.update(result)
+        if progress is not None:
+            progress(1 + len(job.targets) + (job.right_number is not None))
+
+    records = []
+    for rec in seq.records:
+        number = rec["frame_number"]
+        rec = {**rec, **{key: _out_rel(key, number, suffix) for key in keys}}
+        if rec["interpolated"]:
+            rec[HOLE_MASK.key] = _out_rel(HOLE_MASK.key, number, suffix)
+            rec["hole_fraction"] = holes[number]
+        records.append(rec)
+    out_meta = {**seq.header, "frames": records}
     transforms.write(output_dir / "transforms.json", out_meta)
-    log.info("interpolated %d frames into %d (%s)", len(frames), len(records), output_dir)
+    log.info("interpolated %d frames into %d (%s)", seq.pairs + 1, len(records), output_dir)
     return out_meta
 
 
@@ -408,7 +492,7 @@ def _conventions(
 def _run_jobs(jobs: list[_PairJob], workers: int):
     """Yield (job, result) in job order; a process pool keeps at most 2·workers jobs in flight."""
     if workers <= 0:
-        workers = min(os.cpu_count() or 1, len(jobs))
+        workers = min(available_cpus(), len(jobs))
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield job, run_pair(job)

@@ -23,7 +23,8 @@ def check_settings(factor: int, beta: float) -> None:
         raise ConfigError(f"--beta must be positive, got {beta}")
 
 
-def _prepare(factor: int, beta: float, source: Path) -> tuple[derive.Record, int]:
+def prepare(factor: int, beta: float, source: Path) -> tuple[derive.Record, int]:
+    """The record an interpolation of `source` carries, and its progress total (checks the source)."""
     meta = transforms.read(source)
     check_input(meta, factor)
     record = derive.Record("interpolate", settings(factor, beta), derive.source_sha256(source))
@@ -40,7 +41,7 @@ def plan_interpolation(
     """Check the settings, every source sequence and every output folder (nothing is written before all
     pass); then create the output folders of the sequences to interpolate."""
     check_settings(factor, beta)
-    return derive.plan(src, dst, functools.partial(_prepare, factor, beta), reuse)
+    return derive.plan(src, dst, functools.partial(prepare, factor, beta), reuse)
 
 
 def run_job(factor: int, beta: float, job: derive.Job, workers: int, progress: Progress) -> None:
