@@ -2,7 +2,10 @@
 
 Proves: the cluster's dataset is file-for-file and pixel-for-pixel the local pool's; a Dask worker
 SIGKILLed while it renders (after a frame-progress event of its task) still leaves a complete, valid dataset;
-nothing is left running.
+nothing is left running. Tasks are submitted before any worker exists (an adaptive cluster scales up on them;
+no worker at all is one clear error); a sequence's stages are tasks after its render, with the local pool's
+files, and run off the GPU workers that renders are pinned to; planning's scene reads as tasks read what the
+local readers read.
 """
 
 from __future__ import annotations
@@ -413,6 +416,7 @@ def test_stage_tasks_follow_their_renders_like_the_local_pool(
     config = TINY.replace(jobs=2, log_dir=tmp_path / "logs")
     out: dict[str, RunResult] = {}
     events: dict[str, list[tuple[str, str]]] = {}
+    threads: set[int] = set()
     for name in ("local", "dask"):
         datasets = tmp_path / name
         jobs = _jobs(demo_scenes, datasets, (1, 6))
@@ -423,6 +427,7 @@ def test_stage_tasks_follow_their_renders_like_the_local_pool(
         def on_event(e: Event, seen: list[tuple[str, str]] = seen) -> None:
             if e.kind in ("finished", "stage") and e.job is not None:
                 seen.append((e.kind, e.job.scene_name))
+                threads.add(threading.get_ident())
 
         def stages(job: SequenceJob, datasets: Path = datasets) -> list[StageTask]:
             return tasks_for(f"{job.scene_name}/{job.sequence_id}", datasets, pipeline, Reuse())
@@ -448,6 +453,7 @@ def test_stage_tasks_follow_their_renders_like_the_local_pool(
         for scene in [p.stem for p in demo_scenes] + ["missing"]:
             order = [k for k, s in events[name] if s == scene]
             assert order == ["finished", "stage"], (name, scene, order)
+    assert threads == {threading.get_ident()}
     a, b = (
         _tree(tmp_path / "local" / "imu", tmp_path / "local"),
         _tree(tmp_path / "dask" / "imu", tmp_path / "dask"),
@@ -490,3 +496,41 @@ def test_survey_on_dask_reads_what_the_local_survey_reads(
     assert {n: r.record for n, r in remote.items()} == {n: r.record for n, r in local.items()}
     assert remote["corrupt"].error and remote["corrupt"].range is None
     assert len(again) == len(scenes) and all(r.cached for r in again)
+
+
+def test_renders_pinned_to_gpu_workers_stages_run_anywhere(
+    bare_scheduler: DaskCluster, demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    """Two workers, one declaring the GPU resource: with device-type auto every render runs on it (Blender
+    falls back to its CPU here), while stage tasks, which ask for no resource, also run on the other."""
+    from distributed import Client
+
+    from camsim.dask import DaskRunner
+
+    for name, extra in (("gpu", ["--resources", "GPU=1"]), ("cpu", [])):
+        bare_scheduler.nannies.append(subprocess.Popen(
+            [str(DASK), "worker", bare_scheduler.address, "--nworkers", "1", "--nthreads", "1", "--host",
+             "127.0.0.1", "--no-dashboard", "--name", name, "--local-directory", str(tmp_path / name), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        ))  # fmt: skip
+    datasets = tmp_path / "ds"
+    pipeline = Pipeline(emulate=("imu",), sensors=(("imu", ImuConfig()),))
+    with Client(bare_scheduler.address, timeout="30s", set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        client.get_task_stream()  # starts recording on the scheduler
+        t0 = time.time()
+        config = TINY.replace(device_type="auto", log_dir=tmp_path / "logs")
+        with DaskRunner(bare_scheduler.address, config, datasets_dir=datasets) as runner:
+            result = runner.run(_jobs(demo_scenes, datasets, (1, 6)), None,
+                                lambda job: tasks_for(f"{job.scene_name}/{job.sequence_id}", datasets, pipeline,
+                                                      Reuse()))  # fmt: skip
+        stream = client.get_task_stream(start=t0)
+    assert [o.status for o in result.outcomes] == ["done"] * 3 and [s.status for s in result.stages] == [
+        "done"
+    ] * 3
+    ran = {
+        (t["key"].split("-")[1], names[t["worker"]]) for t in stream if str(t["key"]).startswith("camsim-")
+    }
+    assert {w for kind, w in ran if kind == "render"} == {"gpu"}
+    assert "cpu" in {w for kind, w in ran if kind == "imu"}, ran

@@ -137,7 +137,11 @@ def test_create_datasets_configuration_reads_back_to_the_same_command(
     command = dataclasses.replace(
         base,
         render_config=dataclasses.replace(
-            base.render_config, width=width, depths=depths, use_motion_blur=motion_blur, log_dir=tmp_path / "logs"
+            base.render_config,
+            width=width,
+            depths=depths,
+            use_motion_blur=motion_blur,
+            log_dir=tmp_path / "logs",
         ),
         spad=dataclasses.replace(base.spad, flux=flux),
         emulate=tuple(emulate),
@@ -219,8 +223,12 @@ def test_print_config_then_config_gives_the_same_configuration(tmp_path: Path) -
 
 def test_flags_on_the_command_line_override_the_file(tmp_path: Path) -> None:
     path = tmp_path / "dataset.yaml"
-    path.write_text("scenes_dir: scenes\ndatasets_dir: data\nrender_config: {width: 320, depths: false}\nseed: 4\n")
-    code, out, err = _camsim("create-datasets", f"--config={path}", "--render-config.width", "64", "--print-config")
+    path.write_text(
+        "scenes_dir: scenes\ndatasets_dir: data\nrender_config: {width: 320, depths: false}\nseed: 4\n"
+    )
+    code, out, err = _camsim(
+        "create-datasets", f"--config={path}", "--render-config.width", "64", "--print-config"
+    )
     assert code == 0, err
     config = yaml.safe_load(out)
     assert config["render_config"]["width"] == 64  # the flag
@@ -231,7 +239,10 @@ def test_flags_on_the_command_line_override_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("scenes_dir: s\nrender_config:\n  widht: 3\n", ["render_config.widht", "did you mean render_config.width"]),
+        (
+            "scenes_dir: s\nrender_config:\n  widht: 3\n",
+            ["render_config.widht", "did you mean render_config.width"],
+        ),
         ("scenes_dir: [s\n", ["not valid YAML", "line 2"]),
         ("- scenes_dir\n- s\n", ["mapping"]),
     ],

@@ -81,7 +81,9 @@ def test_rerun_with_allow_skips_renders_nothing(dataset):
                   "--num-frames=3", "--allow-skips", f"--render-config.log-dir={logs}", *TINY)  # fmt: skip
     assert "0 done, 6 skipped, 0 failed" in proc.stderr
     after = stamps(out)
-    assert after.pop("dataset.json") and before.pop("dataset.json")  # the manifest records the latest run's flags
+    assert after.pop("dataset.json") and before.pop(
+        "dataset.json"
+    )  # the manifest records the latest run's flags
     assert after == before
     assert read_manifest(out).config["allow_skips"] is True
 
@@ -103,7 +105,9 @@ def test_resume_renders_exactly_the_missing_and_corrupt_frames(dataset, tmp_path
     camsim("create-datasets", f"--scenes-dir={scenes}", f"--datasets-dir={out}", "--sequences-per-scene=2",
            "--num-frames=3", "--allow-skips", f"--render-config.log-dir={logs}", *TINY)  # fmt: skip
     after = stamps(out)
-    changed = {k for k in after if before.get(k) != after[k]} - {"dataset.json"}  # the manifest records the run
+    changed = {k for k in after if before.get(k) != after[k]} - {
+        "dataset.json"
+    }  # the manifest records the run
     prefix = str(seq.relative_to(out))
     assert all(k.startswith(prefix) for k in changed), changed
     frame_a, frame_b, frame_c = (fr["frame_number"] for fr in meta["frames"])

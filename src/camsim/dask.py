@@ -12,8 +12,9 @@ an adaptive cluster (dask-jobqueue's `cluster.adapt()`, minimum 0) sees work and
 shared-folder probe is a task too (renders depend on it); a run where no worker joins within
 `wait_for_workers` stops with one line. A sequence's stages (interpolation, emulators) are tasks that depend
 on its render task (and a sensor on the interpolation); renders may be pinned to GPU workers with the `GPU`
-resource, the stages run anywhere. Planning's scene reads can run as tasks too (`DaskRunner.survey`), on
-the same warm Blenders.
+resource, the stages ask for none (and then prefer workers without a GPU, which Dask's data locality would
+not choose by itself). Planning's scene reads can run as tasks too (`DaskRunner.survey`), on the same warm
+Blenders.
 
 Progress: workers publish run_job's events on a Dask event topic; the client turns them, plus
 completed futures, into the local pool's Event stream.
@@ -524,11 +525,13 @@ class _Run:
         self.lock = threading.Lock()
         self.jobs: list[SequenceJob] = []
         self.by_key: dict[str, SequenceJob] = {}
-        self.render_futures: list[Any] = []
+        self.render_errors: set[int] = set()
+        """Jobs whose render task raised (its stage tasks raise the same)."""
         self.outcomes: dict[int, JobOutcome] = {}
         self.tasks: list[tuple[int, StageTask]] = []
         self.stage_outcomes: dict[int, StageOutcome] = {}
-        self.futures: list[Any] = []
+        self.live: dict[str, Any] = {}
+        """Futures not yet handled, by key (a handled one is released: its result leaves the cluster)."""
         self.pending = 0
         self.finished: set[str] = set()
         self.done: queue.Queue[tuple[str, int, Any]] = queue.Queue()
@@ -539,6 +542,8 @@ class _Run:
         self.fatal: BaseException | None = None
         self.resources: dict[str, int] | None = None
         self.hosts: dict[str, int] = {}
+        self.cpu_workers: list[str] = []
+        """Workers without the GPU resource: where stages go when renders are pinned to GPU workers."""
         self.probes: list[Any] = []
         self.since = time.monotonic()
 
@@ -587,7 +592,7 @@ class _Run:
         workers = self.runner.workers()
         has_gpu = any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers.values())
         self.resources = {"GPU": 1} if wants_gpu(self.runner.config, has_gpu) else None
-        self.hosts = threads_by_host(workers)
+        self._learn(workers)
         args = (str(self.runner.datasets_dir), self.token, [str(first.scene.absolute())],
                 str(self.config.log_dir))  # fmt: skip
         for i, address in enumerate(sorted(workers) or [None]):
@@ -609,16 +614,19 @@ class _Run:
                                  key, (str(self.runner.datasets_dir), self.token), dict(self.hosts), self.probes,
                                  key=key, pure=False, retries=self.runner.max_retries, resources=self.resources,
                                  priority=1 if self.resources else 0)  # fmt: skip
-        self.render_futures.append(fut)
         self._track("render", i, fut)
         if self.stages is None:
             return
+        # Dask runs a task where its inputs are: a stage would follow its render onto the GPU worker. With renders
+        # pinned there, stages prefer the workers without a GPU (any worker when there are none).
+        cpu = self.cpu_workers
+        where = {"workers": cpu, "allow_other_workers": True} if self.resources and cpu else {}
         by_stage: dict[str, Any] = {}
         for task in self.stages(job):
             sent = dataclasses.replace(task, datasets_dir=Path(task.datasets_dir).absolute())
             source = by_stage.get(task.pipeline.depends_on(task.stage))
             sfut = self.client.submit(stage_task, sent, fut, source, self.runner.max_retries, key=stage_key(task),
-                                      pure=False, retries=self.runner.max_retries)  # fmt: skip
+                                      pure=False, retries=self.runner.max_retries, **where)  # fmt: skip
             by_stage[task.stage] = sfut
             self.tasks.append((i, task))
             self._track("stage", len(self.tasks) - 1, sfut)
@@ -626,7 +634,7 @@ class _Run:
     def _track(self, kind: str, index: int, fut: Any) -> None:
         self.pending += 1
         with self.lock:
-            self.futures.append(fut)
+            self.live[fut.key] = fut
         fut.add_done_callback(lambda f: self.done.put((kind, index, f)))
 
     def _drain(self, timeout: float) -> None:
@@ -642,6 +650,8 @@ class _Run:
                 return
             timeout = 0.0
             self.pending -= 1
+            with self.lock:
+                self.live.pop(fut.key, None)
             self._complete(kind, index, fut, result)
 
     def _complete(self, kind: str, index: int, fut: Any, result: Any) -> None:
@@ -650,6 +660,7 @@ class _Run:
         elif kind == "render":
             job = self.jobs[index]
             if isinstance(result, BaseException):  # KilledWorker after repeated deaths, a bug of ours
+                self.render_errors.add(index)
                 outcome = JobOutcome(job, "failed", error=f"{type(result).__name__}: {result}", attempts=1)
             else:
                 outcome = result
@@ -662,7 +673,7 @@ class _Run:
             i, task = self.tasks[index]
             if isinstance(result, BaseException):
                 why = f"{type(result).__name__}: {result}"
-                failed_render = self.render_futures[i].status == "error"
+                failed_render = i in self.render_errors
                 stage = (
                     blocked(task, f"its render failed: {why}")
                     if failed_render
@@ -706,7 +717,7 @@ class _Run:
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):
-            self.client.cancel(list(self.futures), force=True)
+            self.client.cancel(list(self.live.values()), force=True)
         with contextlib.suppress(Exception):
             self.client.run(stop_run, self.runner.run_id)
 
@@ -734,11 +745,15 @@ class _Run:
 
     def _watch(self) -> None:
         with self.lock:
-            waiting = any(not f.done() for f in self.futures)
+            waiting = any(not f.done() for f in self.live.values())
         if waiting:
             workers = self.runner.check_workers(self.since, gpu=self.resources is not None)
             if workers:
-                self.hosts = threads_by_host(workers)
+                self._learn(workers)
+
+    def _learn(self, workers: dict[str, dict[str, Any]]) -> None:
+        self.hosts = threads_by_host(workers)
+        self.cpu_workers = sorted(a for a, w in workers.items() if not w.get("resources", {}).get("GPU", 0))
 
     # -- events from workers -> the local pool's Event stream
 
