@@ -51,7 +51,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         demo_scenes(tmp / "scenes", a.scenes)
         base = [f"--scenes-dir={tmp / 'scenes'}", f"--render-config.log-dir={tmp / 'logs'}"]
-        tiny = ["--num-frames=2", "--render-config.width=16", "--render-config.height=16",
+        tiny = ["--num-frames=3", "--render-config.width=16", "--render-config.height=16",
                 "--render-config.max-samples=1", "--render-config.adaptive-threshold=0",
                 "--render-config.no-use-denoising", "--emulate", "imu"]  # fmt: skip
         rows = []

@@ -206,3 +206,17 @@ def test_no_keep_interpolated_gives_the_same_sensor_files_without_the_frames(ful
     assert not (out / "interpolated").exists()
     ref = {k: v for k, v in data_files(reference).items() if not k.startswith("interpolated/")}
     assert data_files(out) == ref
+
+
+def test_a_stage_that_cannot_work_is_refused_before_anything_renders(demo_scenes, tmp_path):
+    scenes = demo_scenes[0].parent
+    out = tmp_path / "datasets"
+    proc = camsim("create-datasets", f"--scenes-dir={scenes}", f"--datasets-dir={out}", "--num-frames=2",
+                  "--render-config.width=16", "--render-config.height=16", "--emulate", "imu", check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "camsim: error: --emulate imu needs sequences of at least 3 frames, "
+        + proc.stderr.split("frames, ", 1)[1].strip()
+    ]
+    assert "has 2 frames: raise --num-frames" in proc.stderr
+    assert not out.exists()

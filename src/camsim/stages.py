@@ -178,11 +178,32 @@ def open_source(task: StageTask, cfg: Any) -> Any:
     return open_sequence(task.source, light)
 
 
-def check_task(task: StageTask) -> None:
-    """Refuse (UserInputError, one line) a stage output this run may not keep or replace, before anything
-    runs: an output made with other settings (without --overwrite) or any output (without --allow-skips)."""
+def check_task(task: StageTask, frames: int) -> None:
+    """Refuse (UserInputError, one line) before anything runs: a stage that cannot work on a sequence of
+    `frames` rendered frames, and an output this run may not keep or replace (made with other settings, without
+    --overwrite; any output, without --allow-skips)."""
+    need, seen = min_frames(task.stage), frames
+    p = task.pipeline
+    if task.stage != "interpolate" and p.interpolate_factor:
+        seen = (frames - 1) * p.interpolate_factor + 1
+    if seen < need:
+        what = "--interpolate-factor" if task.stage == "interpolate" else f"--emulate {task.stage}"
+        got = f"{frames} frames" + (f" ({seen} interpolated)" if seen != frames else "")
+        raise UserInputError(f"{what} needs sequences of at least {need} frames, {task.key} has {got}: raise "
+                             "--num-frames")  # fmt: skip
     record, _ = wanted_record(task, with_source=False)
     derive.decide(task.output, record, task.reuse)
+
+
+def min_frames(stage: str) -> int:
+    """Frames a stage needs in the sequence it reads."""
+    if stage == "imu":
+        from camsim.emulate.imu import MIN_POSES
+
+        return MIN_POSES
+    from camsim.emulate.light import MIN_FRAMES
+
+    return MIN_FRAMES  # interpolation too: a pair
 
 
 # ----------------------------------------------------------------------------------------------- running

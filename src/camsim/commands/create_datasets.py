@@ -275,7 +275,7 @@ class _Run:
         check_outputs(jobs)
         for job in jobs:
             for task in self.stage_tasks(job, self.reuse):
-                check_task(task)
+                check_task(task, job.frame_end - job.frame_start + 1)
         claimed = claim_outputs(jobs)
         for job in jobs:
             for task in self.stage_tasks(job, self.reuse):

@@ -26,6 +26,9 @@ from camsim.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
+MIN_POSES = 3
+"""Poses the trajectory fit needs (a cubic spline through fewer has no acceleration)."""
+
 EUROC_IMU_HEADER = (
     "#timestamp [ns],w_RS_S_x [rad s^-1],w_RS_S_y [rad s^-1],w_RS_S_z [rad s^-1],"
     "a_RS_S_x [m s^-2],a_RS_S_y [m s^-2],a_RS_S_z [m s^-2]"
@@ -84,8 +87,8 @@ class ImuConfig:
 
 def imu_spline(times: np.ndarray, c2w: np.ndarray, t_cam_imu: np.ndarray | None = None) -> trajectory.Spline:
     """The IMU's trajectory: the `trajectory.Spline` through the IMU poses T_w_imu = T_w_cam @ T_cam_imu."""
-    if len(times) < 3:
-        raise ConfigError(f"need at least 3 poses to fit an IMU trajectory, got {len(times)}")
+    if len(times) < MIN_POSES:
+        raise ConfigError(f"need at least {MIN_POSES} poses to fit an IMU trajectory, got {len(times)}")
     return trajectory.Spline(times, c2w @ (np.eye(4) if t_cam_imu is None else t_cam_imu))
 
 
@@ -117,8 +120,8 @@ def _normals(seed: int, start: int, stop: int) -> np.ndarray:
 
 def sample_count(seq: Sequence, cfg: ImuConfig) -> int:
     """Samples from the first to the last frame's time at cfg.rate (sample k at t0 + k / rate)."""
-    if seq.n < 3:
-        raise ConfigError(f"need at least 3 poses to fit an IMU trajectory, got {seq.n}")
+    if seq.n < MIN_POSES:
+        raise ConfigError(f"need at least {MIN_POSES} poses to fit an IMU trajectory, got {seq.n}")
     return int(np.floor((float(seq.times[-1]) - float(seq.times[0])) * cfg.rate + 1e-9)) + 1
 
 

@@ -25,6 +25,9 @@ from camsim.passes import FRAME, LINEAR
 
 log = logging.getLogger(__name__)
 
+MIN_FRAMES = 2
+"""Frames an emulator needs (time between two frames)."""
+
 LUMA = np.array([0.2126, 0.7152, 0.0722])
 """Rec. 709 / sRGB luminance weights of linear RGB."""
 
@@ -166,8 +169,10 @@ def open_sequence(path: str | os.PathLike[str], light: Light = "auto") -> Sequen
         root = root.parent
     meta = transforms.read(root)
     frames = meta["frames"]
-    if len(frames) < 2:
-        raise DatasetError(f"{root}: need at least 2 frames to emulate a sensor, found {len(frames)}")
+    if len(frames) < MIN_FRAMES:
+        raise DatasetError(
+            f"{root}: need at least {MIN_FRAMES} frames to emulate a sensor, found {len(frames)}"
+        )
     if FRAME.key not in frames[0] and LINEAR.key not in frames[0]:
         raise DatasetError(f"{root}: frames carry no image paths (an NPY dataset is not a rendered sequence)")
     meta = with_size(root, meta, frames[0])
