@@ -111,6 +111,15 @@ class WorkerSlot:
                 self.worker = BlenderWorker(options_from_config(self.config, name)).start()
             return self.worker
 
+    def adopt(self, worker: BlenderWorker) -> bool:
+        """Take a warm worker when this slot has none (and is not stopping); False otherwise."""
+        with self._lock:
+            if self.stopped or self.worker is not None:
+                return False
+            self.worker = worker
+            self.started += 1
+            return True
+
     def _take_spare(self) -> BlenderWorker | None:
         while self.spare is not None:
             try:

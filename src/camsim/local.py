@@ -44,6 +44,7 @@ class LocalPool:
         if warm is not None and warm.alive:
             self.slots[0].worker = warm
             self.slots[0].started = 1
+        self.spare = spare
         self.max_retries = max_retries
         self.stage_workers = max(1, stage_workers)
         self._stop = threading.Event()
@@ -79,6 +80,7 @@ class LocalPool:
             t.start()
         try:
             while True:
+                self._settle_spares()
                 try:
                     kind, payload = done.get(timeout=0.2)
                 except queue.Empty:
@@ -107,6 +109,18 @@ class LocalPool:
             outcomes.get(i, JobOutcome(job, "failed", error="not run")) for i, job in enumerate(jobs_seen)
         ]
         return RunResult(ordered, staging.outcomes)
+
+    def _settle_spares(self) -> None:
+        """Give each warm worker planning left to a slot that has none; close the rest (idle Blenders hold
+        memory and would only be closed at the end)."""
+        while self.spare is not None:
+            try:
+                w = self.spare.get_nowait()
+            except queue.Empty:
+                return
+            if w.alive and any(slot.adopt(w) for slot in self.slots):
+                continue
+            w.close()
 
     def stage_pool(self) -> ProcessPoolExecutor:
         if self._stage_pool is None:

@@ -28,6 +28,8 @@ from camsim.sampling import SceneEntry
 
 log = logging.getLogger(__name__)
 
+READ_RETRIES = 1
+"""A scene whose read crashed or hung Blender is read once more on a fresh Blender before it fails."""
 JOIN_TIMEOUT = 15.0
 """Seconds an abandoned survey waits for each reader thread after killing its Blender."""
 
@@ -203,11 +205,14 @@ def survey_local(
                 except queue.Empty:
                     break
                 stat = stat_or_none(scene.path)
-                reading = read_scene(get_worker, scene.path, scene_name)
+                for _ in range(1 + READ_RETRIES):
+                    reading = read_scene(get_worker, scene.path, scene_name)
+                    if reading.crashed and current:
+                        current.pop().kill()
+                    if stop.is_set() or not reading.crashed:
+                        break
                 if stop.is_set():
                     break
-                if reading.crashed and current:
-                    current.pop().kill()
                 results.put(finish_read(scene, reading, scene_name, stat))
             if current and current[0].alive and not stop.is_set():
                 with lock:

@@ -34,7 +34,7 @@ def _render(scenes_dir: Path, out: Path, config: RenderConfig) -> list[int]:
             assert worker is not None and worker.pid is not None
             pids.append(worker.pid)
 
-    outcomes = pool.run(plan.jobs, on_event)
+    outcomes = pool.run(plan.jobs, on_event).outcomes
     assert [o.status for o in outcomes] == ["done"] * len(plan.jobs), [o.error for o in outcomes]
     return pids
 

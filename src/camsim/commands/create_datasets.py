@@ -1,11 +1,10 @@
-"""`camsim create-datasets`: many scenes, non-overlapping sequences, a pool of warm workers, resume."""
+"""`camsim create-datasets`: the flags and the report of a dataset run (camsim.dataset_run does the work): many
+scenes, non-overlapping sequences, a pool of warm workers, stages after rendering, splits, resume."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,6 +16,7 @@ from camsim.emulate.rgb import RgbConfig
 from camsim.emulate.spad import SpadConfig
 
 if TYPE_CHECKING:
+    from camsim.dataset_run import Report
     from camsim.stages import Pipeline
 
 log = logging.getLogger("camsim")
@@ -140,299 +140,55 @@ class CreateDatasets:
         if self.datasets_dir.exists() and not self.datasets_dir.is_dir():
             raise UserInputError(f"--datasets-dir exists and is not a folder: {self.datasets_dir}")
         from camsim.blender.worker import require_blender
+        from camsim.dataset_run import DatasetRun, RunOptions, open_manifest, run_splits, uncached_scenes
         from camsim.render import prepare_output_parent
         from camsim.sampling import find_scenes
 
         scenes = find_scenes(self.scenes_dir)
-        manifest = _open_manifest(self.datasets_dir)
-        splits = _splits(manifest, scenes, fractions, self.seed)
-        uncached = _uncached(scenes, manifest, config)
-        if uncached:
+        manifest = open_manifest(self.datasets_dir)
+        splits = run_splits(manifest, scenes, fractions, self.seed)
+        if uncached_scenes(scenes, manifest, config):
             require_blender(config.executable)  # planning starts Blender: say so before anything is created
         prepare_output_parent(self.datasets_dir)
-        run = _Run(self, config, pipeline, reuse, manifest, splits)
-        return run.execute(scenes)
-
-
-def _open_manifest(datasets_dir: Path):  # type: ignore[no-untyped-def]
-    from camsim.errors import DatasetError, UserInputError
-    from camsim.manifest import read_manifest
-
-    try:
-        return read_manifest(datasets_dir)
-    except DatasetError as exc:
-        raise UserInputError(f"{exc}; move it away (or fix it) to plan the dataset again") from None
-
-
-def _splits(manifest, scenes, fractions, seed: int):  # type: ignore[no-untyped-def]
-    """The run's Splits: the manifest's (scenes it already assigned keep their split), new scenes assigned."""
-    from camsim.errors import UserInputError
-    from camsim.manifest import Splits
-    from camsim.splits import assign_splits, split_names
-
-    old = manifest.splits if manifest else None
-    if fractions is None:
-        return old
-    if old is not None and (list(old.fractions) != list(fractions) or old.seed != seed):
-        raise UserInputError(
-            f"{manifest_name()} holds splits made with --splits {' '.join(map(str, old.fractions))} --seed "
-            f"{old.seed} (this run: --splits {' '.join(map(str, fractions))} --seed {seed}); pass those, or "
-            "make a new dataset folder"
-        )
-    fixed = dict(old.scenes) if old else {}
-    names = [s.name for s in scenes]
-    return Splits(
-        list(split_names(fractions)), list(fractions), seed, assign_splits(names, fractions, seed, fixed)
-    )
-
-
-def manifest_name() -> str:
-    from camsim.manifest import MANIFEST
-
-    return MANIFEST
-
-
-def _uncached(scenes, manifest, config) -> list:  # type: ignore[no-untyped-def]
-    from camsim.survey import partition
-
-    return partition(scenes, manifest.scenes if manifest else {}, getattr(config, "scene", None))[1]
-
-
-class _Run:
-    """One create-datasets run: plan scenes as they are read, render, run the stages, keep the manifest."""
-
-    def __init__(
-        self, cmd: CreateDatasets, config: RenderConfig, pipeline: Pipeline, reuse, manifest, splits
-    ) -> None:  # type: ignore[no-untyped-def]
         from camsim.configfile import to_plain
-        from camsim.ledger import Ledger
-        from camsim.manifest import STAGES, Manifest
         from camsim.planning import PlanOptions
 
-        self.cmd = cmd
-        self.config = config
-        self.pipeline = pipeline
-        self.reuse = reuse
-        from camsim import __version__
-
-        manifest = manifest or Manifest()
-        header = {
-            "config": to_plain(cmd),
-            "stages": [s for s in STAGES if s in {*manifest.stages, "render", *pipeline.stages}],
-            "keep_interpolated": pipeline.keep_interpolated,
-            "splits": splits,
-            "camsim_version": __version__,
-        }
-        self.ledger = Ledger(cmd.datasets_dir, manifest, header)
-        self.options = PlanOptions(cmd.sequences_per_scene, cmd.num_frames, cmd.anim_start, cmd.anim_end,
-                                   cmd.sampling, cmd.seed)  # fmt: skip
-        self.camera = getattr(config, "scene", None)
-        self.failures: list = []
-        self.jobs: list = []
-        self.view = None
-
-    # -- planning
-
-    def reads(self, scenes, runner):  # type: ignore[no-untyped-def]
-        """SceneRead of every scene: cached ones first (no Blender), then as Blender reads them."""
-        from camsim.survey import partition, survey_local
-
-        cache = self.ledger.manifest.scenes
-        if runner is not None and self.cmd.cluster:
-            done, fresh = partition(scenes, cache, self.camera)
-            yield from done
-            if fresh:
-                yield from runner.survey(fresh, self.config, self.camera)
-            return
-        workers = max(1, min(self.config.jobs, len(scenes)))
-        yield from survey_local(scenes, self.config, workers, cache, self.camera, self.spare)
-
-    def plan_scene(self, read):  # type: ignore[no-untyped-def]
-        """The jobs of one read scene (checked, not yet claimed); a scene that fails goes to `failures`."""
-        from camsim.errors import SceneError
-        from camsim.planning import plan_datasets
-
-        if read.record is not None:  # a crash or hang is not cached: the next run reads the scene again
-            self.ledger.scene(read.scene.name, read.record)
-
-        def known(scene):  # type: ignore[no-untyped-def]
-            if read.range is None:
-                raise SceneError(read.error or "scene could not be read")
-            return read.range
-
-        plan = plan_datasets(
-            [read.scene], self.cmd.datasets_dir, self.config, self.options, known, self.reuse
+        options = RunOptions(
+            datasets_dir=self.datasets_dir,
+            plan=PlanOptions(
+                self.sequences_per_scene,
+                self.num_frames,
+                self.anim_start,
+                self.anim_end,
+                self.sampling,
+                self.seed,
+            ),
+            reuse=reuse,
+            max_retries=self.max_retries,
+            cluster=self.cluster,
+            stage_workers=self.stage_workers,
+            config=to_plain(self),
         )
-        self.failures += plan.failures
-        return plan.jobs
-
-    def check(self, jobs: list) -> list:
-        """Refuse outputs this run may not keep or replace (renders and stages), then claim them."""
-        from camsim.planning import check_outputs, claim_outputs
-        from camsim.resume import clear_outputs, holds_output
-        from camsim.stages import check_task
-
-        check_outputs(jobs)
-        for job in jobs:
-            for task in self.stage_tasks(job, self.reuse):
-                check_task(task, job.frame_end - job.frame_start + 1)
-        claimed = claim_outputs(jobs)
-        for job in jobs:
-            for task in self.stage_tasks(job, self.reuse):
-                if self.reuse.overwrite and holds_output(task.output):
-                    clear_outputs(task.output)
-        return claimed
-
-    def planned_jobs(self, reads):  # type: ignore[no-untyped-def]
-        """Jobs as scenes are planned: every cached scene is planned and checked before the first job goes
-        out (a rerun refuses a changed setting before anything renders); then scene by scene."""
-        from camsim.errors import UserInputError
-
-        first: list = []
-        for read in reads:
-            jobs = self.plan_scene(read)
-            if read.cached:
-                first += jobs
-                continue
-            if first:
-                yield from self._emit(first)
-                first = []
-            yield from self._emit(jobs)
-        if first:
-            yield from self._emit(first)
-        if not self.jobs:
-            raise UserInputError(f"no scene could be planned, nothing to render: {_why(self.failures)}")
-        self.ledger.flush()
-
-    def _emit(self, jobs: list):  # type: ignore[no-untyped-def]
-        from camsim.planning import dispatch_order
-
-        jobs = dispatch_order(self.check(jobs), self.cmd.seed)  # parallel workers render different scenes
-        if jobs:
-            self.ledger.accept()
-        for job in jobs:
-            split = (
-                self.ledger.manifest.splits.scenes.get(job.scene_name)
-                if self.ledger.manifest.splits
-                else None
-            )
-            self.ledger.planned(job, split, self.pipeline.stages)
-        self.jobs += jobs
-        if self.view is not None:
-            self.view.planned(len(self.jobs), sum(j.frame_end - j.frame_start + 1 for j in self.jobs))
-        self.ledger.flush(force=False)
-        yield from jobs
-
-    def stage_tasks(self, job, reuse=None):  # type: ignore[no-untyped-def]
-        from camsim.manifest import sequence_key
-        from camsim.resume import Reuse
-        from camsim.stages import tasks_for
-
-        reuse = reuse or Reuse(resume=True, verify=self.reuse.verify)
-        return tasks_for(
-            sequence_key(job.scene_name, job.sequence_id), self.cmd.datasets_dir, self.pipeline, reuse
-        )
-
-    # -- running
-
-    def execute(self, scenes) -> int:  # type: ignore[no-untyped-def]
-        import queue
-
-        from camsim.planning import plan_datasets
-
-        plan_datasets(
-            [], self.cmd.datasets_dir, self.config, self.options, lambda s: (0, 0)
-        )  # bad numbers: exit 2
-        self.spare: queue.Queue = queue.Queue()
-        try:
-            if self.cmd.dry_run:
-                return self._dry_run(scenes)
-            return self._render(scenes)
-        finally:
-            while not self.spare.empty():
-                self.spare.get_nowait().close()
-
-    def _dry_run(self, scenes) -> int:  # type: ignore[no-untyped-def]
-        from camsim.errors import UserInputError
-        from camsim.planning import DatasetPlan
-
-        plan = DatasetPlan()
-        runner = self._runner() if self.cmd.cluster else None
-        with runner if runner is not None else contextlib.nullcontext():
-            for read in self.reads(scenes, runner):
-                plan.jobs += self.plan_scene(read)
-        plan.failures = self.failures
-        if not plan.jobs:
-            raise UserInputError(f"no scene could be planned, nothing to render: {_why(plan.failures)}")
-        self.ledger.flush(cache_only=True)  # the scene cache: a later run reads no scene twice
-        _print_plan(plan)
-        return 1 if plan.failures else 0
-
-    def _runner(self):  # type: ignore[no-untyped-def]
-        from camsim.dask import DaskRunner
-
-        return DaskRunner(self.cmd.cluster, self.config, self.cmd.max_retries, self.cmd.datasets_dir)
-
-    def _render(self, scenes) -> int:  # type: ignore[no-untyped-def]
-        from camsim.cpus import available_cpus
-        from camsim.local import LocalPool
+        run = DatasetRun(options, config, pipeline, manifest, splits)
+        if self.dry_run:
+            plan = run.dry_run(scenes)
+            _print_plan(plan)
+            return 1 if plan.failures else 0
         from camsim.progress import RunView, progress_bar
 
-        t0 = time.monotonic()
-        if self.cmd.cluster:
-            runner = self._runner()
-        else:
-            runner = LocalPool(self.config, max(1, self.config.jobs), self.cmd.max_retries, spare=self.spare,
-                               stage_workers=self.cmd.stage_workers or available_cpus())  # fmt: skip
-        with contextlib.ExitStack() as stack:
-            if self.cmd.cluster:
-                stack.enter_context(runner)
-            with progress_bar("frames") as bar:
-                self.view = view = RunView(bar, 0, 0)
-                view.add_stages(self.pipeline.stages, None)
-
-                def on_event(e) -> None:  # type: ignore[no-untyped-def]
-                    view.on_event(e)
-                    if e.kind == "finished":
-                        self._rendered(e.outcome)
-                    elif e.kind == "stage":
-                        self.ledger.staged(e.stage)
-
-                try:
-                    result = runner.run(self.planned_jobs(self.reads(scenes, runner)), on_event,
-                                        self.stage_tasks if self.pipeline.stages else None)  # fmt: skip
-                except KeyboardInterrupt:
-                    log.warning("interrupted: workers stopped; rerun with --allow-skips to continue")
-                    raise
-                finally:
-                    self.ledger.flush()
-        elapsed = time.monotonic() - t0
-        return _summarise(result.outcomes, result.stages, self.failures, elapsed)
-
-    def _rendered(self, outcome) -> None:  # type: ignore[no-untyped-def]
-        from camsim.resume import settings_hash
-
-        m = self.ledger.manifest
-        if m.blender_version is None and outcome.result is not None:
-            m.blender_version = outcome.result.scene_info.get("blender_version") or None
-        self.ledger.rendered(outcome, settings_hash(outcome.job.settings.to_json()))
+        with progress_bar("frames") as bar:
+            view = RunView(bar, 0, 0)
+            view.add_stages(pipeline.stages, None)
+            try:
+                report = run.render(scenes, view)
+            except KeyboardInterrupt:
+                log.warning("interrupted: workers stopped; rerun with --allow-skips to continue")
+                raise
+        return _summarise(report)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _why(failures) -> str:  # type: ignore[no-untyped-def]
-    """The failures on one line (log lines may go elsewhere): scenes with the same reason grouped, at most 3."""
-    by_reason: dict[str, list[str]] = {}
-    for f in failures:
-        by_reason.setdefault(f.error, []).append(f.scene.name)
-    parts = []
-    for reason, names in list(by_reason.items())[:3]:
-        who = ", ".join(names[:3]) + (f" (and {len(names) - 3} more)" if len(names) > 3 else "")
-        parts.append(f"{who}: {reason}")
-    more = f" (and {len(by_reason) - 3} more reasons)" if len(by_reason) > 3 else ""
-    return "; ".join(parts) + more
 
 
 def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
@@ -458,9 +214,10 @@ def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
     console.print(f"{scenes} scenes, {len(plan.jobs)} sequences, {plan.total_frames} frames in total{failed}")
 
 
-def _summarise(outcomes, stages, failures, elapsed: float) -> int:  # type: ignore[no-untyped-def]
+def _summarise(report: Report) -> int:
     from camsim.progress import report_console
 
+    outcomes, stages, failures, elapsed = report.outcomes, report.stages, report.failures, report.seconds
     done = [o for o in outcomes if o.status == "done"]
     skipped = [o for o in outcomes if o.status == "skipped"]
     failed = [o for o in outcomes if o.status == "failed"]
