@@ -17,6 +17,8 @@ from camsim.blender.protocol import (
     BuildScene,
     Cameras,
     CamerasReply,
+    FrameObjects,
+    FrameObjectsReply,
     Hello,
     HelloReply,
     MessageError,
@@ -41,6 +43,8 @@ from camsim.sampling import frame_map, scaled_range
 SETTINGS = worker_settings(FAST.replace(addons=("node_wrangler",), scene="Scene", device_type="cpu"), 3, None)
 CAMERA = {"fl_x": 60.5, "fl_y": 60.5, "cx": 32.0, "cy": 24.0, "w": 64, "h": 48, "camera": "Camera", "frame": 3,
           "transform_matrix": [[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 6.0], [0.0, 0.0, 0.0, 1.0]]}  # fmt: skip
+OBJECTS = {"clip": [0.1, 100.0], "ids": {"1": {"instances": 1, "matrix_world": CAMERA["transform_matrix"],
+           "bound_box": [[0.0, 0.0, 0.0]] * 8, "geometry": {"vertices": [0, 3], "triangles": [36, 1]}}}}  # fmt: skip
 REQUESTS = [
     Hello(),
     Shutdown(),
@@ -48,7 +52,8 @@ REQUESTS = [
     SetTiming(3, 27, [2, 5]),
     SceneRange("/scenes/a.blend", False, None),
     Cameras([0, 1, 2], "CamB"),
-    RenderFrame(7, "/tmp/rgb_000007.png", None, "PNG", 16),
+    RenderFrame(7, "/tmp/rgb_000007.png", None, "PNG", 16, "Left", "/tmp/objects_000007.bin"),
+    FrameObjects(7, "/tmp/objects_000007.bin", None),
     BuildScene("/tests/scenes/analytic.py", "/tmp/x.blend", {"kind": "flow", "frames": [1, 3], "depth": 6.0}),
 ]
 REPLIES = [
@@ -75,6 +80,7 @@ REPLIES = [
         source_engine="BLENDER_EEVEE_NEXT",
         warnings=["missing texture"],
         adjustments=[],
+        rig=[{"name": "Left", "parent": "StereoRig"}, {"name": "Right", "parent": "StereoRig"}],
     ),
     SetTimingReply(rigid=["1"], adjustments=["unbaked simulations (...) are stepped"]),
     SceneRangeReply("Scene", 1, 250, 24.0, True, [11, 40], {"CamA": "PERSP", "CamB": "ORTHO"}, None),
@@ -82,6 +88,8 @@ REPLIES = [
     RenderFrameReply(
         camera=CAMERA, render_seconds=0.25, save_seconds=0.01, simulation_steps=0, simulation_seconds=0.0
     ),
+    FrameObjectsReply(OBJECTS),
+    RenderFrameReply(CAMERA, 0.25, 0.01, 0, 0.0, OBJECTS),
 ]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from clirun import run_ok
-from conftest import FAST
+from conftest import FAST, TESTS
 
 from camsim import passes
 
@@ -26,17 +26,19 @@ OPAQUE = {
     "objects",
     "matrix_world",
     "checksums",
+    "categories",
 }
 """Blocks whose keys are data (ids, setting names, convention names), documented as a whole."""
 
 
 def keys_of(obj: Any, out: set[str] | None = None) -> set[str]:
     """Every key of a JSON document: of objects, of objects inside lists, of nested blocks (OPAQUE ones only
-    by name)."""
+    by name); object ids ("3") are data, the keys of what they map to are not."""
     out = set() if out is None else out
     if isinstance(obj, dict):
         for k, v in obj.items():
-            out.add(k)
+            if not k.isdigit():
+                out.add(k)
             if k not in OPAQUE:
                 keys_of(v, out)
     elif isinstance(obj, list):
@@ -68,14 +70,22 @@ def documented(text: str) -> set[str]:
 @pytest.fixture(scope="module")
 def outputs(build_scene, render, tmp_path_factory) -> dict[str, Path]:
     blend = build_scene("format", kind="flow")
-    seq = render(blend, "format-seq", FAST.replace(linear=True), frame_start=1, frame_end=4)
+    seq = render(blend, "format-seq", FAST.replace(linear=True, scene_flows=True), frame_start=1, frame_end=4)
     root = tmp_path_factory.mktemp("format-outputs")
     run_ok("interpolate", seq, root / "interpolated", "--factor", "2", "--workers", "1")
     for sensor in ("spad", "rgb", "events", "imu"):
         run_ok("emulate", sensor, seq, root / sensor)
     run_ok("convert", "img-to-npy", seq, root / "npy")
     run_ok("export", "nerfstudio", seq, root / "nerfstudio")
-    return {"render": seq, **{p.name: p for p in root.iterdir() if p.is_dir()}}
+    stereo = build_scene("format-stereo", script=TESTS / "scenes" / "stereo.py")
+    rig = render(stereo, "format-rig", FAST.replace(cameras=("Left", "Right")), frame_start=1, frame_end=2)
+    lens = FAST.replace(annotations=False, debug=False)  # real lenses: a distortion and a fisheye
+    distorted = render(blend, "format-distorted", lens.replace(distortion=(-0.1, 0.01, 0.0, 0.001, 0.0)),
+                       frame_start=1, frame_end=2)  # fmt: skip
+    fisheye = render(blend, "format-fisheye", lens.replace(lens="fisheye-equisolid"), frame_start=1,
+                     frame_end=2)  # fmt: skip
+    lenses = {"distorted": distorted, "fisheye": fisheye}
+    return {"render": seq, "rig": rig, **lenses, **{p.name: p for p in root.iterdir() if p.is_dir()}}
 
 
 FILES = [  # (output, file, FORMAT.md heading)
@@ -83,6 +93,10 @@ FILES = [  # (output, file, FORMAT.md heading)
     ("render", "info.json", "`info.json`"),
     ("render", "settings.json", "`settings.json`"),
     ("render", "objects.json", "`objects.json`"),
+    ("rig", "rig.json", "`rig.json`"),
+    ("rig", "Left/transforms.json", "`transforms.json` of a rendered sequence"),
+    ("distorted", "transforms.json", "`transforms.json` of a rendered sequence"),
+    ("fisheye", "transforms.json", "`transforms.json` of a rendered sequence"),
     ("npy", "transforms.json", "NPY format"),
     ("interpolated", "transforms.json", "Interpolated sequences"),
     ("spad", "transforms.json", "Emulated sequences"),

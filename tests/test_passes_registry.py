@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from camsim.loader import Dataset
 from camsim.passes import (
     BY_NAME,
     DEPTH,
+    DISPARITY,
     FLOW,
     FRAME,
     KEYS,
@@ -82,13 +84,19 @@ def test_each_kind_is_one_record_with_unique_names_keys_and_files():
         assert p.blender_pass and p.blender_channels, p.name
         assert p.channels and p.ext == ".exr", p.name  # written as an EXR with named channels
     assert set(CONVERTERS) == {p.name for p in RENDERED}
-    assert RenderConfig().ground_truth == ("depths", "normals", "flows", "segmentations")
+    assert RenderConfig().ground_truth == ("depths", "normals", "flows", "segmentations", "disparities")
     assert RenderConfig(linear=True, normals=False).ground_truth == (
         "depths",
         "flows",
         "segmentations",
+        "disparities",
         "linear",
     )
+    # Disparity is asked for by default but written only in a rectified stereo pair's left camera folder.
+    plain = SequenceLayout.of(Path("s"), RenderConfig())
+    left = SequenceLayout.of(Path("s"), RenderConfig(), stereo=True)
+    assert [k for k in left.kinds if k not in plain.kinds] == [DISPARITY]
+    assert [k for k in PASSES if k.stereo_only] == [DISPARITY]
 
 
 def _camera(angle: float, cx: float = 12.0) -> dict:

@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import FAST, TESTS
+from lens_truth import sample_rays
 from oracle import OracleFrame, oracle
 from scipy.ndimage import binary_dilation, label
 from scipy.spatial.transform import Rotation
 
-from camsim import srgb, transforms
+from camsim import lenses, srgb, transforms
 from camsim.errors import SceneError
 from camsim.fileio import read_exr, read_exr_parts, read_image
 
@@ -220,7 +221,7 @@ def rendered(worker, render, tmp_path_factory) -> Rendered:
     blend, agx = folder / "conventions.blend", folder / "conventions_agx.blend"
     scene_info = worker.build_scene(SCRIPT, blend, **SCENE)
     worker.build_scene(SCRIPT, agx, **{**SCENE, "view_transform": "AgX"})
-    out = render(blend, "conventions", config=FAST.replace(linear=True), frame_start=FRAMES[0],
+    out = render(blend, "conventions", config=FAST.replace(linear=True, scene_flows=True), frame_start=FRAMES[0],
                  frame_end=FRAMES[1])  # fmt: skip
     scaled_cfg = FAST.replace(linear=True, keyframe_multiplier=MULTIPLIER, depths=False, normals=False,
                               flows=False, debug=False)  # fmt: skip
@@ -606,6 +607,54 @@ def check_sampling(r: Rendered) -> None:
     )
 
 
+def check_scene_flow(r: Rendered) -> None:
+    says("scene_flow", "metres", "this frame's camera axes", "float32",
+         "forward.X, forward.Y, forward.Z = the motion of the surface point seen at the pixel centre from this "
+         "frame to the next", "backward.X, backward.Y, backward.Z = from this frame to the previous",
+         "X + forward is that point at the next frame", "projected with its intrinsics",
+         "pixel plus the forward optical flow", "M(next) M(this)^-1", "pixel-centre sample hit no surface",
+         "rigid: false", "warnings name", "first and last frame")  # fmt: skip
+    from camsim.sceneflow import CHANNELS, flow_from_scene_flow
+
+    assert CHANNELS[:3] == ("forward.X", "forward.Y", "forward.Z")
+    post = int({v: k for k, v in r.meta["segmentation_ids"].items()}["Post"])
+    assert any(w.startswith("scene flow") and f"{post} 'Post'" in w for w in r.meta["warnings"])
+    u, v = pixel_grid()
+    for i, fr in enumerate(r.frames):
+        path = r.file(fr.entry["scene_flow_file_path"])
+        assert channels(path) == {c: np.dtype(np.float32) for c in CHANNELS}
+        sf = read_exr(path, CHANNELS).astype(np.float64)
+        # Closed form: the rig (the camera's parent, and the planes') turns and moves; the mover slides in it.
+        # A point P (rig frame, Blender units) at t is at MPU (R(t2) P2 - R(t) P) + ... : in the camera axes at t
+        # (the rig's, the camera has no rotation of its own) its displacement is MPU (R(t)^T R(t2) P2 - P).
+        ray = rays(u, v, intrinsics_at(fr.t))
+        for name, which in (("Back", 1), ("Mover", 2)):
+            pixels = (fr.names == name) & (truth_names(fr) == name)
+            assert pixels.sum() > 50, name
+            p = plane_depth(fr.t, which, ray, bounded=False)[..., None] * ray + camera_in_rig(fr.t)
+            for channel, t2 in ((slice(0, 3), fr.t + 1), (slice(3, 6), fr.t - 1)):
+                p2 = p + (np.multiply(OBJ_V, t2 - fr.t) if which == 2 else 0.0)
+                truth = MPU * (p2 @ (rig_rotation(fr.t).T @ rig_rotation(t2)).T - p)
+                assert np.abs(sf[..., channel][pixels] - truth[pixels]).max() < 1e-4, (fr.number, name)
+        # NaN: the world background (no surface at the pixel centre) and Post, drawn twice by instances.
+        covered = np.isin(fr.names, ("Back", "Mover"))
+        assert np.array_equal(np.isnan(sf).any(-1), ~covered) and np.isnan(sf[~covered]).all()
+        assert (fr.names == "Post").sum() > 10 and (~np.isfinite(fr.depth)).sum() > 100
+        # Depth + scene flow + the neighbour's pose and intrinsics give the rendered optical flow.
+        clean = footprint_uniform(fr.t) & covered
+        for j, channel, flow in ((i + 1, slice(0, 3), slice(0, 2)), (i - 1, slice(3, 6), slice(2, 4))):
+            if not 0 <= j < len(r.frames):
+                continue  # the edge frames' neighbours lie outside the sequence: checked in closed form above
+            other = r.frames[j].entry
+            pred = flow_from_scene_flow(fr.depth, sf[..., channel], np.asarray(fr.entry["transform_matrix"]),
+                                        transforms.intrinsics(r.meta, i), np.asarray(other["transform_matrix"]),
+                                        transforms.intrinsics(r.meta, j))  # fmt: skip
+            epe = np.linalg.norm(pred[clean] - fr.flow[..., flow][clean], axis=-1)
+            assert epe.mean() < FLOW_EPE_MEAN and np.percentile(epe, 99) < FLOW_EPE_P99, (fr.number, j)
+    # The edge neighbours checked in closed form: frame 0 lies before the scene's range, frame 4 after the cut.
+    assert r.frames[0].number - 1 < r.meta["scene_frame_range"][0] and r.frames[-1].number + 1 == CUT
+
+
 CHECKS: dict[str, Callable[[Rendered], None]] = {
     "camera_axes": check_camera_axes,
     "transform_matrix": check_transform_matrix,
@@ -621,6 +670,7 @@ CHECKS: dict[str, Callable[[Rendered], None]] = {
     "camera": check_camera,
     "rgb": check_rgb,
     "sampling": check_sampling,
+    "scene_flow": check_scene_flow,
 }
 
 
@@ -636,3 +686,318 @@ def test_render_writes_the_conventions(rendered):
 @pytest.mark.parametrize("key", list(transforms.CONVENTIONS))
 def test_convention_holds_on_a_render(rendered, key):
     CHECKS[key](rendered)
+
+
+# ------------------------------------------------------------------------------------------------ lenses
+# The sentences a lens other than the pinhole replaces (transforms.LENS_CONVENTIONS), each checked on a render of
+# the same scene through that lens (frames 1..3: the camera's zoom, shift and object scale, the spinning rig).
+
+LENS_DISTORTION = (-0.15, 0.02, 0.001, 0.004, -0.003)  # barrel with tangential terms
+LENS_FOV = 100.0  # degrees: an equidistant fisheye whose image circle spans the 64x48 frame
+FISHEYE_DEPTH_REL = 3e-4  # Cycles turns fisheye pixels into directions in float32 (measured: up to 1.1e-4)
+
+
+@dataclass
+class LensFrame:
+    t: float
+    entry: dict[str, Any]
+    camera: transforms.Camera
+    sample: np.ndarray
+    """Rays of the one sample each pixel's depth and id come from (the nearest pinhole pixel's for a distortion)."""
+    own: np.ndarray
+    """Each pixel centre's own ray through the lens (NaN: none, outside a fisheye's image circle)."""
+    depth: np.ndarray
+    names: np.ndarray
+    flow: np.ndarray
+    linear: np.ndarray
+
+
+@dataclass
+class LensRendered:
+    meta: dict[str, Any]
+    frames: list[LensFrame]
+
+
+LENS_CONFIGS = {
+    "distortion": FAST.replace(linear=True, annotations=False, distortion=LENS_DISTORTION),
+    "fisheye": FAST.replace(linear=True, annotations=False, lens="fisheye-equidistant", fisheye_fov=LENS_FOV),
+}
+
+
+@pytest.fixture(scope="module")
+def lens_rendered(rendered, render) -> dict[str, LensRendered]:
+    out = {}
+    for family, cfg in LENS_CONFIGS.items():
+        path = render(rendered.blend, f"conventions-{family}", config=cfg, frame_start=FRAMES[0],
+                      frame_end=FRAMES[1])  # fmt: skip
+        meta = transforms.read(path)
+        name_of = {0: "", **{int(i): name for i, name in meta["segmentation_ids"].items()}}
+        frames = []
+        for i, fr in enumerate(meta["frames"]):
+            cam = transforms.camera_of(meta, i)
+            own, ok = lenses.pixel_rays(cam)
+            ids = read_exr(transforms.resolve_path(path, fr["segmentation_file_path"]))
+            frames.append(LensFrame(
+                t=scene_time(fr["frame_number"]), entry=fr, camera=cam, sample=sample_rays(meta, cam),
+                own=np.where(ok[..., None], own, np.nan),
+                depth=read_exr(transforms.resolve_path(path, fr["depth_file_path"]), ("Y",)),
+                names=np.vectorize(name_of.get, otypes=[str])(ids.astype(np.int64), "?"),
+                flow=read_exr(transforms.resolve_path(path, fr["flow_file_path"]), ("R", "G", "B", "A")),
+                linear=read_exr(transforms.resolve_path(path, fr["linear_file_path"]), ("R", "G", "B")),
+            ))  # fmt: skip
+        out[family] = LensRendered(meta, frames)
+    return out
+
+
+def lens_says(family: str, key: str, *phrases: str) -> None:
+    text = transforms.LENS_CONVENTIONS[family][key]
+    missing = [p for p in phrases if p not in text]
+    assert not missing, f"LENS_CONVENTIONS[{family!r}][{key!r}] no longer says {missing}: update its check"
+
+
+def cast_rays(t: float, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index into NAMES, s along the rays in Blender units) of the nearest surface along camera-frame rays r
+    (NaN rays hit nothing): planar depth for rays with z = -1, the distance along unit rays."""
+    r = np.nan_to_num(r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boxes = np.minimum.reduce([box_depth(t, c, r) for c in POSTS])
+        stack = np.stack([plane_depth(t, 1, r), plane_depth(t, 2, r), boxes])
+    stack[~np.isfinite(stack) | (stack <= 0)] = np.inf
+    hit = np.isfinite(stack).any(0)
+    return np.where(hit, np.argmin(stack, 0) + 1, 0), stack.min(0)
+
+
+def fisheye_intrinsics() -> tuple[float, float, float, float]:
+    """The equidistant fisheye's (fx, fy, cx, cy): the image circle spans the frame (pixels per radian = size /
+    fov), and a panoramic camera's shift moves the image by shift_x x width, shift_y x height."""
+    fov = math.radians(LENS_FOV)
+    return W / fov, H / fov, W / 2 - SHIFT[0] * W, H / 2 + SHIFT[1] * H
+
+
+def lens_camera(family: str, t: float) -> transforms.Camera:
+    """The closed-form camera at time t: the pinhole's intrinsics with the distortion, or the fisheye's."""
+    if family == "distortion":
+        return transforms.Camera(*intrinsics_at(t), W, H, transforms.Lens("OPENCV", LENS_DISTORTION))
+    lens = transforms.Lens("OPENCV_FISHEYE", (0.0, 0.0, 0.0, 0.0), math.radians(LENS_FOV))
+    return transforms.Camera(*fisheye_intrinsics(), W, H, lens)
+
+
+def lens_flow(fr: LensFrame, t2: float, which: int, cam2: transforms.Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Flow of the point of surface `which` (extended) on each pixel's own ray to the camera at t2, and whether
+    it has an image there."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # pixels without a ray (NaN) have no flow to check
+        s = plane_depth(fr.t, which, np.nan_to_num(fr.own), bounded=False)
+    p = s[..., None] * fr.own + camera_in_rig(fr.t)
+    if which == 2:
+        p = p + np.multiply(OBJ_V, t2 - fr.t)
+    uv, ok = lenses.project(p - camera_in_rig(t2), cam2)
+    return uv - fr.camera.pixel_centres(), ok
+
+
+def lens_sky_flow(fr: LensFrame, t2: float, cam2: transforms.Camera) -> np.ndarray:
+    """Flow of points at infinity along each pixel's own ray (the rig's rotation) through the lens; 0 where the
+    direction has no image at t2."""
+    turned = np.nan_to_num(fr.own) @ (rig_rotation(t2).T @ rig_rotation(fr.t)).T
+    uv, ok = lenses.project(turned, cam2)
+    return np.where(ok[..., None], uv - fr.camera.pixel_centres(), 0.0)
+
+
+def lens_clean(fr: LensFrame) -> np.ndarray:
+    """Pixels whose rays within +-1 px all meet the surface of the pixel's own ray."""
+    first = cast_rays(fr.t, fr.own)[0]
+    same = np.isfinite(fr.own).all(-1)
+    for dy in (-1.0, 0.0, 1.0):
+        for dx in (-1.0, 0.0, 1.0):
+            shifted, ok = lenses.unproject(fr.camera.pixel_centres() + np.array([dx, dy]), fr.camera)
+            same &= ok & (cast_rays(fr.t, np.where(ok[..., None], shifted, np.nan))[0] == first)
+    return same
+
+
+def check_lens_flows(lr: LensRendered, family: str) -> float:
+    """Surface flows (back plane, mover) and the world background's against the closed form through the lens;
+    returns the largest median background motion seen (the check is not about a still background)."""
+    moving_bg = 0.0
+    for fr in lr.frames:
+        fwd, bwd = fr.flow[..., :2], fr.flow[..., 2:]
+        clean = lens_clean(fr)
+        for name, which in (("Back", 1), ("Mover", 2)):
+            mask = clean & (fr.names == name)
+            assert mask.sum() > 30, (family, name)
+            for got, t2 in ((fwd, fr.t + 1), (bwd, fr.t - 1)):
+                truth, seen = lens_flow(fr, t2, which, lens_camera(family, t2))
+                epe = np.linalg.norm(got[mask & seen] - truth[mask & seen], axis=-1)
+                where = (family, fr.t, name, "forward" if t2 > fr.t else "backward")
+                assert epe.mean() < FLOW_EPE_MEAN and np.percentile(epe, 99) < FLOW_EPE_P99, where
+        sky = ~np.isfinite(fr.depth) & np.isfinite(fr.own).all(-1)
+        assert sky.sum() > 50
+        for got, t2 in ((fwd, fr.t + 1), (bwd, fr.t - 1)):
+            truth = lens_sky_flow(fr, t2, lens_camera(family, t2))
+            assert np.abs(got[sky] - truth[sky]).max() < 1e-3, family
+            moving_bg = max(moving_bg, float(np.median(np.linalg.norm(truth[sky], axis=-1))))
+    return moving_bg
+
+
+def check_distortion_intrinsics(lr: LensRendered) -> None:
+    lens_says("distortion", "intrinsics", "camera_model OPENCV with k1, k2, k3, p1, p2 as written",
+              "a = X/(-Z), b = -Y/(-Z), s = a^2 + b^2, g = 1 + k1 s + k2 s^2 + k3 s^3",
+              "u = fl_x * (a g + 2 p1 a b + p2 (s + 2 a^2)) + cx", "v = fl_y * (b g + p1 (s + 2 b^2) + 2 p2 a b) + cy",
+              "inverts it to 1e-9 px", "first frame's", "every frame carries its own")  # fmt: skip
+    meta = lr.meta
+    assert meta["camera_model"] == "OPENCV"
+    assert [meta[k] for k in ("k1", "k2", "k3", "p1", "p2")] == list(LENS_DISTORTION)
+    for key in ("fl_x", "fl_y", "cx", "cy"):
+        assert meta[key] == lr.frames[0].entry[key]
+    k1, k2, k3, p1, p2 = LENS_DISTORTION
+    u, v = pixel_grid()
+    fls = []
+    for fr in lr.frames:
+        # The pinhole's intrinsics, frame by frame (the zoom), with the distortion on top.
+        k = tuple(fr.entry[key] for key in ("fl_x", "fl_y", "cx", "cy"))
+        np.testing.assert_allclose(k, intrinsics_at(fr.t), rtol=1e-7)
+        fls.append(k[0])
+        # The sentence, written out, is camsim.lenses.project: points across the frame and beyond.
+        pts = np.stack([np.random.default_rng(7).uniform(-0.8, 0.8, (200, 2)).T[0],
+                        np.random.default_rng(8).uniform(-0.6, 0.6, 200), -np.ones(200)], -1) * 3.0  # fmt: skip
+        a, b = pts[:, 0] / -pts[:, 2], -pts[:, 1] / -pts[:, 2]
+        s = a * a + b * b
+        g = 1 + k1 * s + k2 * s**2 + k3 * s**3
+        sentence = np.stack([k[0] * (a * g + 2 * p1 * a * b + p2 * (s + 2 * a * a)) + k[2],
+                             k[1] * (b * g + p1 * (s + 2 * b * b) + 2 * p2 * a * b) + k[3]], -1)  # fmt: skip
+        np.testing.assert_allclose(lenses.project(pts, fr.camera)[0], sentence, atol=1e-9)
+        # unproject inverts it to 1e-9 px at every pixel centre
+        rays, ok = lenses.pixel_rays(fr.camera)
+        back = lenses.project(rays, fr.camera)[0]
+        assert ok.all() and np.abs(back - fr.camera.pixel_centres()).max() < 1e-9
+        # With the recorded numbers the distorted rays explain every id but silhouettes; the pinhole's do not.
+        assert (np.array(NAMES)[cast_rays(fr.t, fr.sample)[0]] == fr.names).mean() > 0.995
+        assert (np.array(NAMES)[cast(fr.t, u, v, k)[0]] != fr.names).sum() > 20
+        # A known point: the mover's centre projects through the lens onto the mover.
+        uv, seen = lenses.project(_planes(fr.t)[1][1] - camera_in_rig(fr.t), fr.camera)
+        assert seen and fr.names[int(uv[1]), int(uv[0])] == "Mover"
+    assert fls[0] < fls[1] < fls[2]
+
+
+def check_distortion_sampling(lr: LensRendered) -> None:
+    lens_says("distortion", "sampling", "larger pinhole image render_window", "frame's own fl_x, fl_y, cx, cy",
+              "one camera sample at each pixel centre", "normals and flow averaged", "anti-aliased with pixel_filter",
+              "bilinearly", "from the one pinhole pixel nearest to that position, never a blend")  # fmt: skip
+    win = lr.meta["render_window"]
+    assert win["width"] * win["height"] > W * H  # barrel: more pinhole pixels than the frame has
+    anti_aliased = 0
+    for fr in lr.frames:
+        # The window holds every pixel's sample ...
+        cam = fr.camera
+        col = cam.fl_x * fr.sample[..., 0] + cam.cx - win["left"] - 0.5
+        row = -cam.fl_y * fr.sample[..., 1] + cam.cy - win["top"] - 0.5
+        assert col.min() >= 0 and row.min() >= 0
+        assert col.max() <= win["width"] - 1 and row.max() <= win["height"] - 1
+        np.testing.assert_allclose([col, row], np.rint([col, row]), atol=1e-6)  # ... at a pinhole centre
+        # Depth and ids are that sample's, on silhouettes too: never a blend.
+        which, s = cast_rays(fr.t, fr.sample)
+        agree = np.array(NAMES)[which] == fr.names
+        assert agree.mean() > 0.999
+        hit = agree & np.isfinite(s)
+        np.testing.assert_allclose(fr.depth[hit], s[hit] * MPU, rtol=DEPTH_REL)
+        assert np.array_equal(np.isposinf(fr.depth), fr.names == "")
+        # Colours are bilinear samples of the anti-aliased pinhole image: in-between colours at the back plane's
+        # edge against the sky.
+        clean = lens_clean(fr)
+        sky_colour = np.median(fr.linear[(fr.names == "") & clean], axis=0)
+        back_colour = np.median(fr.linear[(fr.names == "Back") & clean], axis=0)
+        lo, hi = np.minimum(sky_colour, back_colour), np.maximum(sky_colour, back_colour)
+        inner = ((fr.linear > lo + 0.1 * (hi - lo)) & (fr.linear < hi - 0.1 * (hi - lo))).all(-1)
+        anti_aliased += int((inner & ~clean).sum())
+    assert anti_aliased >= 10
+
+
+def check_distortion_flow(lr: LensRendered) -> None:
+    lens_says("distortion", "flow", "pixels, x right, y down", "R, G = forward flow", "B, A = backward flow",
+              "distort(p + f) - its centre", "nearest pinhole pixel", "other frame's lens",
+              "exact flow of points at infinity", "at the pixel centre", "behind the other camera",
+              "beyond the lens's valid radius",
+              "first and last frame's flow uses the same camera one frame outside the sequence")  # fmt: skip
+    assert check_lens_flows(lr, "distortion") > 0.3  # the background does move
+
+
+def check_fisheye_intrinsics(lr: LensRendered) -> None:
+    lens_says("fisheye", "intrinsics", "OPENCV_FISHEYE with k1 = k2 = k3 = k4 = 0: equidistant, r = theta",
+              "FISHEYE_EQUISOLID: r = 2 sin(theta/2)", "theta = atan2(sqrt(X^2 + Y^2), -Z)",
+              "u = fl_x * r * X/sqrt(X^2 + Y^2) + cx", "v = -fl_y * r * Y/sqrt(X^2 + Y^2) + cy",
+              "farther than fisheye_fov / 2", "no ray", "first frame's")  # fmt: skip
+    meta = lr.meta
+    assert meta["camera_model"] == "OPENCV_FISHEYE"
+    assert [meta[k] for k in ("k1", "k2", "k3", "k4")] == [0.0] * 4
+    assert meta["fisheye_fov"] == pytest.approx(math.radians(LENS_FOV))
+    recorded = [meta[k] for k in ("fl_x", "fl_y", "cx", "cy")]
+    np.testing.assert_allclose(recorded, fisheye_intrinsics(), rtol=1e-6)
+    assert not any("fl_x" in fr.entry for fr in lr.frames)  # the zoom does not change an equidistant fisheye
+    # The sentence, written out, is camsim.lenses.project (beyond 90 degrees too).
+    rng = np.random.default_rng(9)
+    theta, phi = rng.uniform(0, math.radians(LENS_FOV) / 2, 300), rng.uniform(-math.pi, math.pi, 300)
+    pts = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), -np.cos(theta)], -1) * 2.0
+    fx, fy, cx, cy = recorded  # (fl_x from Blender's float32 field of view: 1e-7 off the closed form)
+    rho = np.hypot(pts[:, 0], pts[:, 1])
+    angle = np.arctan2(rho, -pts[:, 2])
+    sentence = np.stack([fx * angle * pts[:, 0] / rho + cx, -fy * angle * pts[:, 1] / rho + cy], -1)
+    np.testing.assert_allclose(lenses.project(pts, lr.frames[0].camera)[0], sentence, atol=1e-9)
+    for fr in lr.frames:
+        outside = ~np.isfinite(fr.own).all(-1)
+        assert outside.sum() > 20 and (fr.names[outside] == "").all()  # the frame's corners: no ray
+        assert (np.array(NAMES)[cast_rays(fr.t, fr.own)[0]] == fr.names).mean() > 0.995
+        uv, seen = lenses.project(_planes(fr.t)[1][1] - camera_in_rig(fr.t), fr.camera)
+        assert seen and fr.names[int(uv[1]), int(uv[0])] == "Mover"
+
+
+def check_fisheye_depth(lr: LensRendered) -> None:
+    lens_says("fisheye", "depth", "distance along the ray", "not planar z", "beyond 90 degrees", "metres", "float32",
+              "EXR channel Y", "outside the image circle", "+inf")  # fmt: skip
+    for fr in lr.frames:
+        which, s = cast_rays(fr.t, fr.own)
+        agree = (np.array(NAMES)[which] == fr.names) & np.isfinite(s)
+        assert agree.mean() > 0.2
+        np.testing.assert_allclose(fr.depth[agree], s[agree] * MPU, rtol=FISHEYE_DEPTH_REL)
+        # radial, not planar: the fronto-parallel back plane's depth varies by over 3 % across it
+        back = agree & (fr.names == "Back")
+        assert fr.depth[back].max() / fr.depth[back].min() > 1.03
+        planar = -fr.own[back][:, 2] * fr.depth[back]  # the ray's z component times its length
+        np.testing.assert_allclose(planar, DEPTH * MPU, rtol=FISHEYE_DEPTH_REL)
+        assert np.array_equal(np.isposinf(fr.depth), fr.names == "") and not np.isnan(fr.depth).any()
+
+
+def check_fisheye_flow(lr: LensRendered) -> None:
+    lens_says("fisheye", "flow", "pixels, x right, y down", "R, G = forward flow", "B, A = backward flow",
+              "points at infinity (camera rotation only) through the fisheye", "0 outside the image circle",
+              "first and last frame's flow uses the same camera one frame outside the sequence")  # fmt: skip
+    assert check_lens_flows(lr, "fisheye") > 0.2
+    for fr in lr.frames:
+        outside = ~np.isfinite(fr.own).all(-1)
+        assert (fr.flow[outside] == 0).all()
+
+
+LENS_CHECKS: dict[tuple[str, str], Callable[[LensRendered], None]] = {
+    ("distortion", "intrinsics"): check_distortion_intrinsics,
+    ("distortion", "sampling"): check_distortion_sampling,
+    ("distortion", "flow"): check_distortion_flow,
+    ("fisheye", "intrinsics"): check_fisheye_intrinsics,
+    ("fisheye", "depth"): check_fisheye_depth,
+    ("fisheye", "flow"): check_fisheye_flow,
+}
+LENS_KEYS = [(family, key) for family, sentences in transforms.LENS_CONVENTIONS.items() for key in sentences]
+
+
+def test_every_lens_convention_has_a_check():
+    assert set(LENS_CHECKS) == set(LENS_KEYS)
+    assert all(key in transforms.CONVENTIONS for _, key in LENS_KEYS)  # a lens replaces sentences, adds none
+
+
+def test_lens_render_writes_its_conventions(lens_rendered):
+    for family, lr in lens_rendered.items():
+        assert lr.meta["conventions"] == transforms.conventions_for(transforms.lens_of(lr.meta))
+        assert {k: lr.meta["conventions"][k] for k in transforms.LENS_CONVENTIONS[family]} == (
+            transforms.LENS_CONVENTIONS[family]
+        )
+
+
+@pytest.mark.parametrize(("family", "key"), LENS_KEYS, ids=[f"{f}-{k}" for f, k in LENS_KEYS])
+def test_lens_convention_holds_on_a_render(lens_rendered, family, key):
+    LENS_CHECKS[family, key](lens_rendered[family])

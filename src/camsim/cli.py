@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("camsim.commands.validate:Validate", "Check a dataset (and repair it with --purge)."),
     "info": ("camsim.commands.info:Info", "Summarise a dataset."),
     "convert": ("camsim.commands.convert:Convert", "Convert between per-frame files (IMG) and arrays (NPY)."),
-    "export": ("camsim.commands.export:Export", "Export a sequence for another tool (nerfstudio)."),
+    "export": ("camsim.commands.export:Export", "Export sequences for other tools: nerfstudio, COCO (pycocotools), BOP."),
     "demo": ("camsim.commands.demo:Demo", "Build demo scenes and render a small dataset with every extra."),
 }  # fmt: skip
 

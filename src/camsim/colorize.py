@@ -51,6 +51,16 @@ def depth(d: np.ndarray, limits: tuple[float, float] | None = None) -> np.ndarra
     return rgb
 
 
+def disparity(d: np.ndarray, limits: tuple[float, float] | None = None) -> np.ndarray:
+    """Turbo of stereo disparity (near = large = red, far = blue); background (0) is black."""
+    d = np.asarray(d, dtype=np.float64)
+    valid = np.isfinite(d) & (d > 0)
+    lo, hi = robust_limits(np.where(valid, d, np.nan)) if limits is None else limits
+    rgb = turbo((np.where(valid, d, lo) - lo) / max(hi - lo, 1e-12))
+    rgb[~valid] = 0
+    return rgb
+
+
 def image(a: np.ndarray) -> np.ndarray:
     """An image of any type as 8-bit RGB: 16-bit shifted to 8, float (linear light) gamma 2.2, binary 0/1
     frames (SPAD) to 0/255, grey repeated into RGB, alpha dropped."""

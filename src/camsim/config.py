@@ -42,6 +42,17 @@ class RenderSettings:
     """Write forward and backward optical flow (flows/flow_NNNNNN.exr). Needs motion blur off."""
     segmentations: bool = True
     """Write object-id segmentation (segmentations/segmentation_NNNNNN.exr)."""
+    semantics: bool = False
+    """Write category-id (semantic) maps (semantics/semantic_NNNNNN.exr): each object's category (its custom
+    property `category`, else its first collection) through transforms.json `categories`. Needs
+    segmentations."""
+    annotations: bool = True
+    """Write per-object annotations per frame into objects.json: camera-frame pose, 3-D box, visible and
+    amodal 2-D boxes, pixel counts, visibility, truncation. Needs segmentations (none are written without)."""
+    scene_flows: bool = False
+    """Write scene flow (scene_flows/scene_flow_NNNNNN.exr): the 3-D motion in metres of the surface point at
+    each pixel to the next and from the previous frame, in the camera frame; NaN on objects that do not move
+    rigidly with a matrix of their own (deforming, instanced). Needs motion blur off."""
     linear: bool = False
     """Also keep the scene-linear RGB of each frame (linear/linear_NNNNNN.exr), for sensor emulation."""
     debug: bool = True
@@ -68,10 +79,31 @@ class RenderSettings:
     """Force motion blur on or off. Default: the scene's setting, turned off when flows are asked for."""
     scene: str | None = None
     """Scene of the .blend to render (a file can hold several). Default: the file's active scene."""
+    cameras: tuple[str, ...] = ()
+    """Render the same frames through several camera objects (a rig), or `all`: every camera object of the scene,
+    sorted by name. Each camera gets a complete sequence in SEQUENCE/CAMERA/ (one time base) and SEQUENCE/rig.json
+    records their extrinsics (to the first camera) and stereo pairs; timeline markers then switch no camera and
+    cut no sequence. Default: the scene camera into SEQUENCE/ (markers switch it)."""
+    disparities: bool = True
+    """Write stereo disparity (disparities/disparity_NNNNNN.exr) in the left camera's folder of each rectified
+    stereo pair of --render-config.cameras (nothing without one)."""
     depth_of_field: bool = False
     """Keep the cameras' depth of field in the RGB frames. Ground truth stays pinhole-exact: each frame is
     rendered a second time without depth of field for the passes (about twice the render time). Off: depth
     of field is turned off and the frames are pinhole too."""
+    distortion: tuple[float, float, float, float, float] | None = None
+    """OpenCV radial-tangential lens distortion K1 K2 K3 P1 P2 (OpenCV's model on normalized image coordinates).
+    A larger pinhole image is rendered and resampled into the distorted frame: RGB and linear bilinearly, the
+    other ground truth from the nearest pinhole sample (never a blend), flow recomputed for the distorted
+    camera. transforms.json: camera_model OPENCV with these k1 k2 k3 p1 p2. Default: none (a pinhole)."""
+    lens: Literal["perspective", "fisheye-equidistant", "fisheye-equisolid"] = "perspective"
+    """The cameras' projection: `perspective` (the scene's, with --render-config.distortion when given) or a
+    Cycles fisheye seeing --render-config.fisheye-fov: `fisheye-equidistant` (image radius proportional to the
+    angle, the image circle as wide as the frame; camera_model OPENCV_FISHEYE, k1..k4 = 0) or
+    `fisheye-equisolid` (radius 2 f sin(angle/2) with the camera's focal length; camera_model
+    FISHEYE_EQUISOLID). Fisheye depth maps hold the distance along the ray, not planar z."""
+    fisheye_fov: float = 180.0
+    """Field of view of a fisheye --render-config.lens (its image circle), degrees, at most 360."""
     strict: bool = False
     """Fail a scene that has warnings (missing files or libraries, a newer file version, an engine other
     than Cycles) instead of rendering it with the warnings recorded."""
@@ -133,6 +165,24 @@ class ExecutionConfig:
         return max(min(2, cores), cores // max(1, jobs))
 
 
+def _check_cameras(config: RenderConfig) -> None:
+    """A rig's camera names: `all` alone, no repeats, each usable as a folder name (camsim.rig)."""
+    from camsim.rig import folder_problem  # imported here to keep this module light
+
+    names = config.cameras
+    if "all" in names and len(names) > 1:
+        raise ConfigError("--render-config.cameras all stands alone (it is every camera of the scene)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"--render-config.cameras names {', '.join(repeated)} more than once")
+    for name in names:
+        why = folder_problem(name)
+        if why:
+            raise ConfigError(f"--render-config.cameras {name!r}: {why}")
+    if names and config.unbind_camera:
+        raise ConfigError("--render-config.unbind-camera frees one camera; it cannot go with a rig (cameras)")
+
+
 @dataclass(frozen=True)
 class RenderConfig(ExecutionConfig, RenderSettings):
     """How each frame is rendered, which ground truth is written beside it, and how the run executes
@@ -170,6 +220,22 @@ class RenderConfig(ExecutionConfig, RenderSettings):
             raise ConfigError(
                 "flows need motion blur off: drop --render-config.use-motion-blur or pass "
                 "--render-config.no-flows"
+            )
+        if self.scene_flows and self.use_motion_blur:
+            raise ConfigError(
+                "scene flows need motion blur off: drop --render-config.use-motion-blur or pass "
+                "--render-config.no-scene-flows"
+            )
+        _check_cameras(self)
+        from camsim.lens_render import settings_problem  # imported here to keep this module light
+
+        lens_problem = settings_problem(self)
+        if lens_problem:
+            raise ConfigError(lens_problem)
+        if self.semantics and not self.segmentations:
+            raise ConfigError(
+                "semantic maps are made from the segmentation: drop --render-config.no-segmentations or "
+                "--render-config.semantics"
             )
         if self.file_format == "JPEG" and self.bit_depth != 8:
             raise bad("bit_depth", "must be 8 for JPEG frames")

@@ -98,7 +98,7 @@ def parse_objects(data: Any, frame_numbers: list[Any]) -> ObjectPoses:
     from its `objects` entry (`matrix_world`); an object marked `"rigid": false` gets none.
     """
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("camsim-objects/"):
-        raise DatasetError("not a camsim-objects file (no 'format': 'camsim-objects/1')")
+        raise DatasetError("not a camsim-objects file (no 'format': 'camsim-objects/1' or '/2')")
     objects = _by_id(data.get("objects"), "'objects'")
     fixed: dict[int, np.ndarray] = {}
     not_rigid: set[int] = set()
@@ -144,9 +144,20 @@ def reprojection_flow(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flow (HxWx2, px) that surfaces seen with `depth` in camera a have into camera b, and a mask of
     pixels in front of camera b. Surfaces are static, except pixels whose id in `labels` has a world
-    motion in `motions` (4x4, X_b = T @ X_a)."""
+    motion in `motions` (4x4, X_b = T @ X_a). `k_a`, `k_b`: pinhole matrices K, or `transforms.Camera`s
+    with their lens (a distortion, a fisheye: its depth convention and projection)."""
     h, w = depth.shape
     d = np.where(np.isfinite(depth), depth, 1.0)
+    if isinstance(k_a, transforms.Camera) and isinstance(k_b, transforms.Camera):
+        pts = np.nan_to_num(transforms.unproject_depth(d, c2w_a, k_a)).reshape(-1, 3)
+        if labels is not None and motions:
+            flat = labels.reshape(-1)
+            for lab, t in motions.items():
+                sel = flat == lab
+                pts[sel] = pts[sel] @ t[:3, :3].T + t[:3, 3]
+        uv, _, seen = transforms.project_points(pts, c2w_b, k_b)
+        flow = uv.reshape(h, w, 2) - k_a.pixel_centres()
+        return flow, seen.reshape(h, w)
     pts = transforms.unproject(d, c2w_a, k_a).reshape(-1, 3)
     if labels is not None and motions:
         flat = labels.reshape(-1)
@@ -279,12 +290,13 @@ def check_consistency(
         motions = objects.motions(i, i + 1) if objects is not None and seg is not None else {}
         unjudged = (objects.ids - set(motions)) if objects is not None and seg is not None else set()
         mask = interior_mask(depth, seg)
+        pinhole = transforms.lens_of(seq.meta).is_pinhole  # else the lens projects (camsim.lenses)
         pred, front = reprojection_flow(
             depth,
             transforms.pose(seq.meta, i),
-            transforms.intrinsics(seq.meta, i),
+            transforms.intrinsics(seq.meta, i) if pinhole else transforms.camera_of(seq.meta, i),
             transforms.pose(seq.meta, i + 1),
-            transforms.intrinsics(seq.meta, i + 1),
+            transforms.intrinsics(seq.meta, i + 1) if pinhole else transforms.camera_of(seq.meta, i + 1),
             labels,
             motions,
         )

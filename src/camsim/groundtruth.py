@@ -14,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from camsim.annotations import semantic_map
 from camsim.fileio import read_exr_parts
-from camsim.passes import DEPTH, FLOW, LINEAR, NORMAL, SEGMENTATION, Pass
+from camsim.lens_remap import FrameLens, finish_lens
+from camsim.passes import DEPTH, DISPARITY, FLOW, LINEAR, NORMAL, SCENE_FLOW, SEGMENTATION, SEMANTIC, Pass
+from camsim.sceneflow import FrameObjects, frame_scene_flow
 
 BACKGROUND_DEPTH = 1.0e9
 """Cycles writes 1e10 where a ray hits nothing; anything beyond this is background."""
@@ -97,6 +100,20 @@ def background_flow(cam: Mapping[str, Any], other: Mapping[str, Any]) -> np.ndar
     return flow.astype(np.float32)
 
 
+def disparity_from_depth(depth: np.ndarray, fl_x: float, baseline_m: float) -> np.ndarray:
+    """(H,W) float32 disparity in pixels of the left camera of a rectified stereo pair: fl_x * baseline / depth
+    (planar depth and baseline in metres); 0 where depth is +inf (points at infinity have no disparity).
+
+    Rectified (camsim.rig): same intrinsics, same orientation, the right camera at (baseline, 0, 0) in the
+    left one's axes. A surface point at planar depth Z then projects into the right image at
+    u - fl_x * baseline / Z, with the same v: exact, as the depth is."""
+    d = np.asarray(depth, dtype=np.float64)
+    near = np.isfinite(d) & (d > 0)
+    out = np.zeros(d.shape, dtype=np.float64)
+    out[near] = float(fl_x) * float(baseline_m) / d[near]
+    return out.astype(np.float32)
+
+
 def segmentation_from_index(index: np.ndarray) -> np.ndarray:
     """(H,W) uint32 object ids, 0 = background (Cycles' Object Index pass, first sample per pixel)."""
     return np.rint(np.asarray(index, dtype=np.float64)).clip(0, 2**32 - 1).astype(np.uint32)
@@ -114,7 +131,19 @@ class FrameCameras:
     next: Mapping[str, Any]
     metres_per_unit: float = 1.0
     """Blender units to metres (the scene's unit scale): depth is written in metres."""
+    objects: FrameObjects | None = None
+    """The rigid objects' matrices at the three frames (metres), for scene flow; None: every pixel NaN."""
+    categories: tuple[int, ...] = ()
+    """Category id per segmentation id (index = id, annotations.category_lookup), for semantic maps."""
+    lens: FrameLens | None = None
+    """A lens other than the pinhole (camsim.lens_remap): with distortion `current`..`next` are the states of the
+    pinhole window Cycles rendered and the converted passes are resampled into the distorted frame; a fisheye's
+    background flow and image circle are finished. None: the pinhole, as rendered."""
 
+
+BASELINE_KEY = "stereo_baseline_m"
+"""Key of a camera state (FrameCameras.current) holding, for the left camera of a rectified stereo pair, the
+frame's baseline in metres (camsim.rig); the disparity pass reads it."""
 
 PASS_ALIASES = {"Object Index": ("Object Index", "IndexOB")}
 """Pass names in the multilayer EXR by Blender version (Blender before 4.x writes IndexOB)."""
@@ -164,10 +193,33 @@ def _segmentation(
     return segmentation_from_index(_channel(chans, layer, SEGMENTATION))
 
 
+def _scene_flow(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    if depth is None:
+        raise KeyError(f"{layer}.{DEPTH.blender_pass}.{DEPTH.blender_channels}")  # scene flow unprojects it
+    ids = segmentation_from_index(_channel(chans, layer, SEGMENTATION))
+    return frame_scene_flow(depth, ids, cams.current, cams.objects)
+
+
+def _disparity(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    if depth is None:
+        raise KeyError(f"{layer}.{DEPTH.blender_pass}.{DEPTH.blender_channels}")  # disparity is made from it
+    return disparity_from_depth(depth, cams.current["fl_x"], cams.current[BASELINE_KEY])
+
+
 def _linear(
     chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
 ) -> np.ndarray:
     return _channel(chans, layer, LINEAR).astype(np.float32)
+
+
+def _semantic(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    return semantic_map(segmentation_from_index(_channel(chans, layer, SEMANTIC)), cams.categories)
 
 
 CONVERTERS: dict[str, Callable[[Mapping[str, np.ndarray], str, FrameCameras, Any], np.ndarray]] = {
@@ -175,6 +227,9 @@ CONVERTERS: dict[str, Callable[[Mapping[str, np.ndarray], str, FrameCameras, Any
     NORMAL.name: _normal,
     FLOW.name: _flow,
     SEGMENTATION.name: _segmentation,
+    SEMANTIC.name: _semantic,
+    SCENE_FLOW.name: _scene_flow,
+    DISPARITY.name: _disparity,
     LINEAR.name: _linear,
 }
 """Per rendered kind (passes.RENDERED), its conversion from Cycles' passes (read with the record's
@@ -200,4 +255,4 @@ def convert_passes(
         if kind is DEPTH and depth is None:
             continue
         out[kind] = CONVERTERS[kind.name](chans, layer, cams, depth)
-    return out
+    return out if cams.lens is None else finish_lens(out, depth, cams.lens)

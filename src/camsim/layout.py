@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from camsim.fileio import (
     write_image,
 )
 from camsim.groundtruth import FrameCameras, convert_passes
+from camsim.lens_remap import remap_bilinear
 from camsim.passes import BY_FLAG, FRAME, Pass
 
 if TYPE_CHECKING:
@@ -55,11 +56,12 @@ class SequenceLayout:
     exr_codec: str = "zip"
 
     @classmethod
-    def of(cls, root: Path, settings: RenderSettings) -> SequenceLayout:
-        """The layout a render with `settings` writes into `root`."""
+    def of(cls, root: Path, settings: RenderSettings, stereo: bool = False) -> SequenceLayout:
+        """The layout a render with `settings` writes into `root`; `stereo`: `root` is the left camera's folder
+        of a rectified stereo pair (the kinds written only there, Pass.stereo_only, are written too)."""
         return cls(
             root=root,
-            kinds=tuple(BY_FLAG[k] for k in settings.ground_truth),
+            kinds=tuple(BY_FLAG[k] for k in settings.ground_truth if stereo or not BY_FLAG[k].stereo_only),
             frame_ext=frame_ext_of(settings),
             debug=settings.debug,
             exr_codec=settings.exr_codec,
@@ -130,20 +132,32 @@ class SequenceLayout:
                     write_image(self.root / kind.debug_relpath(frame), kind.colorize(arr, None))
 
     def write_frame(
-        self, frame: int, rgb_tmp: Path, exr_tmp: Path | None, layer: str, cams: FrameCameras
+        self,
+        frame: int,
+        rgb_tmp: Path,
+        exr_tmp: Path | None,
+        layer: str,
+        cams: FrameCameras,
+        converted: Callable[[dict[Pass, np.ndarray]], None] | None = None,
     ) -> dict[str, str]:
         """Move a rendered frame into place: Blender's RGB image `rgb_tmp` and its multilayer EXR `exr_tmp`
         (view layer `layer`) converted into ground truth. Ground truth first, RGB frame last: a frame's image
         at its final path implies the rest is there. Returns the checksums of the frame's files (read back
-        from the page cache: a few ms at 512x512)."""
+        from the page cache: a few ms at 512x512). `converted(arrays)` is called with the frame's ground truth
+        before it is written (the annotations read the segmentation there)."""
         # Blender reports no error when a save fails: a full disk leaves a truncated file behind. So the
         # frame must decode, and the passes must hold every channel, before anything reaches a final path.
         try:
             if not rgb_tmp.is_file() or read_image(rgb_tmp).size == 0:
                 raise DatasetError(f"no image at {rgb_tmp}")
             strip_image_metadata(rgb_tmp)
+            if cams.lens is not None and cams.lens.remap is not None:  # lens distortion: resample the frame
+                write_image(rgb_tmp, remap_bilinear(read_image(rgb_tmp), cams.lens.remap))
             if exr_tmp is not None:
-                self.write_ground_truth(frame, convert_passes(exr_tmp, layer, self.kinds, cams))
+                arrays = convert_passes(exr_tmp, layer, self.kinds, cams)
+                if converted is not None:
+                    converted(arrays)
+                self.write_ground_truth(frame, arrays)
         except (DatasetError, KeyError) as exc:
             raise OutputWriteError(self._unwritten(frame, exc)) from None
         if exr_tmp is not None:

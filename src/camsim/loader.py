@@ -246,6 +246,11 @@ class Dataset:
             if modalities is not None:
                 raise DatasetError("the imu stage has no modalities to choose (items are IMU samples)")
             return ImuDataset(folders)
+        from camsim.rig import camera_folders  # a rig's render (--render-config.cameras): one per camera
+
+        if stage == "render":
+            rigs = {f: [(c, f"{k}/{n}") for c, n in camera_folders(f)] for f, k in folders}
+            folders = [s for f, k in folders for s in (rigs[f] or [(f, k)])]
         return MultiSequenceDataset([SequenceDataset(f, name=k, modalities=modalities) for f, k in folders])
 
     def __len__(self) -> int:

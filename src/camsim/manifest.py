@@ -365,8 +365,11 @@ def recorded_hash(stage: str, folder: str | os.PathLike[str]) -> str | None:
     """The settings hash a stage's output in `folder` records (renders: transforms.json `settings_hash`;
     interpolation: its `interpolation.settings_hash`; emulators: params.json `settings_hash`), or None when
     the folder holds no readable record."""
+    path = Path(folder) / hash_file(stage)
+    if check_stage(stage) == "render" and not path.is_file() and (Path(folder) / "rig.json").is_file():
+        path = Path(folder) / "rig.json"  # a rig's render (--render-config.cameras) records it there
     try:
-        data = json.loads((Path(folder) / hash_file(stage)).read_bytes())
+        data = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict):

@@ -26,6 +26,7 @@ import numpy as np
 from camsim import colorize
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_exr_parts, read_image
+from camsim.sceneflow import CHANNELS as SCENE_FLOW_CHANNELS
 
 Decode = Callable[[str | os.PathLike[str]], np.ndarray]
 Check = Callable[[np.ndarray], str | None]
@@ -83,6 +84,9 @@ class Pass:
     """Name of its preview video (`camsim preview`), None: no video."""
     preview_column: int = 0
     """Column of its tile in the preview grid (left to right)."""
+    stereo_only: bool = False
+    """Written only in the left camera's folder of a rectified stereo pair (--render-config.cameras, camsim.rig):
+    a render asking for it writes it there and nowhere else."""
 
     def relpath(self, frame: int, frame_ext: str = ".png") -> str:
         """Path of one file relative to the sequence folder, e.g. depths/depth_000012.exr."""
@@ -186,6 +190,22 @@ def _check_float(name: str, nch: int, finite: bool = False, non_negative: bool =
             return f"{name} has negative values"
         if finite and not np.isfinite(arr).all():
             return f"{name} has infinite values"
+        return None
+
+    return check
+
+
+def _check_nan_or_finite(name: str, nch: int) -> Check:
+    """Floats that are finite or NaN (no value there), never infinite: scene flow."""
+
+    def check(arr: np.ndarray) -> str | None:
+        why = _shape_error(name, arr, nch)
+        if why:
+            return why
+        if arr.dtype.kind != "f":
+            return f"{name} has dtype {arr.dtype}, expected float"
+        if np.isinf(arr).any():
+            return f"{name} has {int(np.isinf(arr).sum())} infinite values"
         return None
 
     return check
@@ -306,6 +326,58 @@ SEGMENTATION = Pass(
     preview="segmentation",
     preview_column=5,
 )
+SEMANTIC = Pass(
+    name="semantic",
+    key="semantic_file_path",
+    folder="semantics",
+    prefix="semantic",
+    ext=".exr",
+    channels=("Y",),
+    dtype="uint32",
+    description="category ids (transforms.json categories) of the segmentation's objects, 0 = background",
+    decode=_decoder(("Y",)),
+    check=_check_kind("semantic", "u", "uint32"),
+    colorize=lambda a, _limit: colorize.segmentation(a),
+    flag="semantics",
+    blender_pass="Object Index",  # the segmentation through the sequence's id -> category lookup
+    blender_channels="X",
+    debug_png=True,
+)
+SCENE_FLOW = Pass(
+    name="scene_flow",
+    key="scene_flow_file_path",
+    folder="scene_flows",
+    prefix="scene_flow",
+    ext=".exr",
+    channels=SCENE_FLOW_CHANNELS,
+    dtype="float32",
+    description="3-D motion (metres, this frame's camera axes) of the surface point at each pixel to the next "
+    "frame (forward.X/Y/Z) and to the previous one (backward.X/Y/Z); NaN without a surface or a rigid motion",
+    decode=_decoder(SCENE_FLOW_CHANNELS),
+    check=_check_nan_or_finite("scene_flow", 6),
+    flag="scene_flows",
+    blender_pass="Object Index",  # with Depth, which every render has; the motion comes from the matrices
+    blender_channels="X",
+)
+DISPARITY = Pass(
+    name="disparity",
+    key="disparity_file_path",
+    folder="disparities",
+    prefix="disparity",
+    ext=".exr",
+    channels=("Y",),
+    dtype="float32",
+    description="stereo disparity in pixels of the left camera of a rectified pair, fl_x * baseline / planar "
+    "depth (the right camera sees the surface at x - disparity, same y); background 0",
+    decode=_decoder(("Y",)),
+    check=_check_float("disparity", 1, finite=True, non_negative=True),
+    colorize=lambda a, limit: colorize.disparity(a, limit),
+    flag="disparities",
+    blender_pass="Depth",  # derived from the planar depth and the rig's baseline
+    blender_channels="Z",
+    debug_png=True,
+    stereo_only=True,
+)
 LINEAR = Pass(
     name="linear",
     key="linear_file_path",
@@ -354,7 +426,9 @@ RAW = Pass(
     colorize=lambda a, _limit: colorize.image(a),
 )
 
-PASSES: tuple[Pass, ...] = (FRAME, DEPTH, NORMAL, FLOW, SEGMENTATION, LINEAR, HOLE_MASK, RAW)
+PASSES: tuple[Pass, ...] = (
+    FRAME, DEPTH, NORMAL, FLOW, SEGMENTATION, SEMANTIC, SCENE_FLOW, DISPARITY, LINEAR, HOLE_MASK, RAW
+)  # fmt: skip
 """Every kind, in the order of the loader's modalities (frame first)."""
 RENDERED: tuple[Pass, ...] = tuple(p for p in PASSES if p.flag is not None)
 """The ground truth a render can write, in output order (the order of their keys in a frame's record)."""
@@ -377,7 +451,8 @@ def blender_passes(flags: tuple[str, ...]) -> list[str]:
     """The Blender passes (besides Combined) that the ground-truth kinds `flags` (RenderSettings.ground_truth)
     are made from, in registry order: what the host asks the service to write."""
     wanted = {BY_FLAG[f].blender_pass for f in flags if f in BY_FLAG}
-    return [p.blender_pass for p in RENDERED if p.blender_pass in wanted and p.blender_pass != "Combined"]
+    found = [p.blender_pass for p in RENDERED if p.blender_pass in wanted and p.blender_pass != "Combined"]
+    return list(dict.fromkeys(found))  # kinds made from one pass (segmentation, scene flow) ask for it once
 
 
 def by_name(name: str) -> Pass:

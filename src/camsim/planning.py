@@ -87,7 +87,8 @@ def plan_datasets(
     read_range: Callable[[SceneEntry], SceneRange | tuple[int, int]],
     reuse: Reuse | None = None,
 ) -> DatasetPlan:
-    """Place sequences in every scene, none crossing a camera cut.
+    """Place sequences in every scene, none crossing a camera cut (with --render-config.cameras a rig's cameras
+    are not switched by timeline markers: no cuts).
 
     A scene that cannot be read, whose camera camsim refuses, or that is too short (or cut into shots too
     short) for the asked sequences fails alone, into `plan.failures`. Numbers no scene could satisfy fail
@@ -129,7 +130,8 @@ def plan_datasets(
             )
         start, end = fixed or own
         try:
-            shots = split_shots(start, end, scaled_cuts(info.cuts, m))
+            cuts = () if config.cameras else info.cuts  # a rig's cameras are not switched by markers
+            shots = split_shots(start, end, scaled_cuts(cuts, m))
             spans = place_in_shots(shots, options.sequences_per_scene, options.num_frames, options.sampling,
                                    options.seed, scene.name)  # fmt: skip
         except CamsimError as exc:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from camsim import __version__, transforms
+from camsim.annotations import DEFAULT_CATEGORY, Annotator, category_lookup, category_table
 from camsim.blender.protocol import SceneSettings
 from camsim.blender.worker import BlenderWorker
 from camsim.config import GPU_BACKENDS, RenderSettings
@@ -39,11 +40,14 @@ from camsim.fileio import (
     TMP_MARK,
     clean_temporaries,
     make_output_dir,
+    read_exr,
     write_json_atomic,
 )
 from camsim.groundtruth import FrameCameras
 from camsim.layout import SequenceLayout
-from camsim.passes import FRAME, RENDERED
+from camsim.lens_remap import SequenceLens
+from camsim.lens_render import lens_settings, transforms_keys
+from camsim.passes import FRAME, RENDERED, SEGMENTATION
 from camsim.resume import (
     RECORD_FILE,
     RenderRecord,
@@ -54,6 +58,8 @@ from camsim.resume import (
     read_record,
     settings_hash,
 )
+from camsim.rig import CameraView
+from camsim.sceneflow import FrameObjects, coverage_warning, object_matrices
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +126,13 @@ def worker_settings(
     config: RenderSettings, threads: int | None = None, gpu_index: int | None = None
 ) -> SceneSettings:
     """What the Blender side needs of the settings (the fields of protocol.SceneSettings, taken by name);
-    `threads` comes from how the run executes (default: every core)."""
+    `threads` comes from how the run executes (default: every core). Scene flow turns motion blur off: its
+    depth and ids must be those of the frame's instant."""
     return SceneSettings.pick(
         {**config.to_json(), "threads": threads or available_cpus(), "gpu_index": gpu_index,
-         "passes": blender_passes(config.ground_truth)}
+         "passes": blender_passes(config.ground_truth),
+         "annotations": config.annotations and config.segmentations,  # annotations need the segmentation
+         **({"use_motion_blur": False} if config.scene_flows else {})}
     )  # fmt: skip
 
 
@@ -139,16 +148,16 @@ def report_warnings(job: SequenceJob, info: dict[str, Any]) -> None:
 
 
 def sequence_cameras(
-    worker: BlenderWorker, job: SequenceJob, start: int, end: int
+    worker: BlenderWorker, job: SequenceJob, start: int, end: int, camera: str | None = None
 ) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     """Camera states of frames start-1..end+1 (the neighbours give the first and last frame's flow), and
-    the rigid objects' motion over them.
+    the rigid objects' motion over them; `camera`: that camera object's (a rig's), not the scene camera's.
 
     A camera cut (timeline markers switching cameras) inside the range is refused: flow and poses do not
     continue across it. At the range's ends the neighbour is taken with the same camera, so the flow of
     the first and last frame stays that camera's."""
     frames = list(range(start - 1, end + 2))
-    reply = worker.cameras(frames)
+    reply = worker.cameras(frames, camera)
     motion = dict(reply.object_motion)
     cams = {c["frame"]: c for c in reply.states}
     for f in range(start + 1, end + 1):
@@ -165,6 +174,52 @@ def sequence_cameras(
     return cams, motion
 
 
+def sequence_annotator(config: RenderSettings, info: dict[str, Any]) -> Annotator | None:
+    """The annotator of a sequence: with annotations asked for, segmentation written and objects to annotate."""
+    ids = [int(i) for i in info.get("segmentation_objects", {})]
+    if not (config.annotations and config.segmentations and ids):
+        return None
+    return Annotator(ids, float(info.get("metres_per_unit", 1.0)))
+
+
+def categories_key(info: dict[str, Any]) -> dict[str, Any]:
+    """transforms.json's `categories` ({"1": name}, annotations.category_table); nothing without objects."""
+    objects = info.get("segmentation_objects") or {}
+    return {"categories": category_table(objects)[0]} if objects else {}
+
+
+def annotate_kept(
+    worker: BlenderWorker,
+    annotator: Annotator,
+    layout: SequenceLayout,
+    cams: dict[int, dict[str, Any]],
+    frames: list[int],
+    scratch: Path,
+    camera: str | None,
+) -> None:
+    """Annotate the frames that were not rendered now (a resume keeps them): the objects' data from the
+    worker without a render, the segmentation from the frame's file."""
+    for f in frames:
+        if f in annotator.frames:
+            continue
+        path = scratch / f"objects_{f:06d}.bin"
+        reported = worker.frame_objects(f, path, camera).objects
+        seg = read_exr(layout.root / layout.relpath(SEGMENTATION, f), SEGMENTATION.channels)
+        annotator.annotate(f, reported, path, seg, cams[f])
+
+
+def scene_flow_warnings(info: dict[str, Any]) -> list[str]:
+    """What a render with scene flow warns of that `info` does not say yet: the objects it leaves NaN (not
+    rigid), by id and name (a rig's cameras share one `info`)."""
+    text = coverage_warning(info.get("segmentation_objects", {}))
+    return [text] if text and text not in info.get("warnings", []) else []
+
+
+def frame_objects(mats: dict[int, dict[int, np.ndarray]] | None, f: int) -> FrameObjects | None:
+    """The rigid objects' matrices at frame f and its neighbours (scene flow), None without scene flow."""
+    return None if mats is None else FrameObjects(mats[f], mats[f - 1], mats[f + 1])
+
+
 def _by_id(table: dict[Any, Any]) -> list[tuple[str, Any]]:
     """Entries of an id-keyed table (ids as ints or strings) in id order, keys as strings."""
     return [(str(k), v) for k, v in sorted(table.items(), key=lambda kv: int(kv[0]))]
@@ -176,27 +231,37 @@ def _scaled(m: list[list[float]], scale: float) -> list[list[float]]:
 
 
 def objects_record(
-    info: dict[str, Any], motion: dict[str, Any], frames: list[int], scale: float
+    info: dict[str, Any],
+    motion: dict[str, Any],
+    frames: list[int],
+    scale: float,
+    annotations: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """objects.json: which objects are rigid; a static rigid object's matrix once, a moving one's per
-    frame (translations in metres)."""
+    """objects.json: which objects are rigid, deforming, of which category; a static rigid object's matrix
+    once, a moving one's per frame (translations in metres); each frame's `annotations` when given."""
     index = {f: k for k, f in enumerate(motion["frames"])}
+    described = info.get("segmentation_objects", {})
+    _, category_of = category_table(described)
     objects = {}
-    for i, o in _by_id(info.get("segmentation_objects", {})):
+    for i, o in _by_id(described):
         entry: dict[str, Any] = {
             "name": o["name"],
             "library": o.get("library"),
             "rigid": bool(o.get("rigid")),
+            "deforming": bool(o.get("deforming")),
+            "category": o.get("category") or DEFAULT_CATEGORY,
+            "category_id": category_of[i],
         }
         if i in motion["static"]:
             entry["matrix_world"] = _scaled(motion["static"][i], scale)
         objects[i] = entry
     return {
-        "format": "camsim-objects/1",
+        "format": "camsim-objects/2",
         "objects": objects,
         "frames": [
             {"frame_number": f,
-             "matrix_world": {i: _scaled(ms[index[f]], scale) for i, ms in motion["moving"].items()}}
+             "matrix_world": {i: _scaled(ms[index[f]], scale) for i, ms in motion["moving"].items()},
+             **({"annotations": annotations[f]} if annotations is not None else {})}
             for f in frames
         ],
     }  # fmt: skip
@@ -208,14 +273,16 @@ def build_transforms(
     cams: dict[int, dict[str, Any]],
     frames: list[int],
     checksums: dict[str, str] | None = None,
+    stereo: bool = False,
 ) -> dict[str, Any]:
-    """The transforms.json of a finished sequence (pure)."""
+    """The transforms.json of a finished sequence (pure); `stereo`: of a rectified pair's left camera."""
     config = job.settings
     first = cams[frames[0]]
-    layout = SequenceLayout.of(job.output, config)
+    layout = SequenceLayout.of(job.output, config, stereo)
     fps = float(info["fps"])
     intr = ("fl_x", "fl_y", "cx", "cy")
     animated_lens = any(any(abs(cams[f][k] - first[k]) > 1e-9 for k in intr) for f in frames)
+    lens_keys = transforms_keys(config, cams, frames)
     out_frames = []
     for f in frames:
         cam = cams[f]
@@ -234,17 +301,14 @@ def build_transforms(
         out_frames.append(entry)
     return {
         "format": transforms.FORMAT_VERSION,
-        "camera_model": "OPENCV",
+        "camera_model": lens_keys.pop("camera_model"),
         "fl_x": first["fl_x"],
         "fl_y": first["fl_y"],
         "cx": first["cx"],
         "cy": first["cy"],
         "w": first["w"],
         "h": first["h"],
-        "k1": 0.0,
-        "k2": 0.0,
-        "p1": 0.0,
-        "p2": 0.0,
+        **lens_keys,  # k1, k2, p1, p2 (a distortion: k3, render_window; a fisheye: its keys, fisheye_fov)
         "fps": fps,
         "keyframe_multiplier": config.keyframe_multiplier,
         "scene": job.scene_name or info["scene"],
@@ -263,13 +327,14 @@ def build_transforms(
         "warnings": list(info.get("warnings", [])),
         "adjustments": list(info.get("adjustments", [])),
         "render": config.to_json(),
-        "conventions": transforms.CONVENTIONS,
+        "conventions": transforms.conventions_for(lens_settings(config)),
         "settings_hash": settings_hash(config.to_json()),
         "segmentation_ids": dict(_by_id(info["segmentation_ids"])),
         "segmentation_objects": {
-            k: {kk: vv for kk, vv in v.items() if kk != "rigid"}
+            k: {kk: vv for kk, vv in v.items() if kk not in ("rigid", "deforming", "category")}
             for k, v in _by_id(info.get("segmentation_objects", {}))
         },
+        **categories_key(info),
         "frames": out_frames,
         **({"objects_file_path": "objects.json"} if info.get("segmentation_objects") else {}),
         **({"checksums": dict(sorted(checksums.items()))} if checksums else {}),
@@ -308,7 +373,6 @@ def render_sequence(
     """
     t0 = time.perf_counter()
     config = job.settings
-    reuse = job.reuse
     check_blend_file(job.scene)
     info = worker.open_scene(
         job.scene, worker_settings(config, threads, gpu_index), config.keyframe_multiplier
@@ -324,6 +388,29 @@ def render_sequence(
     start = info["frame_start"] if job.frame_start is None else job.frame_start
     end = info["frame_end"] if job.frame_end is None else job.frame_end
     check_frame_range(start, end, info["frame_start"], info["frame_end"], job.scene.name)
+    if config.cameras:  # a rig: a sequence per camera in job.output/CAMERA/, and rig.json
+        from camsim.render_rig import render_rig  # it builds on this module
+
+        return render_rig(worker, job, info, start, end, progress, on_total, t0)
+    return render_folder(worker, job, info, start, end, progress, on_total, t0)
+
+
+def render_folder(
+    worker: BlenderWorker,
+    job: SequenceJob,
+    info: dict[str, Any],
+    start: int,
+    end: int,
+    progress: ProgressFn | None = None,
+    on_total: Callable[[int], None] | None = None,
+    t0: float | None = None,
+    view: CameraView | None = None,
+) -> SequenceResult:
+    """Render frames start..end of the scene open in `worker` (`info`: its scene info) into job.output: through
+    the scene camera, or through one camera of a rig (`view`, its states already read by render_rig)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    config = job.settings
+    reuse = job.reuse
     wanted = record_for(job, start, end)
     check_folder(job.output, wanted, reuse)
     if reuse.overwrite and holds_output(job.output):
@@ -333,16 +420,24 @@ def render_sequence(
     prepare_output(job.output)
     if read_record(job.output) != wanted or not (job.output / RECORD_FILE).is_file():
         write_json_atomic(job.output / RECORD_FILE, wanted.to_json())
+    if config.scene_flows:
+        info["warnings"] = [*info.get("warnings", []), *scene_flow_warnings(info)]
     report_warnings(job, info)
     frames = list(range(start, end + 1))
     result = SequenceResult(job, frames_total=len(frames), scene_info=info)
     if on_total:
         on_total(len(frames))
     scale = float(info.get("metres_per_unit", 1.0))
-    cams, motion = sequence_cameras(worker, job, start, end)
-    cams = {f: {**c, "transform_matrix": _scaled(c["transform_matrix"], scale)} for f, c in cams.items()}
+    if view is None:
+        cams, motion = sequence_cameras(worker, job, start, end)
+        cams = {f: {**c, "transform_matrix": _scaled(c["transform_matrix"], scale)} for f, c in cams.items()}
+    else:
+        cams, motion = view.cams, view.motion
+    stereo = view is not None and view.stereo
 
-    layout = SequenceLayout.of(job.output, config)
+    mats = object_matrices(motion, scale) if config.scene_flows else None
+    seq_lens = SequenceLens.plan(config, cams, frames)  # distortion or fisheye; None: the pinhole
+    layout = SequenceLayout.of(job.output, config, stereo)
     layout.make_folders()
 
     todo = frames
@@ -353,6 +448,8 @@ def render_sequence(
         if result.frames_skipped and progress:
             progress(result.frames_skipped)
     need_exr = bool(layout.kinds)
+    annotator = sequence_annotator(config, info)
+    lookup = category_lookup(category_table(info.get("segmentation_objects", {}))[1])
     scratch = Path(tempfile.mkdtemp(prefix=".scratch", suffix=TMP_MARK, dir=job.output))
     pending: deque[Future[dict[str, str]]] = deque()
     sums = layout.kept_checksums(previous, [f for f in frames if f not in set(todo)])
@@ -361,12 +458,20 @@ def render_sequence(
             for f in todo:
                 rgb_tmp = scratch / f"rgb_{f:06d}{layout.frame_ext}"
                 exr_tmp = scratch / f"passes_{f:06d}.exr" if need_exr else None
-                state = worker.render_frame(f, rgb_tmp, exr_tmp, config.file_format, config.bit_depth)
+                geometry_tmp = scratch / f"objects_{f:06d}.bin" if annotator else None
+                window = seq_lens.window_list if seq_lens else None  # distortion: Blender's frame is a PNG
+                state = worker.render_frame(
+                    f, rgb_tmp, exr_tmp, "PNG" if window else config.file_format, config.bit_depth,
+                    view.name if view else None, geometry_tmp, window,
+                )  # fmt: skip
                 result.simulation_steps = state.simulation_steps
                 result.simulation_seconds = state.simulation_seconds
-                frame_cams = FrameCameras(cams[f], cams[f - 1], cams[f + 1], scale)
+                rendered = seq_lens.states(cams, f) if seq_lens else (cams[f], cams[f - 1], cams[f + 1])
+                frame_cams = FrameCameras(*rendered, scale, frame_objects(mats, f), categories=lookup,
+                                          lens=seq_lens.frame(cams, f) if seq_lens else None)  # fmt: skip
+                annotate = annotator.converted(f, state.objects, geometry_tmp, cams[f]) if annotator else None
                 pending.append(
-                    pool.submit(layout.write_frame, f, rgb_tmp, exr_tmp, info["layer"], frame_cams)
+                    pool.submit(layout.write_frame, f, rgb_tmp, exr_tmp, info["layer"], frame_cams, annotate)
                 )
                 while len(pending) > 1 or (pending and pending[0].done()):
                     sums.update(pending.popleft().result())
@@ -378,13 +483,17 @@ def render_sequence(
                 result.frames_rendered += 1
                 if progress:
                     progress(1)
-        meta = build_transforms(job, info, cams, frames, sums)
+        meta = build_transforms(job, info, cams, frames, sums, stereo)
         # A repair of a complete sequence rewrites only its damaged frames (and transforms.json only when a
         # re-rendered file's bytes differ from the lost one's: its checksum changed).
         if json.loads(json.dumps(meta)) != previous:
             if "objects_file_path" in meta:
+                if annotator is not None:  # frames kept from an earlier run are annotated without a render
+                    camera = view.name if view else None
+                    annotate_kept(worker, annotator, layout, cams, frames, scratch, camera)
                 write_json_atomic(
-                    job.output / meta["objects_file_path"], objects_record(info, motion, frames, scale)
+                    job.output / meta["objects_file_path"],
+                    objects_record(info, motion, frames, scale, annotator.frames if annotator else None),
                 )
             result.seconds = time.perf_counter() - t0
             write_json_atomic(job.output / "info.json", sequence_info(meta, result))
@@ -447,7 +556,18 @@ def _read_meta(folder: Path) -> dict[str, Any] | None:
 
 
 def sequence_is_complete(folder: Path, job: SequenceJob, verify: bool = False) -> bool:
-    """A finished render of exactly `job` (scene, frames, settings) whose every file is whole."""
+    """A finished render of exactly `job` (scene, frames, settings) whose every file is whole; of a rig, its
+    rig.json and every camera's folder (render_rig.rig_is_complete)."""
+    if job.settings.cameras:
+        from camsim.render_rig import rig_is_complete  # it builds on this module
+
+        return rig_is_complete(folder, job, verify)
+    return folder_is_complete(folder, job, verify)
+
+
+def folder_is_complete(folder: Path, job: SequenceJob, verify: bool = False, stereo: bool = False) -> bool:
+    """One sequence folder holds a finished render of `job` whose every file is whole; `stereo`: the left
+    camera's folder of a rectified pair (with disparity)."""
     if job.frame_start is None or job.frame_end is None:
         return False
     meta = _read_meta(folder)
@@ -457,6 +577,6 @@ def sequence_is_complete(folder: Path, job: SequenceJob, verify: bool = False) -
     record = read_record(folder)
     if record is None or difference(record, record_for(job, first, last)) is not None:
         return False
-    layout = SequenceLayout.of(folder, job.settings)
+    layout = SequenceLayout.of(folder, job.settings, stereo)
     sums = meta.get("checksums") or {}
     return all(layout.frame_is_complete(f, verify, sums) for f in range(first, last + 1))

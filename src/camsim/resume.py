@@ -29,7 +29,10 @@ RECORD_FORMAT = "camsim-settings/1"
 UNCOMPARED = frozenset({"device_type", "strict"})
 """Render settings that do not change what is written (the device's noise aside): a resume may differ in them."""
 
-OUTPUT_FILES = ("transforms.json", "params.json", "info.json", "objects.json", RECORD_FILE, "frames.npy",
+RIG_FILE = "rig.json"
+"""Written last in a rig's folder (--render-config.cameras, camsim.rig): every camera's sequence is complete."""
+
+OUTPUT_FILES = ("transforms.json", RIG_FILE, "params.json", "info.json", "objects.json", RECORD_FILE, "frames.npy",
                 "events.h5", "events.txt", "events.npz")  # fmt: skip
 OUTPUT_FOLDERS = (*(p.folder for p in PASSES), "debug", "previews", "imu0", "state_groundtruth_estimate0")
 """Everything a camsim sequence folder (rendered, interpolated or emulated) can hold: what --overwrite removes
@@ -183,9 +186,39 @@ def check_folder(folder: Path, wanted: RenderRecord, reuse: Reuse) -> None:
         )
 
 
-def clear_outputs(folder: str | os.PathLike[str]) -> None:
-    """Remove what a camsim sequence folder can hold (and nothing else): the start of an --overwrite."""
+def _records_rig(folder: Path) -> bool:
+    record = read_record(folder)
+    return (folder / RIG_FILE).is_file() or bool(record and record.render.get("cameras"))
+
+
+def is_rig(folder: str | os.PathLike[str]) -> bool:
+    """`folder` holds a rig's render (--render-config.cameras): its rig.json, or the record of a rig's render
+    that has not finished, in a folder that is not itself a camera's folder of a rig (whose record names the
+    rig's cameras too)."""
     folder = Path(folder)
+    if (folder / RIG_FILE).is_file():
+        return True
+    return _records_rig(folder) and not _records_rig(folder.parent)
+
+
+def rig_folders(folder: str | os.PathLike[str]) -> list[Path]:
+    """The camera folders of a rig's render in `folder` (--render-config.cameras): its sub-folders that hold a
+    render record; none when `folder` holds no rig."""
+    folder = Path(folder)
+    if not is_rig(folder):
+        return []
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+        and ((p / RECORD_FILE).is_file() or (p / "transforms.json").is_file())
+    )  # fmt: skip
+
+
+def clear_outputs(folder: str | os.PathLike[str]) -> None:
+    """Remove what a camsim sequence folder can hold (and nothing else): the start of an --overwrite. A rig's
+    folder loses its camera folders too."""
+    folder = Path(folder)
+    cameras = rig_folders(folder)
     for name in OUTPUT_FILES:  # transforms.json first: a folder interrupted here is visibly incomplete
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
@@ -195,3 +228,7 @@ def clear_outputs(folder: str | os.PathLike[str]) -> None:
     for p in folder.glob(f"*{TMP_MARK}*"):
         with contextlib.suppress(OSError):
             p.unlink()
+    for sub in cameras:
+        clear_outputs(sub)
+        with contextlib.suppress(OSError):
+            sub.rmdir()

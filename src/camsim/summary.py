@@ -141,6 +141,10 @@ class DatasetsInfo:
 def _units(stage: str, folder: Path) -> int:
     """Frames of a complete output (IMU: samples, as params.json records them); 0 when unreadable."""
     name = "params.json" if stage == "imu" else "transforms.json"
+    if stage == "render" and not (folder / name).is_file():
+        from camsim.rig import frame_count  # a rig's render (--render-config.cameras): its cameras' frames
+
+        return frame_count(folder)
     try:
         data = json.loads((folder / name).read_bytes())
         n = data["derived"]["samples"] if stage == "imu" else len(data["frames"])

@@ -14,9 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from camsim import passes
+from camsim import lenses, passes
 from camsim.errors import DatasetError
 from camsim.fileio import write_json_atomic
+from camsim.lenses import Camera as Camera  # re-exported: every lens model's projection (camsim.lenses)
+from camsim.lenses import Lens as Lens
+from camsim.lenses import camera_of as camera_of
+from camsim.lenses import lens_of as lens_of
 
 FORMAT_VERSION = "camsim/1"
 
@@ -43,6 +47,15 @@ CONVENTIONS: dict[str, str] = {
     "id per object, shared by all its instances (collection, particle, geometry-nodes instances); ids "
     "1..N over the sorted names, stable for a scene; names in segmentation_ids (linked objects as "
     "'name [library path]')",
+    "scene_flow": "metres, in this frame's camera axes (+X right, +Y up, +Z toward the viewer); float32, EXR "
+    "channels forward.X, forward.Y, forward.Z = the motion of the surface point seen at the pixel centre from "
+    "this frame to the next, backward.X, backward.Y, backward.Z = from this frame to the previous; with X the "
+    "pixel centre unprojected at its depth (camera frame), X + forward is that point at the next frame (in this "
+    "frame's camera coordinates): moved into the next frame's camera and projected with its intrinsics, it lands "
+    "on the pixel plus the forward optical flow; exact: static surfaces do not move, a rigid object's point "
+    "moves by M(next) M(this)^-1 (objects.json matrices); NaN where the pixel-centre sample hit no surface and "
+    "on objects objects.json marks rigid: false (deforming, instanced), which the warnings name; the first and "
+    "last frame use the same neighbours as the flow",
     "time": "seconds since the scene's first frame: (frame_number - frame_start x keyframe_multiplier) / fps "
     "with the scene's frame_start and fps = scene fps x keyframe_multiplier; the same instant has the same "
     "time at every multiplier",
@@ -60,6 +73,62 @@ CONVENTIONS: dict[str, str] = {
     "samples, so on silhouettes they mix the surfaces, and samples that hit the world background do not "
     "count; colours are anti-aliased with pixel_filter",
 }
+
+LENS_CONVENTIONS: dict[str, dict[str, str]] = {
+    "distortion": {
+        "intrinsics": "OpenCV's radial-tangential lens (camera_model OPENCV with k1, k2, k3, p1, p2 as written): "
+        "for camera-frame (X, Y, Z), a = X/(-Z), b = -Y/(-Z), s = a^2 + b^2, g = 1 + k1 s + k2 s^2 + k3 s^3; "
+        "u = fl_x * (a g + 2 p1 a b + p2 (s + 2 a^2)) + cx, v = fl_y * (b g + p1 (s + 2 b^2) + 2 p2 a b) + cy "
+        "(camsim.lenses.project; camsim.lenses.unproject inverts it to 1e-9 px); the top-level values are the "
+        "first frame's, and every frame carries its own when the lens (focal length, shift, sensor) is animated",
+        "sampling": "Cycles renders the larger pinhole image render_window (the undistorted image at the frame's "
+        "own fl_x, fl_y, cx, cy) as a pinhole render samples: depth and segmentation from one camera sample at "
+        "each pixel centre, normals and flow averaged over the pixel's samples (samples that hit the world "
+        "background do not count), colours anti-aliased with pixel_filter; each distorted pixel then takes, at "
+        "its undistorted position, the colours (RGB frame, linear) bilinearly and every other ground truth "
+        "(depth, normals, segmentation, ...) from the one pinhole pixel nearest to that position, never a blend",
+        "flow": "pixels, x right, y down; float32, EXR channels R, G = forward flow (dx, dy) from this frame to "
+        "the next, B, A = backward flow (dx, dy) from this frame to the previous; a distorted pixel's flow is "
+        "distort(p + f) - its centre, with p its undistorted position, f the pinhole flow of the nearest pinhole "
+        "pixel and distort the other frame's lens; where that pinhole sample hit no surface (depth +inf) the "
+        "exact flow of points at infinity (camera rotation and intrinsics only) at the pixel centre (0 for a "
+        "direction behind the other camera); 0 where the other position lies beyond the lens's valid radius "
+        "(where OpenCV's model folds back); the first and last "
+        "frame's flow uses the same camera one frame outside the sequence, as Blender evaluates it there (also "
+        "beyond the scene's range, and across a camera cut)",
+    },
+    "fisheye": {
+        "intrinsics": "a fisheye (camera_model OPENCV_FISHEYE with k1 = k2 = k3 = k4 = 0: equidistant, r = theta; "
+        "FISHEYE_EQUISOLID: r = 2 sin(theta/2)): a camera-frame point (X, Y, Z) at angle theta = "
+        "atan2(sqrt(X^2 + Y^2), -Z) from the optical axis has u = fl_x * r * X/sqrt(X^2 + Y^2) + cx, "
+        "v = -fl_y * r * Y/sqrt(X^2 + Y^2) + cy (camsim.lenses.project); pixels farther than fisheye_fov / 2 "
+        "from the axis have no ray (outside the image circle); the top-level values are the first frame's, and "
+        "every frame carries its own when the lens is animated",
+        "depth": "distance along the ray from the camera centre to the surface (radial, not planar z: a fisheye "
+        "sees beyond 90 degrees) in metres; float32, EXR channel Y; background (no surface at the pixel "
+        "centre, or outside the image circle) +inf",
+        "flow": "pixels, x right, y down; float32, EXR channels R, G = forward flow (dx, dy) from this frame to "
+        "the next, B, A = backward flow (dx, dy) from this frame to the previous; where the pixel-centre sample "
+        "hit no surface (depth +inf) the exact flow of points at infinity (camera rotation only) through the "
+        "fisheye, 0 where such a direction leaves the other frame's field of view; 0 outside the image circle; "
+        "the first and last frame's flow uses the same camera one frame outside the sequence, as Blender "
+        "evaluates it there (also beyond the scene's range, and across a camera cut)",
+    },
+}
+"""The sentences of CONVENTIONS that a lens other than the pinhole replaces (`conventions_for`): "distortion"
+(camera_model OPENCV with distortion) and "fisheye" (OPENCV_FISHEYE, FISHEYE_EQUISOLID)."""
+
+
+def lens_family(lens: Lens) -> str | None:
+    """The LENS_CONVENTIONS entry of a lens: "fisheye", "distortion", or None for the pinhole."""
+    return "fisheye" if lens.is_fisheye else None if lens.is_pinhole else "distortion"
+
+
+def conventions_for(lens: Lens) -> dict[str, str]:
+    """CONVENTIONS as they hold for a render through `lens` (the pinhole's are CONVENTIONS themselves)."""
+    family = lens_family(lens)
+    return dict(CONVENTIONS) if family is None else {**CONVENTIONS, **LENS_CONVENTIONS[family]}
+
 
 FILE_KEYS = ("checksums",)
 """Top-level keys that describe the bytes of exactly these files (`checksums`: relative path -> `crc32:...`):
@@ -218,6 +287,27 @@ def unproject(depth: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
     x = (u - K[0, 2]) / K[0, 0] * depth
     y = -(v - K[1, 2]) / K[1, 1] * depth
     pc = np.stack([x, y, -depth], axis=-1)
+    return pc @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+def project_points(
+    points_world: np.ndarray, c2w: np.ndarray, camera: Camera
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World points (N,3) through `camera` and its lens (camsim.lenses, any camera_model; `camera_of` reads it
+    from transforms.json): pixels (N,2), depths (N,) in the lens's convention (planar z for OPENCV, the distance
+    along the ray for fisheyes) and whether each point has an image."""
+    w2c = np.linalg.inv(np.asarray(c2w, dtype=np.float64))
+    pc = np.asarray(points_world, dtype=np.float64) @ w2c[:3, :3].T + w2c[:3, 3]
+    uv, valid = lenses.project(pc, camera)
+    depth = np.linalg.norm(pc, axis=-1) if lenses.depth_is_radial(camera.lens) else -pc[:, 2]
+    return uv, depth, valid
+
+
+def unproject_depth(depth: np.ndarray, c2w: np.ndarray, camera: Camera) -> np.ndarray:
+    """World points (H,W,3) of every pixel centre from a depth map (H,W) in the lens's convention; NaN where the
+    pixel has no ray or the depth is not finite."""
+    pc = lenses.points_from_depth(depth, camera)
+    c2w = np.asarray(c2w, dtype=np.float64)
     return pc @ c2w[:3, :3].T + c2w[:3, 3]
 
 

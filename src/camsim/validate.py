@@ -30,7 +30,7 @@ from camsim.errors import DatasetError
 from camsim.fileio import TMP_MARK, checksum
 from camsim.loader import SequenceDataset, find_sequence_dirs, sequence_name
 from camsim.manifest import MANIFEST
-from camsim.passes import FRAME, PASSES, SEGMENTATION, Pass
+from camsim.passes import FRAME, PASSES, SEGMENTATION, SEMANTIC, Pass
 
 log = logging.getLogger(__name__)
 
@@ -172,17 +172,22 @@ def _check_img_files(
                 rep.problems.append(Problem(path, "corrupted", why))
             elif m is SEGMENTATION:
                 _check_ids(rep, seq.meta, arr, path)
+            elif m is SEMANTIC:
+                _check_ids(rep, seq.meta, arr, path, "categories")
         if progress:
             progress(1)
 
 
-def _check_ids(rep: SequenceReport, meta: dict[str, Any], ids: np.ndarray, path: Path) -> None:
-    known = {int(k) for k in meta.get("segmentation_ids", {})}
+def _check_ids(
+    rep: SequenceReport, meta: dict[str, Any], ids: np.ndarray, path: Path, table: str = "segmentation_ids"
+) -> None:
+    """Warn of ids that the table of transforms.json (segmentation_ids, or categories for semantic maps) lacks."""
+    known = {int(k) for k in meta.get(table, {})}
     if not known:
         return
     unknown = set(np.unique(ids).tolist()) - known - {0}
     if unknown:
-        rep.warnings.append(f"{path}: ids {sorted(unknown)[:5]} not in segmentation_ids")
+        rep.warnings.append(f"{path}: ids {sorted(unknown)[:5]} not in {table}")
 
 
 def _check_npy_files(
@@ -451,10 +456,17 @@ def validate_dataset(
         from camsim.validate_datasets import validate_datasets
 
         return validate_datasets(root, consistency=consistency, purge=purge, progress=progress)
+    from camsim.validate_rig import check_rig, rig_roots  # it builds on this module
+
+    rigs = rig_roots(root)  # a rig's folder (--render-config.cameras): one report, its cameras and rig.json
+    plain = [d for d in find_sequence_dirs(root) if d.parent not in rigs and d not in rigs]
     reports = []
-    for d in find_sequence_dirs(root):
+    for d in sorted([*rigs, *plain]):
         name = sequence_name(root, d)
-        rep = check_sequence(d, name, consistency=consistency, progress=progress)
+        if d in rigs:
+            rep = check_rig(d, name, consistency, progress)
+        else:
+            rep = check_sequence(d, name, consistency=consistency, progress=progress)
         if purge:
             purge_sequence(rep)
         reports.append(rep)

@@ -32,6 +32,8 @@ from camsim.manifest import (
     recorded_hash,
     stage_folder,
 )
+from camsim.resume import is_rig
+from camsim.rig import frame_count
 from camsim.validate import (
     Problem,
     SequenceReport,
@@ -39,6 +41,7 @@ from camsim.validate import (
     check_sequence,
     purge_sequence,
 )
+from camsim.validate_rig import check_rig
 
 EMULATED = ("spad", "rgb", "events", "imu")
 IMU_COLUMNS = {"imu0/data.csv": 6, "imu0/data_noiseless.csv": 6, "state_groundtruth_estimate0/data.csv": 16}
@@ -143,6 +146,8 @@ def check_stage_output(
     """Validate one stage's output folder of one sequence, as its kind of folder."""
     if stage == "imu":
         return check_imu(folder, name, progress)
+    if stage == "render" and is_rig(folder):  # --render-config.cameras: a sequence per camera, and rig.json
+        return check_rig(folder, name, consistency, progress)
     rep = check_sequence(folder, name, consistency=consistency, progress=progress)
     if stage in EMULATED:
         check_params(rep, folder, stage)
@@ -268,6 +273,9 @@ def total_units(path: str | os.PathLike[str]) -> int:
             folder = stage_folder(root, stage, key)
             if stage == "imu":
                 total += folder.is_dir()
+                continue
+            if stage == "render" and is_rig(folder):  # a rig: its cameras' frames (check_rig visits each)
+                total += frame_count(folder)
                 continue
             try:
                 total += len(json.loads((folder / "transforms.json").read_bytes())["frames"])

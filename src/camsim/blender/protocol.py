@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Raise it with every change of a message or of what a command does. Services from before versions
 (no `protocol` in their hello) count as none."""
 
@@ -130,6 +130,17 @@ class SceneSettings(Message):
     depth_of_field: bool
     unbind_camera: bool
     use_animations: bool
+    lens: str
+    """perspective, or the Cycles fisheye every perspective camera becomes: fisheye-equidistant, fisheye-equisolid
+    (config.RenderSettings.lens)."""
+    fisheye_fov: float
+    """The fisheye's field of view, degrees."""
+    cameras: list[str]
+    """Camera objects to render (a rig), or ["all"]: every camera object of the scene, sorted by name; empty:
+    the scene camera (timeline markers switch it). With a rig, markers' camera bindings are dropped."""
+    annotations: bool
+    """Per-object annotations will be asked for (render_frame's objects_path): the viewport evaluation, which
+    they read, is made to show what the render shows."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,28 @@ class RenderFrame(Request):
     """PNG or JPEG."""
     bit_depth: int
     """8 or 16 (PNG)."""
+    camera: str | None
+    """Render through that camera object (a rig's); None: the scene camera."""
+    objects_path: str | None = None
+    """Where to write the frame's object geometry for the annotations (the reply's `objects` says what is
+    where); None: no object data."""
+    window: list[int] | None = None
+    """[left, top, width, height]: render the pinhole image whose pixel (i, j) is pixel (left + i, top + j) of
+    the frame's own, at the same focal length in pixels (camsim.lens_render.RenderWindow: lens distortion);
+    None: the frame as it is."""
+
+
+@dataclass(frozen=True)
+class FrameObjects(Request):
+    """What render_frame reports of the objects (and writes to `objects_path`), for a frame that is not
+    rendered (a resumed sequence's). Reply: FrameObjectsReply."""
+
+    CMD: ClassVar[str] = "frame_objects"
+
+    frame: int
+    objects_path: str
+    camera: str | None
+    """As RenderFrame.camera."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +242,17 @@ class BuildScene(Request):
 
 REQUESTS: dict[str, type[Request]] = {
     cls.CMD: cls
-    for cls in (Hello, Shutdown, OpenScene, SetTiming, SceneRange, Cameras, RenderFrame, BuildScene)
+    for cls in (
+        Hello,
+        Shutdown,
+        OpenScene,
+        SetTiming,
+        SceneRange,
+        Cameras,
+        RenderFrame,
+        FrameObjects,
+        BuildScene,
+    )
 }
 
 
@@ -266,12 +309,16 @@ class OpenSceneReply(Message):
     """What may make the render differ from what the scene's author saw."""
     adjustments: list[str]
     """What camsim changed so that the ground truth is exact."""
+    rig: list[dict[str, Any]]
+    """The cameras of SceneSettings.cameras, in render order: {name, parent (qualified name or None)}; empty
+    without a rig."""
 
 
 @dataclass(frozen=True)
 class SetTimingReply(Message):
     rigid: list[str]
-    """Ids of the objects drawn once whose surface moves only with their matrix (at the first frame)."""
+    """Ids of the objects drawn only as themselves (no instance of another object draws them) whose surface
+    moves only with their matrix (at the first frame)."""
     adjustments: list[str]
     """What the timing made camsim do (stepping unbaked simulations)."""
 
@@ -310,6 +357,15 @@ class RenderFrameReply(Message):
     simulation_steps: int
     """Frames stepped so far to bring unbaked simulations to the frames asked for."""
     simulation_seconds: float
+    objects: dict[str, Any] | None = None
+    """With RenderFrame.objects_path: {"clip": [clip_start, clip_end], "ids": {id: {"instances", "matrix_world",
+    "bound_box", "geometry"}}} (camsim.annotations reads it); None without."""
+
+
+@dataclass(frozen=True)
+class FrameObjectsReply(Message):
+    objects: dict[str, Any]
+    """As RenderFrameReply.objects."""
 
 
 # ------------------------------------------------------------------------- what the host assembles
@@ -343,6 +399,8 @@ class SceneInfo(Message):
     source_engine: str
     warnings: list[str]
     adjustments: list[str]
+    rig: list[dict[str, Any]]
+    """The rig's cameras (OpenSceneReply.rig); empty without one."""
 
     @classmethod
     def of(cls, opened: OpenSceneReply, timing: SetTiming, fps: float, timed: SetTimingReply) -> SceneInfo:

@@ -17,6 +17,7 @@ beyond bpy and the standard library is here or in protocol.py beside it.
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import math
 import os
@@ -107,6 +108,8 @@ def camera_state(scene, cam=None) -> dict:
     if problem:
         raise SceneProblem(problem)
     state = camera_intrinsics(scene, cam)
+    if cam.data.type == "PANO":  # a fisheye camsim made (--render-config.lens); camera_problem refuses others
+        state.update(fisheye_intrinsics(scene, cam))
     state["transform_matrix"] = _normalized_c2w(cam.matrix_world)
     state["camera"] = cam.name
     return state
@@ -116,8 +119,110 @@ def camera_problem(cam) -> str | None:
     """Why camsim refuses this camera object, or None."""
     if cam.data.type == "PERSP":
         return None
+    if cam.data.type == "PANO" and cam.data.name in _FISHEYES:
+        return None
     kind = {"ORTHO": "orthographic", "PANO": "panoramic"}.get(cam.data.type, cam.data.type.lower())
     return f"camera '{cam.name}' is {kind}; camsim renders perspective cameras"
+
+
+# ------------------------------------------------------------------------------------------ lenses
+
+_FISHEYES: set = set()  # names of the camera data camsim turned into fisheyes (--render-config.lens)
+_PANORAMA = {"fisheye-equidistant": "FISHEYE_EQUIDISTANT", "fisheye-equisolid": "FISHEYE_EQUISOLID"}
+
+
+def make_fisheyes(scene, lens: str, fov_degrees: float) -> list[str]:
+    """Turn every perspective camera into Cycles' fisheye `lens` seeing `fov_degrees` (the equisolid with the
+    camera's focal length at this frame); return what was changed (adjustments). Other cameras are left for
+    camera_problem to refuse."""
+    _FISHEYES.clear()
+    if lens == "perspective":
+        return []
+    changed = []
+    for obj in sorted((o for o in bpy.data.objects if o.type == "CAMERA"), key=lambda o: o.name):
+        data = obj.data
+        if data.type != "PERSP" or data.name in _FISHEYES:
+            continue
+        if scene.render.pixel_aspect_x != scene.render.pixel_aspect_y:
+            raise SceneProblem(f"a fisheye needs square pixels; scene '{scene.name}' has non-square ones")
+        data.type = "PANO"
+        data.panorama_type = _PANORAMA[lens]
+        data.fisheye_fov = math.radians(fov_degrees)
+        data.fisheye_lens = data.lens
+        _FISHEYES.add(data.name)
+        changed.append(obj.name)
+    if not changed:
+        return []
+    return [f"cameras {', '.join(changed)} rendered as {lens} fisheyes of {fov_degrees:g} degrees"]
+
+
+def fisheye_intrinsics(scene, cam_obj) -> dict[str, float]:
+    """fl_x, fl_y, cx, cy of a fisheye in camsim.lenses' models (measured against Cycles 5.0: marker spheres).
+    The equidistant image circle spans the frame (pixels per radian: width / fov across, height / fov down);
+    the equisolid's focal length is fisheye_lens in pixels by the perspective rule (sensor fit). A panoramic
+    camera's shift moves the image by shift_x x width and shift_y x height (a perspective one's by the larger
+    side)."""
+    data = cam_obj.data
+    render = scene.render
+    w = render.resolution_x * render.resolution_percentage / 100.0
+    h = render.resolution_y * render.resolution_percentage / 100.0
+    out = {"cx": w / 2.0 - data.shift_x * w, "cy": h / 2.0 + data.shift_y * h}
+    if data.panorama_type == "FISHEYE_EQUIDISTANT":
+        return {**out, "fl_x": w / data.fisheye_fov, "fl_y": h / data.fisheye_fov}
+    scale = data.fisheye_lens / data.lens
+    pinhole = camera_intrinsics(scene, cam_obj)
+    return {**out, "fl_x": pinhole["fl_x"] * scale, "fl_y": pinhole["fl_y"] * scale}
+
+
+_WINDOW_KEYS = ("resolution_x", "resolution_y", "resolution_percentage")
+_WINDOW_CAMERA_KEYS = ("sensor_fit", "sensor_width", "sensor_height", "shift_x", "shift_y")
+
+
+def _widen(scene, window: list[int]) -> tuple:
+    """Make the scene camera render the pinhole window [left, top, width, height] of its frame (camsim.lens_render:
+    the same focal length in pixels, pixel (i, j) = frame pixel (left + i, top + j)); return what to restore.
+    Refused when the camera's animation or drivers undo it (an animated shift or sensor)."""
+    cam_obj = scene.camera
+    data, render = cam_obj.data, scene.render
+    base = camera_intrinsics(scene, cam_obj)
+    saved = ([getattr(render, k) for k in _WINDOW_KEYS], [getattr(data, k) for k in _WINDOW_CAMERA_KEYS])
+    left, top, width, height = (int(v) for v in window)
+    pixel_aspect = render.pixel_aspect_y / render.pixel_aspect_x
+    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    data.sensor_fit = "HORIZONTAL"
+    data.sensor_width = data.lens * width / base["fl_x"]
+    data.shift_x = (width / 2.0 - (base["cx"] - left)) / width
+    data.shift_y = (base["cy"] - top - height / 2.0) * pixel_aspect / width
+    if data.animation_data is not None:  # does the camera's own animation (or a driver) undo the change?
+        scene.frame_set(scene.frame_current)
+    got = camera_intrinsics(scene, cam_obj)
+    want = {"fl_x": base["fl_x"], "fl_y": base["fl_y"], "cx": base["cx"] - left, "cy": base["cy"] - top}
+    if (got["w"], got["h"]) != (width, height) or any(abs(got[k] - v) > 1e-3 for k, v in want.items()):
+        _narrow(scene, saved)
+        raise SceneProblem(
+            f"camera '{cam_obj.name}' cannot render the larger pinhole image lens distortion needs (wanted "
+            f"{want} at {width}x{height}, got {got}): its animation or drivers set the lens shift or sensor"
+        )
+    return saved
+
+
+def _narrow(scene, saved: tuple) -> None:
+    """Undo `_widen`."""
+    for key, value in zip(_WINDOW_KEYS, saved[0], strict=True):
+        setattr(scene.render, key, value)
+    for key, value in zip(_WINDOW_CAMERA_KEYS, saved[1], strict=True):
+        setattr(scene.camera.data, key, value)
+
+
+def _render(scene, window: list[int] | None) -> None:
+    """One Cycles render of the scene camera, through the pinhole `window` when given (lens distortion). The
+    render result keeps its size after the scene is set back, and is saved from there."""
+    saved = _widen(scene, window) if window else None
+    try:
+        bpy.ops.render.render(write_still=False, scene=scene.name)
+    finally:
+        if saved is not None:
+            _narrow(scene, saved)
 
 
 def _marker_camera(markers: list[tuple[int, object]], ctime: float):
@@ -154,6 +259,42 @@ def camera_cuts(scene) -> tuple[list[int], list]:
             cuts.append(f)
         previous = cam
     return cuts, used
+
+
+def rig_cameras(scene, names: list[str]) -> list:
+    """The camera objects of a rig, in render order: those named, or every camera object of the scene
+    sorted by name (["all"]); refused (SceneProblem) when one is missing, not a camera or not perspective."""
+    if list(names) == ["all"]:
+        cams = sorted((o for o in scene.objects if o.type == "CAMERA"), key=lambda o: o.name)
+        if not cams:
+            raise SceneProblem(f"scene '{scene.name}' has no camera objects (--render-config.cameras all)")
+    else:
+        known = sorted(o.name for o in scene.objects if o.type == "CAMERA")
+        cams = []
+        for name in names:
+            obj = scene.objects.get(name)
+            if obj is None or obj.type != "CAMERA":
+                why = f"'{name}' is a {obj.type.lower()}, not a camera" if obj else f"no object '{name}'"
+                raise SceneProblem(f"{why} in scene '{scene.name}' (cameras: {', '.join(known) or 'none'})")
+            cams.append(obj)
+    for cam in cams:
+        problem = camera_problem(cam)
+        if problem:
+            raise SceneProblem(problem)
+    return cams
+
+
+def _use_rig(scene, rig: list) -> list[str]:
+    """Render through the rig's cameras only: timeline markers' camera bindings are dropped (in memory), so
+    no frame switches the camera; the scene camera becomes the rig's first. Returns the adjustment made."""
+    bound = sorted({m.camera.name for m in scene.timeline_markers if m.camera is not None})
+    for marker in scene.timeline_markers:
+        marker.camera = None
+    scene.camera = rig[0]
+    if not bound:
+        return []
+    return [f"timeline markers' camera switches ({', '.join(bound)}) ignored: --render-config.cameras "
+            "renders every frame through each rig camera"]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -318,24 +459,283 @@ STATIC_MODIFIERS = {
 }  # fmt: skip
 
 
+def _animated_paths(idblock) -> list[str]:
+    """Data paths that an ID's action (its NLA strips' too) and drivers animate."""
+    ad = getattr(idblock, "animation_data", None)
+    if ad is None:
+        return []
+    paths = [d.data_path for d in ad.drivers]
+    actions = [ad.action, *(s.action for t in ad.nla_tracks for s in t.strips)]
+    for action in (a for a in actions if a is not None):
+        try:  # Blender 4.4+: layered actions
+            bags = [bag for layer in action.layers for strip in layer.strips for bag in strip.channelbags]
+            curves = [fc for bag in bags for fc in bag.fcurves]
+        except AttributeError:
+            curves = list(action.fcurves)
+        paths += [fc.data_path for fc in curves]
+    return paths
+
+
+# Modifier settings naming another object whose motion relative to this one reshapes the surface.
+MODIFIER_OBJECTS = {"ARRAY": ("offset_object", "start_cap", "end_cap"), "MIRROR": ("mirror_object",),
+                    "SCREW": ("object",)}  # fmt: skip
+
+
 def _is_rigid(obj) -> bool:
-    """Its surface moves only with its object matrix (no shape keys, armatures, simulations, nodes...)."""
+    """Its surface moves only with its object matrix (no shape keys, armatures, simulations, nodes, animated
+    geometry data or modifier settings, modifiers following other objects, metaballs...)."""
     data = getattr(obj, "data", None)
-    if getattr(data, "shape_keys", None) is not None:
+    if getattr(data, "shape_keys", None) is not None or obj.type == "META":  # metaballs melt into one surface
         return False
-    return all(m.type in STATIC_MODIFIERS for m in obj.modifiers)
+    if obj.parent is not None and obj.parent_type in ("ARMATURE", "LATTICE"):  # deformed by its parent
+        return False
+    if _animated_paths(data) or any(p.startswith("modifiers[") for p in _animated_paths(obj)):
+        return False
+    if any(getattr(data, a, None) is not None for a in ("bevel_object", "taper_object")):  # curves
+        return False
+    return all(
+        m.type in STATIC_MODIFIERS and not any(getattr(m, a, None) for a in MODIFIER_OBJECTS.get(m.type, ()))
+        for m in obj.modifiers
+    )
 
 
-def _draw_counts(scene) -> dict:
-    """How many times each object is drawn at the current frame (instances count one each)."""
-    counts: dict = {}
+def _draws(scene) -> tuple[set, set]:
+    """The objects drawn at the current frame, and those of them drawn through an instance of another object
+    (collection, particles, geometry nodes, vertex/face instancing): such a draw has the instancer's matrix,
+    not the object's own matrix_world. The mesh a curve, text, surface or metaball object evaluates to comes
+    as an instance of that object itself: a draw as itself."""
+    drawn: set = set()
+    instanced: set = set()
     override = getattr(bpy.context, "temp_override", None)  # the rendered scene, not the window's
     layer = _SCENE_LAYER[0] if _SCENE_LAYER else scene.view_layers[0]
     with override(scene=scene, view_layer=layer) if override else contextlib.nullcontext():
         for inst in bpy.context.evaluated_depsgraph_get().object_instances:
             obj = inst.object.original
-            counts[obj] = counts.get(obj, 0) + 1
-    return counts
+            drawn.add(obj)
+            if inst.is_instance and (inst.parent is None or inst.parent.original != obj):
+                instanced.add(obj)
+    return drawn, instanced
+
+
+# ------------------------------------------------------------------------------------------ labels
+# Categories, and what the host needs to annotate each object per frame (camsim.annotations).
+
+MESH_LIKE = {"MESH", "CURVE", "SURFACE", "META", "FONT"}  # to_mesh() is the surface Cycles renders
+_ID_OF: dict = {}  # object -> id, of the open scene
+_UNPROJECTABLE: dict = {}  # id -> why its rendered surface is not its evaluated mesh
+_STATIC_GEOMETRY: set = set()  # ids whose evaluated geometry does not change over the sequence
+_SENT: set = set()  # of those, the ids whose geometry the host has (reset per sequence by set_timing)
+
+
+def _deforms(obj) -> bool:
+    """Its surface can change in its own frame: shape keys, armature or lattice parenting, or a modifier
+    outside STATIC_MODIFIERS (armature, hook, lattice, simulations, geometry nodes, ...)."""
+    if getattr(getattr(obj, "data", None), "shape_keys", None) is not None:
+        return True
+    if obj.parent is not None and obj.parent_type in ("ARMATURE", "LATTICE"):
+        return True
+    return not all(m.type in STATIC_MODIFIERS for m in obj.modifiers)
+
+
+def _category(obj, masters: set, warnings: list[str]) -> str:
+    """The custom property `category` (a string) of the object, else of its data; else the first collection
+    it is linked to (not a scene's master collection); else "object"."""
+    for owner in (obj, getattr(obj, "data", None)):
+        value = owner.get("category") if owner is not None and hasattr(owner, "get") else None
+        if isinstance(value, str) and value:
+            return value
+        if value is not None:
+            warnings.append(f"object '{obj.name}': custom property 'category' is not a text ({value!r})")
+    for coll in obj.users_collection:
+        if coll not in masters:
+            return coll.name
+    return "object"
+
+
+def _label_objects(by_id: dict, described: dict) -> list[str]:
+    """Add `category` and `deforming` to each id's description; the warnings about category properties."""
+    masters = {s.collection for s in bpy.data.scenes}
+    warnings: list[str] = []
+    for i, obj in by_id.items():
+        described[i]["category"] = _category(obj, masters, warnings)
+        described[i]["deforming"] = _deforms(obj)
+    _ID_OF.clear()
+    _ID_OF.update({obj: i for i, obj in by_id.items()})
+    return warnings
+
+
+def _set(owner, attr: str, value) -> None:
+    """Set an attribute where Blender allows it (linked data may refuse)."""
+    if getattr(owner, attr, value) != value:
+        with contextlib.suppress(AttributeError, TypeError, ValueError, RuntimeError):
+            setattr(owner, attr, value)
+
+
+def _viewport_as_render(scene, layer) -> None:
+    """Make the viewport evaluation, which the annotations read (the render builds its own), show what the
+    render shows: render visibility, modifiers and subdivision levels, particle amounts, curve and metaball
+    resolutions, simplify. Only in memory; the render itself is unchanged."""
+    render = scene.render
+    _set(render, "simplify_subdivision", render.simplify_subdivision_render)
+    _set(render, "simplify_child_particles", render.simplify_child_particles_render)
+    for coll in bpy.data.collections:
+        _set(coll, "hide_viewport", coll.hide_render)
+    todo = [layer.layer_collection]
+    while todo:
+        lc = todo.pop()
+        _set(lc, "hide_viewport", False)
+        todo += list(lc.children)
+    for obj in bpy.data.objects:
+        _set(obj, "hide_viewport", obj.hide_render)
+        _set(obj, "show_instancer_for_viewport", obj.show_instancer_for_render)
+        with contextlib.suppress(RuntimeError):  # raised for objects outside the view layer
+            if obj.hide_get(view_layer=layer):  # hidden in the viewport only (the eye): rendered
+                obj.hide_set(False, view_layer=layer)
+        for mod in obj.modifiers:
+            _set(mod, "show_viewport", mod.show_render)
+            if mod.type in ("SUBSURF", "MULTIRES"):
+                _set(mod, "levels", mod.render_levels)
+            elif mod.type == "OCEAN":
+                _set(mod, "viewport_resolution", mod.resolution)
+    for ps in bpy.data.particles:
+        _set(ps, "display_percentage", 100)
+        _set(ps, "child_percent", ps.rendered_child_count)
+    for cu in bpy.data.curves:
+        for axis in ("u", "v"):
+            if getattr(cu, f"render_resolution_{axis}", 0):
+                _set(cu, f"resolution_{axis}", getattr(cu, f"render_resolution_{axis}"))
+    for mb in bpy.data.metaballs:
+        if mb.render_resolution:
+            _set(mb, "resolution", mb.render_resolution)
+
+
+def _uses_node(tree, idname: str, seen: set) -> bool:
+    if tree is None or tree in seen:
+        return False
+    seen.add(tree)
+    return any(n.bl_idname == idname or _uses_node(getattr(n, "node_tree", None), idname, seen)
+               for n in tree.nodes)  # fmt: skip
+
+
+def _displaced(mat) -> bool:
+    """Cycles moves the surface of this material (true displacement), so its mesh is not what renders."""
+    if mat is None or mat.node_tree is None:
+        return False
+    method = getattr(mat, "displacement_method", None)  # Blender 4.1+; before: in the Cycles settings
+    method = method or getattr(getattr(mat, "cycles", None), "displacement_method", "BUMP")
+    if method == "BUMP":
+        return False
+    return any(n.bl_idname == "ShaderNodeOutputMaterial" and n.inputs["Displacement"].is_linked
+               for n in mat.node_tree.nodes)  # fmt: skip
+
+
+def _unprojectable(obj) -> str | None:
+    """Why the surface Cycles renders for `obj` is not the mesh of its evaluated geometry, or None."""
+    if obj.type not in MESH_LIKE:
+        return f"a {obj.type.lower()} object"
+    if not getattr(obj, "visible_camera", True):
+        return "hidden from camera rays"
+    if getattr(getattr(obj, "cycles", None), "use_adaptive_subdivision", False):  # before Blender 4.5
+        return "adaptive subdivision"
+    for mod in obj.modifiers:
+        settings = mod.particle_system.settings if mod.type == "PARTICLE_SYSTEM" else None
+        if settings is not None and settings.type == "HAIR" and settings.render_type == "PATH":
+            return "hair particles"
+        if getattr(mod, "use_adaptive_subdivision", False):
+            return "adaptive subdivision"
+        if mod.type == "NODES" and _uses_node(mod.node_group, "GeometryNodeIsViewport", set()):
+            return "geometry nodes that ask 'Is Viewport'"
+    if any(_displaced(slot.material) for slot in obj.material_slots):
+        return "true displacement"
+    return None
+
+
+def _prepare_labels(scene, layer, annotations: bool) -> None:
+    """Per scene, when annotations are asked for: the viewport evaluated as the render, and what cannot be
+    projected. Per sequence (set_timing) the static geometry is found again."""
+    _UNPROJECTABLE.clear()
+    _STATIC_GEOMETRY.clear()
+    _SENT.clear()
+    if not annotations:
+        return
+    _viewport_as_render(scene, layer)
+    for obj, i in _ID_OF.items():
+        why = _unprojectable(obj)
+        if why:
+            _UNPROJECTABLE[i] = why
+
+
+def _find_static_geometry() -> None:
+    _SENT.clear()
+    _STATIC_GEOMETRY.clear()
+    _STATIC_GEOMETRY.update(
+        i for obj, i in _ID_OF.items() if obj.type == "MESH" and _is_rigid(obj) and not _deforms(obj)
+    )
+
+
+def _triangles(ev) -> tuple[bytes, int, bytes, int] | None:
+    """Vertices (float32 x, y, z in the object's frame) and triangles (int32 indices) of an evaluated object."""
+    if ev.type not in MESH_LIKE:
+        return None
+    try:
+        mesh = ev.to_mesh()
+    except RuntimeError:
+        return None
+    if mesh is None:
+        return None
+    try:
+        mesh.calc_loop_triangles()
+        nv, nt = len(mesh.vertices), len(mesh.loop_triangles)
+        co = array.array("f", bytes(12 * nv))
+        mesh.vertices.foreach_get("co", co)
+        tri = array.array("i", bytes(12 * nt))
+        mesh.loop_triangles.foreach_get("vertices", tri)
+    finally:
+        ev.to_mesh_clear()
+    return co.tobytes(), nv, tri.tobytes(), nt
+
+
+def frame_objects(scene, path: str) -> dict:
+    """What the host annotates each object with at the current frame (camsim.annotations): per id drawn,
+    how many times, the first draw's matrix and evaluated bound_box, and its geometry, written to `path`."""
+    found: dict = {}
+    chunks: list[bytes] = []
+    size = 0
+    override = getattr(bpy.context, "temp_override", None)
+    layer = _SCENE_LAYER[0] if _SCENE_LAYER else scene.view_layers[0]
+    with override(scene=scene, view_layer=layer) if override else contextlib.nullcontext():
+        for inst in bpy.context.evaluated_depsgraph_get().object_instances:
+            i = _ID_OF.get(inst.object.original)
+            if i is None:
+                continue
+            rec = found.get(i)
+            if rec is not None:
+                rec["instances"] += 1
+                continue
+            ev = inst.object
+            rec = found[i] = {"instances": 1, "matrix_world": _matrix(inst.matrix_world),
+                              "bound_box": [[float(v) for v in c] for c in ev.bound_box], "geometry": None}  # fmt: skip
+            if i in _UNPROJECTABLE:
+                continue
+            if i in _SENT:
+                rec["geometry"] = "cached"
+                continue
+            geom = _triangles(ev)
+            if geom is None:
+                continue
+            verts, nv, tris, nt = geom
+            rec["geometry"] = {"vertices": [size, nv], "triangles": [size + len(verts), nt]}
+            chunks += [verts, tris]
+            size += len(verts) + len(tris)
+            if i in _STATIC_GEOMETRY and not inst.is_instance:
+                rec["geometry"]["static"] = True
+                _SENT.add(i)
+    with open(path, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+    cam = scene.camera.data
+    clip = [float(cam.clip_start), float(cam.clip_end)]
+    return {"clip": clip, "ids": {str(i): found[i] for i in sorted(found)}}
 
 
 # ----------------------------------------------------------------------------------- simulations
@@ -538,13 +938,13 @@ def _unbind_camera(scene) -> None:
     cam.matrix_world = world
 
 
-def _freeze_animations(scene) -> None:
-    """Stop every animation but the camera's (a static scene seen by a moving camera)."""
+def _freeze_animations(scene, rig: list = ()) -> None:
+    """Stop every animation but the camera's, or the rig cameras' (a static scene seen by moving cameras)."""
     keep = set()
-    cam = scene.camera
-    while cam is not None:
-        keep.add(cam.name)
-        cam = cam.parent
+    for cam in rig or [scene.camera]:
+        while cam is not None:
+            keep.add(cam.name)
+            cam = cam.parent
     for obj in scene.objects:
         if obj.name in keep:
             continue
@@ -559,6 +959,7 @@ def _freeze_animations(scene) -> None:
 
 
 def _open(path: str, autoexec: bool) -> None:
+    _FISHEYES.clear()  # the cameras camsim made fisheyes were the last file's
     bpy.context.preferences.filepaths.use_scripts_auto_execute = bool(autoexec)
     try:
         bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=bool(autoexec))
@@ -618,7 +1019,7 @@ def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
             raise SceneProblem(f"add-on '{addon}' could not be enabled")
 
     scene = _select_scene(settings.scene, path)
-    if scene.camera is None:
+    if scene.camera is None and not settings.cameras:
         raise SceneProblem(f"scene '{scene.name}' in {os.path.basename(path)} has no camera")
     original_range = (scene.frame_start, scene.frame_end)
     warnings = _file_warnings()
@@ -678,11 +1079,19 @@ def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
             adjustments.append("motion blur turned off (flow needs it off)")
         render.use_motion_blur = False
     elif blur is not None:
+        if render.use_motion_blur and not blur:
+            adjustments.append("motion blur turned off")
         render.use_motion_blur = bool(blur)
     layer.use_pass_combined = True
     for name, flag in VIEW_LAYER_PASSES.items():  # Depth always: it also marks the background for the others
         setattr(layer, flag, name == "Depth" or name in settings.passes)
 
+    rig = rig_cameras(scene, settings.cameras) if settings.cameras else []
+    if rig:
+        if settings.unbind_camera:
+            raise SceneProblem("--render-config.unbind-camera frees one camera; a rig's cameras keep theirs")
+        adjustments += _use_rig(scene, rig)
+    adjustments += make_fisheyes(scene, settings.lens, settings.fisheye_fov)
     _, shown = camera_cuts(scene)
     for cam in shown:
         problem = camera_problem(cam)
@@ -703,10 +1112,12 @@ def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
         )
 
     ids, objects, by_id = _assign_ids(scene)
+    warnings += _label_objects(by_id, objects)
+    _prepare_labels(scene, layer, settings.annotations)
     if settings.unbind_camera:
         _unbind_camera(scene)
     if not settings.use_animations:
-        _freeze_animations(scene)
+        _freeze_animations(scene, rig)
 
     unbaked = [sim for sim in _simulations(scene) if not sim["baked"]]
     _UNBAKED[:] = unbaked
@@ -733,6 +1144,7 @@ def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
         source_engine=engine,
         warnings=warnings,
         adjustments=adjustments,
+        rig=[{"name": c.name, "parent": qualified_name(c.parent) if c.parent else None} for c in rig],
     )
 
 
@@ -759,15 +1171,16 @@ def set_timing(req: protocol.SetTiming) -> protocol.SetTimingReply:
         )
     scene.frame_set(scene.frame_start)
     camera_state(scene)  # fail early on ortho/panoramic cameras
-    counts = _draw_counts(scene)
-    _RIGID.clear()
-    _RIGID.update({i: o for i, o in _BY_ID.items() if _is_rigid(o) and counts.get(o, 0) == 1})
+    drawn, instanced = _draws(scene)
+    _RIGID.clear()  # drawn only as itself (an instance moves with its instancer, not with its own matrix)
+    _RIGID.update({i: o for i, o in _BY_ID.items() if _is_rigid(o) and o in drawn and o not in instanced})
+    _find_static_geometry()
     _STAGE[0] = "timed"
     return protocol.SetTimingReply(rigid=[str(i) for i in sorted(_RIGID)], adjustments=adjustments)
 
 
 _DOF: list[str] = []  # cameras whose depth of field is kept in the RGB frames
-_RIGID: dict = {}  # id -> object drawn once whose surface moves only with its matrix
+_RIGID: dict = {}  # id -> object drawn only as itself whose surface moves only with its matrix
 _BY_ID: dict = {}  # id -> object, of the open scene
 _UNBAKED: list[dict] = []  # the open scene's simulations that are not baked
 _STAGE = [""]  # "opened" by open_scene, then "timed" by set_timing; "" after anything else opens a file
@@ -787,8 +1200,8 @@ def _matrix(m) -> list[list[float]]:
 def cameras(req: protocol.Cameras) -> protocol.CamerasReply:
     """Camera state per frame; `camera`: that camera, not the active one.
 
-    `object_motion`: the matrices of the rigid objects drawn once, as {"static": {id: M}} for those that
-    do not move over the frames and {"moving": {id: [M per frame]}}."""
+    `object_motion`: the matrices of the rigid objects (drawn only as themselves), as {"static": {id: M}} for
+    those that do not move over the frames and {"moving": {id: [M per frame]}}."""
     scene = _timed_scene()
     cam = bpy.data.objects[req.camera] if req.camera else None
     out, mats = [], []
@@ -827,6 +1240,21 @@ def _set_dof(on: bool) -> None:
         bpy.data.objects[name].data.dof.use_dof = on
 
 
+_RIG_CAMERA: list = [None]  # the rig camera of the last request that named one
+
+
+def _use_camera(scene, name: str | None) -> None:
+    """Make the rig camera `name` the scene camera (None: leave the scene camera). A rig renders its cameras one
+    after the other, each into a sequence of its own on the host: moving to the next camera starts a sequence,
+    so the geometry the host was sent (`_SENT`) is sent again."""
+    if name is None:
+        return
+    scene.camera = scene.objects[name]
+    if name != _RIG_CAMERA[0]:
+        _RIG_CAMERA[0] = name
+        _SENT.clear()
+
+
 def render_frame(req: protocol.RenderFrame) -> protocol.RenderFrameReply:
     """One Cycles render; the RGB frame and (if asked) every pass as one multilayer EXR.
 
@@ -837,9 +1265,11 @@ def render_frame(req: protocol.RenderFrame) -> protocol.RenderFrameReply:
     if STEPPER.start is not None:  # the Vector pass looks one frame ahead: step a simulation there
         STEPPER.go(scene, int(frame) + 1)
     scene.frame_set(int(frame))
+    _use_camera(scene, req.camera)
     state = camera_state(scene)
+    objects = frame_objects(scene, req.objects_path) if req.objects_path else None
     t0 = time.perf_counter()
-    bpy.ops.render.render(write_still=False, scene=scene.name)
+    _render(scene, req.window)
     t1 = time.perf_counter()
     if req.file_format == "JPEG":
         _save(rgb_path, "IMAGE", "JPEG", "8", mode="RGB")
@@ -849,7 +1279,7 @@ def render_frame(req: protocol.RenderFrame) -> protocol.RenderFrameReply:
         if _DOF:
             _set_dof(False)
             try:
-                bpy.ops.render.render(write_still=False, scene=scene.name)
+                _render(scene, req.window)
             finally:
                 _set_dof(True)
         _save(exr_path, "MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER", "32", codec="NONE")
@@ -860,7 +1290,16 @@ def render_frame(req: protocol.RenderFrame) -> protocol.RenderFrameReply:
         save_seconds=time.perf_counter() - t1,
         simulation_steps=STEPPER.steps,
         simulation_seconds=STEPPER.seconds,
+        objects=objects,
     )
+
+
+def objects_at(req: protocol.FrameObjects) -> protocol.FrameObjectsReply:
+    """What `render_frame` reports of the objects (`frame_objects`), for a frame that is not rendered."""
+    scene = _timed_scene()
+    STEPPER.go(scene, int(req.frame))
+    _use_camera(scene, req.camera)
+    return protocol.FrameObjectsReply(objects=frame_objects(scene, req.objects_path))
 
 
 def scene_range(req: protocol.SceneRange) -> protocol.SceneRangeReply:
@@ -912,6 +1351,7 @@ HANDLERS = {
     protocol.SceneRange: scene_range,
     protocol.Cameras: cameras,
     protocol.RenderFrame: render_frame,
+    protocol.FrameObjects: objects_at,
     protocol.BuildScene: build_scene,
 }
 if set(HANDLERS) | {protocol.Shutdown} != set(protocol.REQUESTS.values()):

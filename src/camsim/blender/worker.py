@@ -36,6 +36,8 @@ from camsim.blender.protocol import (
     BuildScene,
     Cameras,
     CamerasReply,
+    FrameObjects,
+    FrameObjectsReply,
     Hello,
     HelloReply,
     Message,
@@ -405,12 +407,29 @@ class BlenderWorker:
         return self._decode(CamerasReply, self.request(Cameras([int(f) for f in frames], camera)), "cameras")
 
     def render_frame(
-        self, frame: int, rgb_path: Path, exr_path: Path | None, file_format: str, bit_depth: int
+        self,
+        frame: int,
+        rgb_path: Path,
+        exr_path: Path | None,
+        file_format: str,
+        bit_depth: int,
+        camera: str | None = None,
+        objects_path: Path | None = None,
+        window: list[int] | None = None,
     ) -> RenderFrameReply:
+        """Render `frame` through the scene camera, or through the camera object `camera` (a rig's); with
+        `objects_path`, the objects' data for the annotations too (RenderFrameReply.objects, geometry there);
+        with `window` [left, top, width, height], the larger pinhole image lens distortion resamples."""
         request = RenderFrame(
-            int(frame), str(rgb_path), str(exr_path) if exr_path else None, file_format, bit_depth
-        )
+            int(frame), str(rgb_path), str(exr_path) if exr_path else None, file_format, bit_depth, camera,
+            str(objects_path) if objects_path else None, [int(v) for v in window] if window else None,
+        )  # fmt: skip
         return self._decode(RenderFrameReply, self.request(request), "render_frame")
+
+    def frame_objects(self, frame: int, objects_path: Path, camera: str | None = None) -> FrameObjectsReply:
+        """The objects' data for the annotations of a frame that is not rendered (geometry to `objects_path`)."""
+        request = FrameObjects(int(frame), str(objects_path), camera)
+        return self._decode(FrameObjectsReply, self.request(request), "frame_objects")
 
     def build_scene(self, script: Path, output: Path, **kwargs: Any) -> dict[str, Any]:
         """Run `script`'s build(**kwargs) on an empty file, save it to `output`; what build returned."""

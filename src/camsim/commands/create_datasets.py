@@ -125,6 +125,11 @@ class CreateDatasets:
         if self.stage_workers < 0:
             raise UserInputError(f"--stage-workers must be 0 or more, got {self.stage_workers}")
         pipeline = self.pipeline()
+        if config.cameras and (pipeline.stages or pipeline.interpolate_factor):
+            raise UserInputError(  # the stages read one sequence per SCENE/SEQ; a rig has one per camera
+                "--render-config.cameras renders a rig (a sequence per camera): it cannot go with "
+                "--interpolate-factor or --emulate yet; run `camsim interpolate`/`emulate` on the camera folders"
+            )
         from camsim.splits import check_fractions
 
         fractions = check_fractions(self.splits) if self.splits else None

@@ -92,6 +92,6 @@ class RenderAnimation:
             self.blend_file.name,
             result.seconds,
             result.scene_info.get("device", "?"),
-            self.output_dir / "transforms.json",
+            self.output_dir / ("rig.json" if config.cameras else "transforms.json"),
         )
         return 0

@@ -89,7 +89,7 @@ class Validate:
         for s in report.sequences:
             if not s.has_transforms:
                 console.print(
-                    f"INCOMPLETE {s.path}: no transforms.json (resume with create-datasets --allow-skips)",
+                    f"INCOMPLETE {s.path}: no {s.marker} (resume with create-datasets --allow-skips)",
                     highlight=False,
                     markup=False,
                 )

@@ -151,6 +151,8 @@ def nerfstudio_transforms(
     if fixed:
         out.update(intrinsics[0])
     out.update({k: float(meta.get(k, 0.0)) for k in _DISTORTION})
+    if "k3" in meta:  # a distortion's sixth-order term (nerfstudio's OPENCV reads k3 as OpenCV does)
+        out["k3"] = float(meta["k3"])
     out["depth_unit_scale_factor"] = unit
     info = {
         "format": EXPORT_FORMAT,
@@ -290,6 +292,12 @@ def _plan_sequence(seq: Path, relative: Path) -> SequencePlan:
         )
     if "frame" not in modalities:
         raise DatasetError(f"{seq}: not every frame has an image (file_path)")
+    lens = transforms.lens_of(meta)
+    if lens.model != "OPENCV":
+        raise DatasetError(
+            f"{seq}: camera_model {lens.model}: the nerfstudio export writes OPENCV cameras with planar z-depth "
+            "(a fisheye's depth is along the ray)"
+        )
     for key in ("w", "h"):
         if key not in meta:
             raise DatasetError(f"{seq}: transforms.json has no '{key}'")
