@@ -482,8 +482,9 @@ def test_a_real_render_exports_to_bop_and_coco(build_scene, render, tmp_path, ca
             got = project_pts(local * scale * 1000.0, cam["cam_K"], gt["cam_R_m2c"], gt["cam_t_m2c"])
             np.testing.assert_allclose(got, expect, atol=1e-6)
             world = np.asarray(ann["box_3d"]["world"]) * 1000.0
+            # through the world frame: the camera's float32 matrix from Blender adds a few 1e-6 px
             np.testing.assert_allclose(
-                project_pts(world, cam["cam_K"], cam["cam_R_w2c"], cam["cam_t_w2c"]), expect, atol=1e-6
+                project_pts(world, cam["cam_K"], cam["cam_R_w2c"], cam["cam_t_w2c"]), expect, atol=1e-5
             )
             checked += 1
     assert checked >= 4, checked

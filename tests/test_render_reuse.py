@@ -129,7 +129,9 @@ def test_allow_skips_repairs_damaged_complete_sequences_and_verify_decodes(demo_
     proc = camsim(*args, "--allow-skips", tmp=tmp_path)
     assert "2 done, 0 skipped" in proc.stderr
     after = stamps(data)
-    changed = {k for k in after if before.get(k) != after[k]} - {"dataset.json"}  # the manifest records the run
+    changed = {k for k in after if before.get(k) != after[k]} - {
+        "dataset.json"
+    }  # the manifest records the run
     fa, fb = ma["frames"][1]["frame_number"], mb["frames"][0]["frame_number"]
     assert changed and all(f"{fa:06d}" in k or f"{fb:06d}" in k for k in changed), [
         k for k in changed if f"{fa:06d}" not in k and f"{fb:06d}" not in k
