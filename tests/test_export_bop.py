@@ -81,6 +81,13 @@ def read_like_bop_toolkit(scene: Path) -> dict[str, Any]:
     }
 
 
+def read_mask(path: Path) -> np.ndarray:
+    """A BOP mask PNG as bop_toolkit's inout.load_depth reads it, nonzero = the object."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert raw is not None, path
+    return raw > 0
+
+
 def project_pts(pts: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """misc.project_pts: P = K [R | t] applied to homogeneous points, divided by the third row."""
     P = K @ np.hstack((R, t.reshape(3, 1)))
@@ -431,7 +438,11 @@ def test_a_real_render_exports_to_bop_and_coco(build_scene, render, tmp_path, ca
 
     blend = build_scene("export-annotated", script=Path(__file__).parent / "scenes" / "annotated.py")
     seq = render(
-        blend, "export-annotated", config=FAST.replace(width=96, height=72), frame_start=1, frame_end=2
+        blend,
+        "export-annotated",
+        config=FAST.replace(width=96, height=72, amodal_masks=True),
+        frame_start=1,
+        frame_end=2,
     )
     meta = transforms.read(seq)
     objects = json.loads((seq / "objects.json").read_text())
@@ -443,7 +454,7 @@ def test_a_real_render_exports_to_bop_and_coco(build_scene, render, tmp_path, ca
     assert "deform" in out, out  # the shape-keyed Blob
     record = json.loads((tmp_path / "bop" / "camsim_export.json").read_text())
     bop = read_like_bop_toolkit(tmp_path / "bop" / "train" / "000000")
-    checked = 0
+    checked = amodal_pixels = 0
     for i in range(len(meta["frames"])):
         anns = objects["frames"][i]["annotations"]
         K = transforms.intrinsics(meta, i)
@@ -460,6 +471,14 @@ def test_a_real_render_exports_to_bop_and_coco(build_scene, render, tmp_path, ca
             np.testing.assert_array_equal(bop["masks"][(i, gt_id)], seg[i] == k)
             assert info["px_count_visib"] == ann["visible_pixels"]
             assert info["px_count_all"] == ann["projected_pixels"]
+            # the amodal mask/: holds the visible mask, counts px_count_all, spans bbox_obj (the annotation's)
+            full = read_mask(tmp_path / "bop" / "train" / "000000" / "mask" / f"{i:06d}_{gt_id:06d}.png")
+            assert not (bop["masks"][(i, gt_id)] & ~full).any()
+            assert info["px_count_all"] == int(full.sum())
+            assert info["bbox_obj"] == calc_2d_bbox(full)
+            x0, y0, x1, y1 = ann["bbox_amodal"]
+            assert calc_2d_bbox(full) == [x0, y0, x1 - 1 - x0, y1 - 1 - y0]
+            amodal_pixels += int((full & ~bop["masks"][(i, gt_id)]).sum())
             if ann["bbox_visible"]:
                 x0, y0, x1, y1 = ann["bbox_visible"]
                 assert info["bbox_visib"] == [x0, y0, x1 - 1 - x0, y1 - 1 - y0]
@@ -488,6 +507,7 @@ def test_a_real_render_exports_to_bop_and_coco(build_scene, render, tmp_path, ca
             )
             checked += 1
     assert checked >= 4, checked
+    assert amodal_pixels > 100, amodal_pixels  # the half-hidden Square's hidden half is in its mask/
     code, out, err = run_cli(capsys, "coco", seq, tmp_path / "coco")
     assert code == 0, err
     coco = COCO(str(tmp_path / "coco" / "annotations.json"))

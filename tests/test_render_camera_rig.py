@@ -282,8 +282,6 @@ def test_create_datasets_renders_validates_reads_and_resumes_a_rig(build_scene, 
     again = camsim("--num-frames=2", "--allow-skips")
     assert again.returncode == 0, again.stderr[-3000:]
     assert stamps(out / "renders") == before  # complete: skipped without rendering anything
-    refused = camsim("--num-frames=2", "--allow-skips", "--interpolate-factor=2")
-    assert refused.returncode == 2 and "cannot go with --interpolate-factor" in refused.stderr
 
 
 # ------------------------------------------------------------------------------------ markers, refusals

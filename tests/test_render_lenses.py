@@ -1,5 +1,6 @@
 """Real lenses rendered by Blender (issue 16, item 5): OpenCV distortion (barrel, pincushion, with tangential
-terms) by resampling a larger pinhole render, and Cycles' equidistant and equisolid fisheyes.
+terms) by resampling a larger pinhole render, and Cycles' equidistant, equisolid and polynomial fisheyes (one
+polynomial that is the equidistant fisheye, one with every coefficient in play).
 
 One analytic scene per lens family (tests/scenes/lenses.py): glowing marker spheres at known positions in
 front of a black back plane, the camera translating inside a turning rig. Everything is predicted in closed
@@ -53,7 +54,15 @@ FISHEYE_FOV = 200.0
 FISHEYE_MARKERS = [(tuple(5.0 * np.array([math.sin(t) * math.cos(p), math.sin(t) * math.sin(p), -math.cos(t)])), 0.4)
                    for t, p in ((0.0, 0.0), (0.6, 0.3), (0.6, 2.5), (1.2, -0.8), (1.2, 1.9), (1.66, 0.9),
                                 (1.66, -2.4))]  # fmt: skip
-FISHEYES = ("fisheye-equidistant", "fisheye-equisolid")
+# Polynomial fisheyes (Cycles' FISHEYE_LENS_POLYNOMIAL: theta = -(k0 + k1 r + ... + k4 r^4), r in mm on the 36 mm
+# sensor): the equidistant fisheye above written as a polynomial, and one whose every term bends the image.
+POLYNOMIALS = {
+    "fisheye-polynomial-equidistant": (0.0, -math.radians(FISHEYE_FOV) / 36.0, 0.0, 0.0, 0.0),
+    "fisheye-polynomial": (0.0, -0.07, -0.004, 2.5e-4, -5e-6),
+}
+FISHEYES = ("fisheye-equidistant", "fisheye-equisolid", *POLYNOMIALS)
+MODEL = {"fisheye-equidistant": "OPENCV_FISHEYE", "fisheye-equisolid": "FISHEYE_EQUISOLID",
+         **dict.fromkeys(POLYNOMIALS, "FISHEYE_POLYNOMIAL")}  # fmt: skip
 
 CENTROID_PX = 0.3
 IMAGE_CENTROID_PX = 0.1
@@ -69,6 +78,9 @@ def config(name: str) -> Any:
         return base.replace(width=120, height=90, distortion=DISTORTIONS[name])
     if name == "pinhole":
         return base.replace(width=120, height=90)
+    if name in POLYNOMIALS:
+        return base.replace(width=192, height=192, lens="fisheye-polynomial", fisheye_fov=FISHEYE_FOV,
+                            fisheye_polynomial=POLYNOMIALS[name])  # fmt: skip
     return base.replace(width=192, height=192, lens=name, fisheye_fov=FISHEYE_FOV)
 
 
@@ -200,9 +212,7 @@ def test_transforms_json_names_the_lens(renders, name):
         assert meta["conventions"] == transforms.conventions_for(transforms.lens_of(meta))
         assert meta["conventions"]["sampling"] == transforms.LENS_CONVENTIONS["distortion"]["sampling"]
     else:
-        assert meta["camera_model"] == (
-            "OPENCV_FISHEYE" if name == "fisheye-equidistant" else "FISHEYE_EQUISOLID"
-        )
+        assert meta["camera_model"] == MODEL[name]
         assert meta["fisheye_fov"] == pytest.approx(math.radians(FISHEYE_FOV))
         assert "render_window" not in meta
         assert meta["conventions"]["depth"] == transforms.LENS_CONVENTIONS["fisheye"]["depth"]
@@ -210,6 +220,9 @@ def test_transforms_json_names_the_lens(renders, name):
         assert [meta[k] for k in ("k1", "k2", "k3", "k4")] == [0.0] * 4
         # the image circle spans the frame: pixels per radian = size / fov
         assert meta["fl_x"] == pytest.approx(192 / math.radians(FISHEYE_FOV))
+    if name in POLYNOMIALS:
+        assert [meta[k] for k in ("k0", "k1", "k2", "k3", "k4")] == list(POLYNOMIALS[name])
+        assert meta["fl_x"] == meta["fl_y"] == pytest.approx(192 / 36.0)  # pixels per millimetre of the sensor
     assert (meta["w"], meta["h"]) == ((192, 192) if name in FISHEYES else (120, 90))
 
 
@@ -378,3 +391,18 @@ def test_jpeg_frames_are_resampled_from_a_lossless_frame(renders, render):
     assert meta["frames"][0]["file_path"].endswith(".jpg") and frame.shape == (90, 120, 3)
     reference = read_image(png.out / png.meta["frames"][0]["file_path"])
     assert np.abs(frame.astype(float) - reference).mean() < 2.0  # the same picture, JPEG's loss aside
+
+
+def test_polynomial_fisheye_is_the_fisheye_it_writes_out(renders):
+    """The polynomial with k1 = -fov / sensor width alone is the equidistant fisheye: Cycles renders the same
+    ids, depths and flow through either, and camsim.lenses projects both alike."""
+    poly, equi = renders["fisheye-polynomial-equidistant"], renders["fisheye-equidistant"]
+    for a, b in zip(poly.frames, equi.frames, strict=True):
+        assert (a.ids == b.ids).mean() > 0.999
+        both = np.isfinite(a.depth) & np.isfinite(b.depth)
+        np.testing.assert_allclose(a.depth[both], b.depth[both], rtol=DEPTH_REL)
+        rays_a, ok_a = lenses.pixel_rays(a.camera)
+        rays_b, ok_b = lenses.pixel_rays(b.camera)
+        assert np.array_equal(ok_a, ok_b) and np.abs(rays_a[ok_a] - rays_b[ok_b]).max() < 1e-6
+        same = (a.ids == b.ids) & ok_a
+        assert np.percentile(np.abs(a.flow[same] - b.flow[same]), 99) < FLOW_EPE_P99

@@ -225,3 +225,106 @@ def test_an_object_drawn_twice_has_its_visible_pixels_but_no_single_pose_or_proj
         assert post["instances"] == 2 and post["visible_pixels"] == (seg == rendered.ids["Post"]).sum() > 8
         single = ("pose_camera", "box_3d", "bbox_amodal", "projected_pixels", "visibility", "truncated")
         assert all(post[k] is None for k in single)
+
+
+# ------------------------------------------------------------------------------ through a lens distortion
+
+BARREL = (-0.06, 0.0, 0.0, 0.0, 0.0)
+"""Mild barrel distortion (about 3 px at the corners of the 192x144 frame): the Square's two halves, 0.16 and 0.36
+focal lengths off axis, shrink alike to within 0.01 of their area."""
+
+
+@pytest.fixture(scope="module")
+def distorted(build_scene, render) -> Rendered:
+    blend = build_scene("annotated", script=SCENE)
+    # twice the resolution: a marker's centroid then moves less with the nearest-sample resampling
+    config = CONFIG.replace(width=192, height=144, distortion=BARREL, amodal_masks=True, semantics=False)
+    out = render(blend, "annotated-barrel", config=config, frame_start=FRAMES[0], frame_end=FRAMES[1])
+    meta = transforms.read(out)
+    objects = json.loads((out / "objects.json").read_text())
+    return Rendered(blend, out, meta, objects, {name: int(i) for i, name in meta["segmentation_ids"].items()})
+
+
+def test_through_a_distortion_unoccluded_objects_project_onto_exactly_their_rendered_pixels(distorted):
+    """Each distorted pixel takes its coverage from its nearest pinhole sample, as the segmentation does."""
+    assert distorted.meta["camera_model"] == "OPENCV" and distorted.meta["k1"] == BARREL[0]
+    for _, ann, seg in _frames(distorted):
+        for name in [f"Marker{k}" for k in range(8)] + ["Occluder", "Blob", "Smooth"]:
+            a = ann[str(distorted.ids[name])]
+            assert a["visible_pixels"] > 8 and a["projected_pixels"] == a["visible_pixels"], (name, a)
+            rows, cols = np.nonzero(seg == distorted.ids[name])
+            assert a["bbox_amodal"] == [
+                int(cols.min()),
+                int(rows.min()),
+                int(cols.max()) + 1,
+                int(rows.max()) + 1,
+            ]
+        occluder = ann[str(distorted.ids["Occluder"])]
+        assert occluder["truncated"] is True and occluder["bbox_amodal"][0] == 0
+        assert all(ann[str(distorted.ids[f"Marker{k}"])]["truncated"] is False for k in range(8))
+
+
+def test_through_a_distortion_the_half_occluded_square_has_visibility_one_half(distorted):
+    for _, ann, _ in _frames(distorted):
+        a = ann[str(distorted.ids["Square"])]
+        assert abs(a["visibility"] - 0.5) <= 0.01, a
+        assert a["bbox_amodal"][0] < a["bbox_visible"][0] and a["bbox_amodal"][2] == a["bbox_visible"][2]
+        assert a["truncated"] is False
+
+
+def test_through_a_distortion_visible_boxes_are_the_segmentations(distorted):
+    for _, ann, seg in _frames(distorted):
+        for i in distorted.ids.values():
+            rows, cols = np.nonzero(seg == i)
+            a = ann[str(i)]
+            assert a["visible_pixels"] == len(rows)
+            expected = (
+                [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]
+                if len(rows)
+                else None
+            )
+            assert a["bbox_visible"] == expected
+
+
+def test_through_a_distortion_3d_box_corners_project_through_the_lens_onto_the_corner_markers(distorted):
+    camera = transforms.camera_of(distorted.meta)
+    for fr, ann, seg in _frames(distorted):
+        box_3d = ann[str(distorted.ids["Boxed"])]["box_3d"]
+        box = np.asarray(box_3d["camera"])
+        uv, _, ok = transforms.project_points(np.asarray(box_3d["world"]), fr["transform_matrix"], camera)
+        assert ok.all()
+        pinhole = _project(box, distorted.meta)
+        assert np.hypot(*(uv - pinhole).T).max() > 0.4  # the lens moves them (up to 0.6 px here)
+        for k, (u, v) in enumerate(uv):
+            rows, cols = np.nonzero(seg == distorted.ids[f"Marker{k}"])
+            assert len(rows) >= 8, f"marker {k} hardly visible"
+            centre = np.array([cols.mean() + 0.5, rows.mean() + 0.5])
+            assert np.hypot(*(centre - (u, v))) < 0.5, (fr["frame_number"], k, centre, (u, v))
+
+
+def test_amodal_masks_hold_the_visible_pixels_and_count_the_projected_ones(distorted):
+    from camsim import amodal
+
+    h, w = distorted.meta["h"], distorted.meta["w"]
+    for fr, ob in zip(distorted.meta["frames"], distorted.objects["frames"], strict=True):
+        assert ob["amodal_file_path"] == amodal.relpath(fr["frame_number"])
+        assert ob["amodal_file_path"] in distorted.meta["checksums"]
+        masks = amodal.read_masks(distorted.out / ob["amodal_file_path"], h, w)
+        seg = read_exr(distorted.out / fr["segmentation_file_path"])
+        for key, a in ob["annotations"].items():
+            i = int(key)
+            if not a["projected_pixels"]:
+                assert i not in masks
+                continue
+            mask = masks[i]
+            assert int(mask.sum()) == a["projected_pixels"]
+            rows, cols = np.nonzero(mask)
+            assert a["bbox_amodal"] == [
+                int(cols.min()),
+                int(rows.min()),
+                int(cols.max()) + 1,
+                int(rows.max()) + 1,
+            ]
+            assert not ((seg == i) & ~mask).any(), key
+        square = masks[distorted.ids["Square"]]
+        assert square.sum() > 1.9 * (seg == distorted.ids["Square"]).sum()

@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from camsim import amodal
 from camsim.errors import RenderFailure
+from camsim.lens_remap import Remap, remap_plan
+from camsim.lens_render import RenderWindow
+from camsim.lens_render import camera as lens_camera
+from camsim.lenses import Camera, Lens
+from camsim.lenses import project as lens_project
 from camsim.passes import SEGMENTATION, Pass
 from camsim.raster import clip_depth, coverage, project
 
@@ -154,12 +160,70 @@ class View:
                    float(cam["cy"]), int(cam["w"]), int(cam["h"]), clip[0] * scale, clip[1] * scale)  # fmt: skip
 
 
-def projected(geom: Geometry, to_camera: np.ndarray, view: View) -> tuple[int, list[int] | None, bool]:
-    """Pixels (count, pixel-edge box or None) whose centres the geometry covers with nothing in front of it,
-    and whether any of it lies outside the view (beside or behind the frame, nearer than clip_start or
-    farther than clip_end). `to_camera`: object frame (Blender units) -> camera frame (metres)."""
+@dataclass(frozen=True)
+class Projection:
+    """An object's amodal silhouette in a frame: the pixels whose centres its geometry covers with nothing in
+    front of it."""
+
+    count: int
+    box: list[int] | None
+    """[x0, y0, x1, y1] pixel edges of those pixels; None when there are none."""
+    outside: bool
+    """Part of the geometry lies outside the view (annotations' `truncated`)."""
+    mask: np.ndarray | None = None
+    """(y1 - y0, x1 - x0) bool: the pixels inside `box`."""
+
+
+@dataclass(frozen=True)
+class LensView:
+    """What the annotations of a distorted frame need besides the window's pinhole `View`: where each distorted
+    pixel takes its sample (the nearest window pixel, as the segmentation: lens_remap.remap_nearest), and which
+    window pixel centres lie inside the frame."""
+
+    camera: Camera
+    """The frame's camera with its distortion."""
+    row: np.ndarray
+    """(h, w) window row of each distorted pixel's nearest sample."""
+    col: np.ndarray
+    """(h, w) its window column."""
+    inside: np.ndarray
+    """(window h, window w) bool: the window pixel centre's ray is in the lens model's valid radius and
+    distorts into the frame."""
+
+    @classmethod
+    def of(cls, camera: Camera, remap: Remap) -> LensView:
+        win = remap.window
+        row, col = np.divmod(remap.nearest, win.width)
+        jj, ii = np.mgrid[0 : win.height, 0 : win.width]
+        a = (ii + 0.5 + win.left - camera.cx) / camera.fl_x
+        b = (jj + 0.5 + win.top - camera.cy) / camera.fl_y
+        uv, ok = lens_project(np.stack([a, -b, -np.ones(a.shape)], -1), camera)
+        inside = (
+            ok & (uv[..., 0] >= 0) & (uv[..., 0] <= camera.w) & (uv[..., 1] >= 0) & (uv[..., 1] <= camera.h)
+        )
+        return cls(camera, row.astype(np.int32), col.astype(np.int32), inside)
+
+
+def _cropped(mask: np.ndarray, lo: tuple[int, int]) -> tuple[int, list[int] | None, np.ndarray | None]:
+    """Pixel count, box (frame pixel edges) and the mask cropped to it, of a mask whose (0, 0) is `lo`."""
+    count = int(mask.sum())
+    if not count:
+        return 0, None, None
+    rows, cols = ndimage.find_objects(mask.astype(np.int8))[0]
+    box = [int(cols.start + lo[0]), int(rows.start + lo[1]), int(cols.stop + lo[0]), int(rows.stop + lo[1])]
+    return count, box, mask[rows, cols]
+
+
+def projected(geom: Geometry, to_camera: np.ndarray, view: View, lens: LensView | None = None) -> Projection:
+    """The pixels whose centres the geometry covers with nothing in front of it, and whether any of it lies
+    outside the view (beside or behind the frame, nearer than clip_start or farther than clip_end).
+    `to_camera`: object frame (Blender units) -> camera frame (metres). With `lens` (a distortion), `view` is
+    the render window's pinhole: the triangles are rasterised at its pixel centres and each distorted pixel
+    takes the sample of its nearest window pixel, as the segmentation does; beside the frame then means a
+    vertex whose image through the lens is outside the frame (or has none), a covered window pixel centre
+    outside it, or geometry beyond the window."""
     if not len(geom.triangles):
-        return 0, None, False
+        return Projection(0, None, False)
     pts = transform(geom.vertices, to_camera)
     used = np.zeros(len(pts), dtype=bool)
     used[geom.triangles.ravel()] = True
@@ -167,23 +231,33 @@ def projected(geom: Geometry, to_camera: np.ndarray, view: View) -> tuple[int, l
     d = -p[:, 2]
     outside = bool(((d < view.near) | (d > view.far)).any())
     if not outside:
-        uv = project(p, view.fx, view.fy, view.cx, view.cy)
-        outside = bool(((uv < 0) | (uv > (view.w, view.h))).any())
+        if lens is None:
+            uv = project(p, view.fx, view.fy, view.cx, view.cy)
+            outside = bool(((uv < 0) | (uv > (view.w, view.h))).any())
+        else:
+            uv, ok = lens_project(p, lens.camera)
+            outside = not bool(ok.all()) or bool(((uv < 0) | (uv > (lens.camera.w, lens.camera.h))).any())
     tris = clip_depth(pts[geom.triangles], view.near, view.far)
     if not len(tris):
-        return 0, None, outside
+        return Projection(0, None, outside)
     uv = project(tris, view.fx, view.fy, view.cx, view.cy)
-    lo = np.clip(np.floor(uv.reshape(-1, 2).min(axis=0)), 0, (view.w, view.h)).astype(int)
-    hi = np.clip(np.ceil(uv.reshape(-1, 2).max(axis=0)), 0, (view.w, view.h)).astype(int)
+    lo_f, hi_f = np.floor(uv.reshape(-1, 2).min(axis=0)), np.ceil(uv.reshape(-1, 2).max(axis=0))
+    lo = np.clip(lo_f, 0, (view.w, view.h)).astype(int)
+    hi = np.clip(hi_f, 0, (view.w, view.h)).astype(int)
+    if lens is not None:
+        outside |= bool((lo_f < 0).any() or (hi_f > (view.w, view.h)).any())
     if (hi <= lo).any():
-        return 0, None, outside
+        return Projection(0, None, outside)
     mask = coverage(uv - lo, int(hi[0] - lo[0]), int(hi[1] - lo[1]))
-    count = int(mask.sum())
-    if not count:
-        return 0, None, outside
-    rows, cols = ndimage.find_objects(mask.astype(np.int8))[0]
-    return count, [int(cols.start + lo[0]), int(rows.start + lo[1]), int(cols.stop + lo[0]),
-                   int(rows.stop + lo[1])], outside  # fmt: skip
+    if lens is None:
+        count, box, crop = _cropped(mask, (int(lo[0]), int(lo[1])))
+        return Projection(count, box, outside, crop)
+    outside |= bool((mask & ~lens.inside[lo[1] : hi[1], lo[0] : hi[0]]).any())
+    sel = (lens.row >= lo[1]) & (lens.row < hi[1]) & (lens.col >= lo[0]) & (lens.col < hi[0])
+    frame = np.zeros(lens.row.shape, dtype=bool)
+    frame[sel] = mask[lens.row[sel] - lo[1], lens.col[sel] - lo[0]]
+    count, box, crop = _cropped(frame, (0, 0))
+    return Projection(count, box, outside, crop)
 
 
 def annotate_frame(
@@ -193,9 +267,13 @@ def annotate_frame(
     segmentation: np.ndarray,
     view: View,
     scale: float,
+    lens: LensView | None = None,
+    silhouettes: dict[int, tuple[list[int], np.ndarray]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every id's annotation at one frame (docs/FORMAT.md, objects.json). Pose, 3-D box and the projected
-    quantities need the object drawn exactly once (else null); the projected ones also its geometry."""
+    quantities need the object drawn exactly once (else null); the projected ones also its geometry. `view`:
+    the frame's pinhole camera, or with `lens` (a distortion) its render window's (the pose and 3-D box are in
+    the camera frame either way). `silhouettes`, when given, gets each id's amodal box and mask in it."""
     counts, slices = visible_extents(segmentation)
     drawn = reported.get("ids", {})
     out: dict[str, dict[str, Any]] = {}
@@ -228,9 +306,11 @@ def annotate_frame(
             entry["box_3d"] = {"world": _matrix(world), "camera": _matrix(cam)}
             geom = geometry.get(i)
             if geom is not None:
-                count, box, outside = projected(geom, compose(view.w2c, compose(scaling, m)), view)
-                entry.update(projected_pixels=count, bbox_amodal=box, truncated=outside,
-                             visibility=visible / count if count else None)  # fmt: skip
+                pr = projected(geom, compose(view.w2c, compose(scaling, m)), view, lens)
+                entry.update(projected_pixels=pr.count, bbox_amodal=pr.box, truncated=pr.outside,
+                             visibility=visible / pr.count if pr.count else None)  # fmt: skip
+                if silhouettes is not None and pr.box is not None and pr.mask is not None:
+                    silhouettes[i] = (pr.box, pr.mask)
         out[str(i)] = entry
     return out
 
@@ -240,12 +320,39 @@ class Annotator:
     surface does not change) and the annotations made. Frames are annotated in the order they were asked
     for (one writer thread), so geometry sent with a frame is there for the frames after it."""
 
-    def __init__(self, ids: list[int], scale: float) -> None:
+    def __init__(
+        self,
+        ids: list[int],
+        scale: float,
+        lens: Lens | None = None,
+        window: RenderWindow | None = None,
+        amodal_root: Path | None = None,
+    ) -> None:
+        """`lens` and `window`: a distortion's lens and the pinhole window Cycles renders for it (None: the
+        pinhole); `amodal_root`: the sequence folder to write each frame's amodal masks into (camsim.amodal),
+        None for none."""
+        if (lens is None) != (window is None) or (lens is not None and lens.is_fisheye):
+            raise ValueError("annotations project through a pinhole or a distortion's render window")
         self.ids = sorted(ids)
         self.scale = scale
+        self.lens = lens
+        self.window = window
+        self.amodal_root = amodal_root
         self.static: dict[int, Geometry] = {}
         self.frames: dict[int, dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._lens_views: dict[tuple[float, ...], LensView] = {}
+
+    def lens_view(self, cam: Mapping[str, Any]) -> LensView | None:
+        """The distorted frame's sampling for a camera state (cached by its intrinsics); None: the pinhole."""
+        if self.lens is None or self.window is None:
+            return None
+        key = tuple(float(cam[k]) for k in ("fl_x", "fl_y", "cx", "cy", "w", "h"))
+        with self._lock:
+            if key not in self._lens_views:
+                camera = lens_camera(cam, self.lens)
+                self._lens_views[key] = LensView.of(camera, remap_plan(camera, self.window))
+            return self._lens_views[key]
 
     def geometry_of(self, reported: Mapping[str, Any], blob: bytes) -> dict[int, Geometry | None]:
         """Each reported id's geometry at this frame: read from `blob`, or kept from an earlier frame."""
@@ -274,15 +381,24 @@ class Annotator:
     ) -> None:
         """Annotate one frame from the service's report, its geometry file (removed once read) and the frame's
         segmentation."""
+        if reported is None and not self.ids:  # a scene without objects: nothing to annotate
+            reported = {"clip": [0.0, 0.0], "ids": {}}
         if reported is None:
             raise RenderFailure(f"the Blender service reported no objects for frame {frame}")
         blob = geometry_file.read_bytes() if geometry_file.is_file() else b""
         with contextlib.suppress(OSError):
             geometry_file.unlink()
-        view = View.of(cam, reported["clip"], self.scale)
+        lens = self.lens_view(cam)
+        rendered = cam if self.window is None else self.window.state(cam)
+        view = View.of(rendered, reported["clip"], self.scale)
         with self._lock:
             geometry = self.geometry_of(reported, blob)
-        self.frames[frame] = annotate_frame(self.ids, reported, geometry, segmentation, view, self.scale)
+        silhouettes: dict[int, tuple[list[int], np.ndarray]] | None = {} if self.amodal_root else None
+        self.frames[frame] = annotate_frame(
+            self.ids, reported, geometry, segmentation, view, self.scale, lens, silhouettes
+        )
+        if self.amodal_root is not None and silhouettes is not None:
+            amodal.write(self.amodal_root / amodal.relpath(frame), silhouettes)
 
     def converted(
         self, frame: int, reported: Mapping[str, Any] | None, geometry_file: Path, cam: Mapping[str, Any]

@@ -49,6 +49,10 @@ class RenderSettings:
     annotations: bool = True
     """Write per-object annotations per frame into objects.json: camera-frame pose, 3-D box, visible and
     amodal 2-D boxes, pixel counts, visibility, truncation. Needs segmentations (none are written without)."""
+    amodal_masks: bool = False
+    """Also write each annotated object's amodal silhouette per frame (amodal/amodal_NNNNNN.npz: the pixels its
+    geometry covers with nothing in front of it, bit-packed; what `export bop` writes as mask/). Needs
+    annotations and segmentations."""
     scene_flows: bool = False
     """Write scene flow (scene_flows/scene_flow_NNNNNN.exr): the 3-D motion in metres of the surface point at
     each pixel to the next and from the previous frame, in the camera frame; NaN on objects that do not move
@@ -96,14 +100,22 @@ class RenderSettings:
     A larger pinhole image is rendered and resampled into the distorted frame: RGB and linear bilinearly, the
     other ground truth from the nearest pinhole sample (never a blend), flow recomputed for the distorted
     camera. transforms.json: camera_model OPENCV with these k1 k2 k3 p1 p2. Default: none (a pinhole)."""
-    lens: Literal["perspective", "fisheye-equidistant", "fisheye-equisolid"] = "perspective"
+    lens: Literal["perspective", "fisheye-equidistant", "fisheye-equisolid", "fisheye-polynomial"] = (
+        "perspective"
+    )
     """The cameras' projection: `perspective` (the scene's, with --render-config.distortion when given) or a
     Cycles fisheye seeing --render-config.fisheye-fov: `fisheye-equidistant` (image radius proportional to the
     angle, the image circle as wide as the frame; camera_model OPENCV_FISHEYE, k1..k4 = 0) or
     `fisheye-equisolid` (radius 2 f sin(angle/2) with the camera's focal length; camera_model
-    FISHEYE_EQUISOLID). Fisheye depth maps hold the distance along the ray, not planar z."""
+    FISHEYE_EQUISOLID) or `fisheye-polynomial` (Cycles' polynomial lens with --render-config.fisheye-polynomial;
+    camera_model FISHEYE_POLYNOMIAL). Fisheye depth maps hold the distance along the ray, not planar z."""
     fisheye_fov: float = 180.0
     """Field of view of a fisheye --render-config.lens (its image circle), degrees, at most 360."""
+    fisheye_polynomial: tuple[float, float, float, float, float] | None = None
+    """K0 K1 K2 K3 K4 of --render-config.lens fisheye-polynomial (Cycles' FISHEYE_LENS_POLYNOMIAL): a pixel at
+    image radius r millimetres on the camera's sensor sees the ray at angle -(K0 + K1 r + K2 r^2 + K3 r^3 +
+    K4 r^4) radians from the axis (K0 <= 0, K1 < 0; refused where it folds back within the frame, and flow where
+    Cycles' motion vectors cannot invert it). transforms.json: camera_model FISHEYE_POLYNOMIAL with k0..k4."""
     strict: bool = False
     """Fail a scene that has warnings (missing files or libraries, a newer file version, an engine other
     than Cycles) instead of rendering it with the warnings recorded."""
@@ -236,6 +248,11 @@ class RenderConfig(ExecutionConfig, RenderSettings):
             raise ConfigError(
                 "semantic maps are made from the segmentation: drop --render-config.no-segmentations or "
                 "--render-config.semantics"
+            )
+        if self.amodal_masks and not (self.annotations and self.segmentations):
+            raise ConfigError(
+                "amodal masks come with the per-object annotations: drop --render-config.amodal-masks or pass "
+                "--render-config.annotations (and keep the segmentation)"
             )
         if self.file_format == "JPEG" and self.bit_depth != 8:
             raise bad("bit_depth", "must be 8 for JPEG frames")

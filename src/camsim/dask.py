@@ -621,13 +621,13 @@ class _Run:
         # pinned there, stages prefer the workers without a GPU (any worker when there are none).
         cpu = self.cpu_workers
         where = {"workers": cpu, "allow_other_workers": True} if self.resources and cpu else {}
-        by_stage: dict[str, Any] = {}
+        by_stage: dict[tuple[str, str], Any] = {}  # (key, stage): a rig's cameras each have their stages
         for task in self.stages(job):
             sent = dataclasses.replace(task, datasets_dir=Path(task.datasets_dir).absolute())
-            source = by_stage.get(task.pipeline.depends_on(task.stage))
+            source = by_stage.get((task.key, task.pipeline.depends_on(task.stage)))
             sfut = self.client.submit(stage_task, sent, fut, source, self.runner.max_retries, key=stage_key(task),
                                       pure=False, retries=self.runner.max_retries, **where)  # fmt: skip
-            by_stage[task.stage] = sfut
+            by_stage[(task.key, task.stage)] = sfut
             self.tasks.append((i, task))
             self._track("stage", len(self.tasks) - 1, sfut)
 

@@ -235,9 +235,8 @@ class DatasetRun:
         from camsim.stages import tasks_for
 
         reuse = reuse or Reuse(resume=True, verify=self.reuse.verify)
-        return tasks_for(
-            sequence_key(job.scene_name, job.sequence_id), self.options.datasets_dir, self.pipeline, reuse
-        )
+        key = sequence_key(job.scene_name, job.sequence_id)  # a rig: every camera's stages
+        return tasks_for(key, self.options.datasets_dir, self.pipeline, reuse, job.settings.cameras)
 
     # -- running
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from camsim import amodal
 from camsim.errors import DatasetError, OutputWriteError
 from camsim.fileio import (
     checksum,
@@ -54,6 +55,8 @@ class SequenceLayout:
     debug: bool = True
     """Colorized debug PNGs of the kinds that have one (Pass.debug_png)."""
     exr_codec: str = "zip"
+    amodal: bool = False
+    """Per-frame amodal masks (camsim.amodal), written by the annotations."""
 
     @classmethod
     def of(cls, root: Path, settings: RenderSettings, stereo: bool = False) -> SequenceLayout:
@@ -65,6 +68,7 @@ class SequenceLayout:
             frame_ext=frame_ext_of(settings),
             debug=settings.debug,
             exr_codec=settings.exr_codec,
+            amodal=bool(getattr(settings, "amodal_masks", False)),
         )
 
     @property
@@ -82,6 +86,7 @@ class SequenceLayout:
     def expected_files(self, frame: int) -> list[str]:
         """Every file of a frame (relative paths): RGB frame, ground truth, debug PNGs."""
         files = [self.relpath(k, frame) for k in (FRAME, *self.kinds)]
+        files += [amodal.relpath(frame)] if self.amodal else []
         return files + [k.debug_relpath(frame) for k in self.debug_kinds]
 
     def make_folders(self) -> None:
@@ -89,6 +94,8 @@ class SequenceLayout:
             (self.root / kind.folder).mkdir(exist_ok=True)
         for kind in self.debug_kinds:
             (self.root / "debug" / kind.folder).mkdir(parents=True, exist_ok=True)
+        if self.amodal:
+            (self.root / amodal.FOLDER).mkdir(exist_ok=True)
 
     def frame_is_complete(
         self, frame: int, verify: bool = False, checksums: dict[str, str] | None = None
@@ -104,6 +111,8 @@ class SequenceLayout:
             try:
                 if path.suffix == ".exr":
                     read_exr_parts(path)
+                elif path.suffix == ".npz":
+                    amodal.read_masks(path, 1 << 30, 1 << 30)
                 elif read_image(path).size == 0:
                     return False
             except DatasetError:

@@ -19,6 +19,7 @@ from camsim.manifest import (
     SceneRecord,
     SequenceRecord,
     StageState,
+    combined,
     sequence_key,
     write_manifest,
 )
@@ -57,14 +58,19 @@ class Ledger:
         self.flush(force=False)
 
     def planned(self, job: SequenceJob, split: str | None, stages: tuple[str, ...]) -> None:
-        """A sequence is planned: its record lists the stages this run asks for (kept ones keep their state)."""
+        """A sequence is planned: its record lists the stages this run asks for (kept ones keep their state); a
+        rig's stages after the render, each of its cameras."""
         key = sequence_key(job.scene_name, job.sequence_id)
         assert job.frame_start is not None and job.frame_end is not None
+        cameras = tuple(job.settings.cameras)
         with self._lock:
             old = self.manifest.sequences.get(key)
             states = dict(old.stages) if old else {}
             for stage in ("render", *stages):
                 states.setdefault(stage, StageState())
+                if stage != "render" and cameras:
+                    kept = states[stage].cameras
+                    states[stage] = combined({c: kept.get(c, StageState()) for c in cameras})
             self.manifest.sequences[key] = SequenceRecord(
                 job.scene_name, split, job.frame_start, job.frame_end, _ordered(states)
             )
@@ -85,13 +91,18 @@ class Ledger:
             if outcome.status == "failed"
             else StageState("complete", outcome.settings_hash)
         )
-        self._set(outcome.task.key, outcome.task.stage, state)
+        task = outcome.task
+        self._set(task.sequence, task.stage, state, task.camera)
 
-    def _set(self, key: str, stage: str, state: StageState) -> None:
+    def _set(self, key: str, stage: str, state: StageState, camera: str | None = None) -> None:
+        """Record a stage's state (of one camera of a rig: the stage's is then its cameras' together)."""
         with self._lock:
             record = self.manifest.sequences.get(key)
             if record is None:
                 return
+            if camera is not None:
+                old = record.stages.get(stage) or StageState()
+                state = combined({**old.cameras, camera: state})
             record.stages[stage] = state
             record.stages = _ordered(record.stages)
             self._dirty = True

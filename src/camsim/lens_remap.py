@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from camsim.errors import SceneError
-from camsim.lens_render import RenderWindow, camera, lens_settings, render_window, undistorted_positions
+from camsim.lens_render import (
+    RenderWindow,
+    camera,
+    lens_settings,
+    polynomial_flow_problem,
+    polynomial_frame_problem,
+    render_window,
+    undistorted_positions,
+)
 from camsim.lenses import Camera, Lens, distort_components, project, unproject, valid_radius
 from camsim.passes import DEPTH, FLOW, FRAME, LINEAR, Pass
 
@@ -257,6 +265,17 @@ def finish_lens(
 # ---------------------------------------------------------------------------------------- a sequence
 
 
+def polynomial_problems(lens: Lens, cams: Mapping[int, Mapping[str, Any]], flows: bool) -> None:
+    """SceneError when a polynomial fisheye folds back within a frame of `cams`, or (with flows) when Cycles'
+    motion vectors cannot invert it exactly (lens_render.polynomial_frame_problem, polynomial_flow_problem)."""
+    keys = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+    for key in sorted({tuple(float(s[k]) for k in keys) for s in cams.values()}):
+        cam = Camera(*key[:4], int(key[4]), int(key[5]), lens)
+        problem = polynomial_frame_problem(cam) or (polynomial_flow_problem(cam) if flows else None)
+        if problem:
+            raise SceneError(problem)
+
+
 @dataclass
 class SequenceLens:
     """A sequence's lens (not the pinhole): the window Cycles renders for a distortion and the remap of each
@@ -285,6 +304,8 @@ class SequenceLens:
                     "a fisheye's flow needs a lens that does not change over the sequence (and its neighbour "
                     "frames): the camera's shift, sensor or resolution is animated; pass --render-config.no-flows"
                 )
+            if lens.model == "FISHEYE_POLYNOMIAL":
+                polynomial_problems(lens, cams, settings.flows)
             return cls(lens, None)
         return cls(lens, render_window([cams[f] for f in frames], lens))
 

@@ -248,8 +248,23 @@ def fisheye_radius(theta: np.ndarray, lens: Lens) -> np.ndarray:
     if lens.model == "FISHEYE_EQUISOLID":
         return 2.0 * np.sin(0.5 * t)
     if lens.model == "FISHEYE_POLYNOMIAL":
-        return _invert(lambda r: fisheye_angle(r, lens), t, np.asarray(t / -lens.params[1]))
+        return _invert(
+            lambda r: fisheye_angle(r, lens), t, np.asarray((t + lens.params[0]) / -lens.params[1])
+        )
     raise ValueError(f"{lens.model} is not a fisheye")
+
+
+def polynomial_valid_radius(params: tuple[float, ...]) -> float:
+    """The image radius (millimetres) up to which FISHEYE_POLYNOMIAL's angle θ(r) = -(k0 + k1 r + ... + k4 r⁴)
+    still grows with r (inf when it always does): beyond it the model folds back and is not invertible."""
+    _, k1, k2, k3, k4 = params
+    # dθ/dr = -(k1 + 2 k2 r + 3 k3 r² + 4 k4 r³)
+    coeffs = np.trim_zeros(np.array([4.0 * k4, 3.0 * k3, 2.0 * k2, k1]), "f")
+    if coeffs.size == 0 or k1 >= 0:
+        return 0.0
+    roots = np.roots(coeffs) if coeffs.size > 1 else np.array([])
+    positive = [r.real for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and r.real > 0]
+    return min(positive) if positive else math.inf
 
 
 def fisheye_angle(r: np.ndarray, lens: Lens) -> np.ndarray:
@@ -297,6 +312,10 @@ def project(points: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]
         ab = np.stack([r * cos_psi, r * sin_psi], axis=-1)
         assert lens.fov is not None
         valid = (theta <= 0.5 * lens.fov + 1e-12) & np.isfinite(ab).all(-1)
+        if lens.model == "FISHEYE_POLYNOMIAL":  # the one radius on the model's increasing part, reproducing θ
+            with np.errstate(invalid="ignore"):
+                valid &= (r >= 0) & (r <= polynomial_valid_radius(lens.params))
+                valid &= np.abs(fisheye_angle(r, lens) - theta) <= 1e-12
     else:
         with np.errstate(invalid="ignore", divide="ignore"):
             ab0 = np.stack([x / z, -y / z], axis=-1)
@@ -326,6 +345,8 @@ def unproject(uv: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
         valid = (theta >= 0) & (theta <= 0.5 * lens.fov + 1e-12)
         if lens.model == "FISHEYE_EQUISOLID":
             valid &= r <= 2.0
+        if lens.model == "FISHEYE_POLYNOMIAL":  # beyond the increasing part a ray is seen at two radii
+            valid &= r <= polynomial_valid_radius(lens.params)
         back = fisheye_radius(theta, lens)  # the radius is reproduced (monotonic part of the model)
         valid &= np.abs(back - r) * max(camera.fl_x, camera.fl_y) <= 1e-6
         return rays, valid & np.isfinite(rays).all(-1)

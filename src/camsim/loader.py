@@ -176,7 +176,8 @@ class Dataset:
 
         `stage` ("render", "interpolate", "spad", "rgb", "events", "imu"; default "render") and `split`
         ("train", "val", "test"; default every sequence) read DATASETS through its dataset.json: the
-        sequences of that split whose stage is complete, in the manifest's order, named SCENE/SEQ.
+        sequences of that split whose stage is complete, in the manifest's order, named SCENE/SEQ (a rig's
+        cameras: SCENE/SEQ/CAMERA each, in render order).
         """
         p = Path(path)
         if stage is not None or split is not None or (p.is_dir() and has_manifest(p)):
@@ -235,11 +236,11 @@ class Dataset:
             if not manifest.splits:
                 raise DatasetError(f"{root} has no splits (made without --splits): pass split=None")
             raise DatasetError(f"unknown split {split!r}; splits: {', '.join(manifest.split_names())}")
-        keys = manifest.keys(stage, split)
+        keys = manifest.outputs(stage, split)  # a rig's stage after the render: one per camera
         if not keys:
             where = f" in split {split}" if split else ""
             raise DatasetError(f"no complete {stage} sequences{where} in {root}")
-        folders = [(stage_folder(root, stage, k), k) for k in keys]
+        folders = [(stage_folder(root, stage, k), k) for _, k in keys]
         if stage == "imu":
             from camsim.imu_dataset import ImuDataset
 

@@ -190,13 +190,12 @@ class _Stages:
         if self.stages is None:
             return
         tasks = self.stages(outcome.job)
-        if not tasks:
-            return
-        key = tasks[0].key
-        self.jobs[key] = outcome.job
+        keys = list(dict.fromkeys(t.key for t in tasks))  # one per sequence; a rig's: one per camera
         for task in tasks:
-            self.waiting.setdefault((key, task.pipeline.depends_on(task.stage)), []).append(task)
-        self._release(key, "render", outcome.status != "failed", f"its render failed: {outcome.error}")
+            self.jobs[task.key] = outcome.job
+            self.waiting.setdefault((task.key, task.pipeline.depends_on(task.stage)), []).append(task)
+        for key in keys:
+            self._release(key, "render", outcome.status != "failed", f"its render failed: {outcome.error}")
 
     def finished(self, payload: tuple[Future, StageOutcome]) -> None:
         fut, outcome = payload

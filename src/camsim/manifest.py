@@ -63,6 +63,27 @@ class StageState:
     `interpolation.settings_hash`; emulators: params.json `settings_hash`)."""
     error: str | None = None
     """Why it failed (only when `status` is "failed")."""
+    cameras: dict[str, StageState] = field(default_factory=dict)
+    """A rig's stage after the render (--render-config.cameras): each camera's output (in STAGE/SCENE/SEQ/CAMERA/)
+    by camera name, in render order. The stage's `status` is theirs together (`combined`), its settings_hash
+    None (each camera's output has its own: its sensor seed is the camera's)."""
+
+
+def combined(cameras: dict[str, StageState]) -> StageState:
+    """A rig's stage from its cameras' states: failed when one failed (its error, naming the camera), complete
+    when every one is, else missing."""
+    failed = [(name, s) for name, s in cameras.items() if s.status == "failed"]
+    if failed:
+        name, s = failed[0]
+        return StageState("failed", None, f"camera {name}: {s.error or 'failed'}", dict(cameras))
+    done = bool(cameras) and all(s.status == "complete" for s in cameras.values())
+    return StageState("complete" if done else "missing", None, None, dict(cameras))
+
+
+def output_keys(key: str, state: StageState | None) -> list[str]:
+    """The paths below a stage folder of a sequence's outputs of that stage: SCENE/SEQ, or a rig's
+    SCENE/SEQ/CAMERA of each camera."""
+    return [f"{key}/{name}" for name in state.cameras] if state is not None and state.cameras else [key]
 
 
 @dataclass
@@ -135,6 +156,15 @@ class Manifest:
             if (split is None or s.split == split) and (status is None or s.status(stage) == status)
         ]
 
+    def outputs(self, stage: str, split: str | None = None) -> list[tuple[str, str]]:
+        """(sequence key, path below the stage folder) of every output of the sequences `keys` returns: one
+        per sequence, one per camera of a rig's stage after the render."""
+        return [
+            (k, p)
+            for k in self.keys(stage, split)
+            for p in output_keys(k, self.sequences[k].stages.get(stage))
+        ]
+
     def split_names(self) -> list[str]:
         return list(self.splits.names) if self.splits else []
 
@@ -149,6 +179,8 @@ def to_json(m: Manifest) -> dict[str, Any]:
         out: dict[str, Any] = {"status": s.status, "settings_hash": s.settings_hash}
         if s.status == "failed":
             out["error"] = s.error
+        if s.cameras:
+            out["cameras"] = {name: stage(c) for name, c in s.cameras.items()}
         return out
 
     return {
@@ -285,13 +317,12 @@ def from_json(data: Any, where: str = MANIFEST) -> Manifest:
             sp_ = f"{p}stages.{stage}"
             if stage not in STAGES:
                 raise r.fail(sp_, f"is not a stage (stages: {', '.join(STAGES)})")
-            st = r.obj(st, sp_)
-            status = r.get(st, "status", sp_ + ".", str)
-            if status not in STATUSES:
-                raise r.fail(f"{sp_}.status", f"is {status!r}, not one of {', '.join(STATUSES)}")
-            states[stage] = StageState(
-                status, r.opt(st, "settings_hash", sp_ + ".", str), r.opt(st, "error", sp_ + ".", str)
-            )
+            states[stage] = _stage_state(r, st, sp_)
+            cameras = r.opt(r.obj(st, sp_), "cameras", sp_ + ".", dict) or {}
+            for name, cs in cameras.items():
+                if not isinstance(name, str) or not name or "/" in name:
+                    raise r.fail(f"{sp_}.cameras", f"names a camera {name!r} that cannot be a folder")
+                states[stage].cameras[name] = _stage_state(r, cs, f"{sp_}.cameras.{name}")
         sequences[key] = SequenceRecord(
             scene=r.get(s, "scene", p, str),
             split=split,
@@ -308,6 +339,16 @@ def from_json(data: Any, where: str = MANIFEST) -> Manifest:
         splits=splits,
         scenes=scenes,
         sequences=sequences,
+    )
+
+
+def _stage_state(r: _Reader, st: Any, path: str) -> StageState:
+    st = r.obj(st, path)
+    status = r.get(st, "status", path + ".", str)
+    if status not in STATUSES:
+        raise r.fail(f"{path}.status", f"is {status!r}, not one of {', '.join(STATUSES)}")
+    return StageState(
+        status, r.opt(st, "settings_hash", path + ".", str), r.opt(st, "error", path + ".", str)
     )
 
 

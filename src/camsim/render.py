@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from camsim import __version__, transforms
+from camsim import __version__, amodal, transforms
 from camsim.annotations import DEFAULT_CATEGORY, Annotator, category_lookup, category_table
 from camsim.blender.protocol import SceneSettings
 from camsim.blender.worker import BlenderWorker
@@ -174,12 +174,22 @@ def sequence_cameras(
     return cams, motion
 
 
-def sequence_annotator(config: RenderSettings, info: dict[str, Any]) -> Annotator | None:
-    """The annotator of a sequence: with annotations asked for, segmentation written and objects to annotate."""
+def sequence_annotator(
+    config: RenderSettings,
+    info: dict[str, Any],
+    seq_lens: SequenceLens | None = None,
+    root: Path | None = None,
+) -> Annotator | None:
+    """The annotator of a sequence: with annotations asked for, segmentation written and objects to annotate
+    (or amodal masks, which a frame gets even without objects); through a distortion's render window; writing
+    amodal masks into `root` when asked for."""
     ids = [int(i) for i in info.get("segmentation_objects", {})]
-    if not (config.annotations and config.segmentations and ids):
+    amodal_masks = bool(getattr(config, "amodal_masks", False))
+    if not (config.annotations and config.segmentations and (ids or amodal_masks)):
         return None
-    return Annotator(ids, float(info.get("metres_per_unit", 1.0)))
+    lens, window = (seq_lens.lens, seq_lens.window) if seq_lens is not None else (None, None)
+    return Annotator(ids, float(info.get("metres_per_unit", 1.0)), lens, window,
+                     root if amodal_masks else None)  # fmt: skip
 
 
 def categories_key(info: dict[str, Any]) -> dict[str, Any]:
@@ -236,9 +246,11 @@ def objects_record(
     frames: list[int],
     scale: float,
     annotations: dict[int, dict[str, Any]] | None = None,
+    amodal_masks: bool = False,
 ) -> dict[str, Any]:
     """objects.json: which objects are rigid, deforming, of which category; a static rigid object's matrix
-    once, a moving one's per frame (translations in metres); each frame's `annotations` when given."""
+    once, a moving one's per frame (translations in metres); each frame's `annotations` when given, and its
+    `amodal_file_path` with `amodal_masks`."""
     index = {f: k for k, f in enumerate(motion["frames"])}
     described = info.get("segmentation_objects", {})
     _, category_of = category_table(described)
@@ -261,7 +273,8 @@ def objects_record(
         "frames": [
             {"frame_number": f,
              "matrix_world": {i: _scaled(ms[index[f]], scale) for i, ms in motion["moving"].items()},
-             **({"annotations": annotations[f]} if annotations is not None else {})}
+             **({"annotations": annotations[f]} if annotations is not None else {}),
+             **({"amodal_file_path": amodal.relpath(f)} if amodal_masks else {})}
             for f in frames
         ],
     }  # fmt: skip
@@ -448,7 +461,7 @@ def render_folder(
         if result.frames_skipped and progress:
             progress(result.frames_skipped)
     need_exr = bool(layout.kinds)
-    annotator = sequence_annotator(config, info)
+    annotator = sequence_annotator(config, info, seq_lens, job.output)
     lookup = category_lookup(category_table(info.get("segmentation_objects", {}))[1])
     scratch = Path(tempfile.mkdtemp(prefix=".scratch", suffix=TMP_MARK, dir=job.output))
     pending: deque[Future[dict[str, str]]] = deque()
@@ -491,9 +504,12 @@ def render_folder(
                 if annotator is not None:  # frames kept from an earlier run are annotated without a render
                     camera = view.name if view else None
                     annotate_kept(worker, annotator, layout, cams, frames, scratch, camera)
+                amodal_masks = annotator is not None and annotator.amodal_root is not None
                 write_json_atomic(
                     job.output / meta["objects_file_path"],
-                    objects_record(info, motion, frames, scale, annotator.frames if annotator else None),
+                    objects_record(
+                        info, motion, frames, scale, annotator.frames if annotator else None, amodal_masks
+                    ),
                 )
             result.seconds = time.perf_counter() - t0
             write_json_atomic(job.output / "info.json", sequence_info(meta, result))

@@ -3,7 +3,9 @@
 A `Pipeline` says which stages run and with what settings; a `StageTask` is one stage of one sequence (the
 unit both executors run: a process of the local stage pool, or a Dask task that depends on the render's
 task); `run_stage` runs it where it lands and returns a `StageOutcome`. Each stage output is an ordinary
-derived output (camsim.derive records, decisions and refusals), in DATASETS/<stage folder>/SCENE/SEQ/.
+derived output (camsim.derive records, decisions and refusals), in DATASETS/<stage folder>/SCENE/SEQ/; a rig
+(--render-config.cameras) has one sequence per camera, so each camera gets its own tasks and outputs, in
+DATASETS/<stage folder>/SCENE/SEQ/CAMERA/ (the camera's path below renders/ too).
 
 Dependencies: interpolation needs the render; an emulator needs the interpolated sequence when it is kept,
 else only the render (it streams the interpolated frames, camsim.interpolate.stream); without interpolation
@@ -89,10 +91,18 @@ class StageTask:
 
     stage: str
     key: str
-    """SCENE/SEQ: the sequence's path below each stage folder."""
+    """The path below each stage folder of what it reads and writes: SCENE/SEQ, or SCENE/SEQ/CAMERA for a rig's
+    camera. Its sensor seed is derived from it (every camera gets noise of its own)."""
     datasets_dir: Path
     pipeline: Pipeline
     reuse: Reuse = field(default_factory=Reuse)
+    camera: str | None = None
+    """The rig camera (the last part of `key`), None for a sequence of one camera."""
+
+    @property
+    def sequence(self) -> str:
+        """The sequence's key in dataset.json (SCENE/SEQ: a rig's cameras share it)."""
+        return self.key.rsplit("/", 1)[0] if self.camera else self.key
 
     @property
     def output(self) -> Path:
@@ -119,8 +129,18 @@ class StageOutcome:
     """Warnings the stage logged (the CLI prints each distinct one once per run)."""
 
 
-def tasks_for(key: str, datasets_dir: Path, pipeline: Pipeline, reuse: Reuse) -> list[StageTask]:
-    return [StageTask(s, key, Path(datasets_dir), pipeline, reuse) for s in pipeline.stages]
+def tasks_for(
+    key: str, datasets_dir: Path, pipeline: Pipeline, reuse: Reuse, cameras: tuple[str, ...] = ()
+) -> list[StageTask]:
+    """The stage tasks of sequence `key` (SCENE/SEQ), in running order; of a rig (`cameras`: its camera names),
+    every stage of every camera, camera by camera."""
+    if "all" in cameras:
+        raise UserInputError("the stages of a rig need its cameras named: --render-config.cameras all cannot "
+                             "go with --interpolate-factor or --emulate")  # fmt: skip
+    folders = [(f"{key}/{c}", c) for c in cameras] or [(key, None)]
+    return [
+        StageTask(s, k, Path(datasets_dir), pipeline, reuse, c) for k, c in folders for s in pipeline.stages
+    ]
 
 
 def sensor_config(task: StageTask) -> Any:
@@ -131,7 +151,8 @@ def sensor_config(task: StageTask) -> Any:
 
 
 def sequence_seed(seed: int, sensor: str, key: str) -> int:
-    """A 63-bit seed from the run's --SENSOR.seed, the sensor and the sequence (SCENE/SEQ)."""
+    """A 63-bit seed from the run's --SENSOR.seed, the sensor and the sequence (SCENE/SEQ, or SCENE/SEQ/CAMERA
+    for a rig's camera)."""
     h = hashlib.sha256(f"{int(seed)}:{sensor}:{key}".encode()).digest()
     return int.from_bytes(h[:8], "little") & (2**63 - 1)
 

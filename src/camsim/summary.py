@@ -15,7 +15,7 @@ from pathlib import Path
 
 from camsim.errors import DatasetError
 from camsim.loader import SequenceDataset, find_sequence_dirs, sequence_name
-from camsim.manifest import STAGES, Manifest, read_manifest, stage_folder
+from camsim.manifest import STAGES, Manifest, output_keys, read_manifest, stage_folder
 from camsim.passes import FRAME
 
 
@@ -166,9 +166,12 @@ def describe_datasets(path: str | os.PathLike[str]) -> DatasetsInfo:
         for key, seq in manifest.sequences.items():
             folder = stage_folder(root, stage, key)
             status = seq.status(stage)
+            outputs = output_keys(key, seq.stages.get(stage))  # a rig's stage after the render: its cameras'
             per_seq[key] = (
                 status,
-                _units(stage, folder) if status == "complete" else 0,
+                sum(_units(stage, stage_folder(root, stage, k)) for k in outputs)
+                if status == "complete"
+                else 0,
                 _folder_size(folder) if folder.is_dir() else 0,
             )
             if status == "failed":

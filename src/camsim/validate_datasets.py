@@ -4,9 +4,10 @@ against the disk.
 Each sequence a stage completed is checked as its own kind of folder (renders, interpolated, SPAD, RGB and
 event outputs by `validate.check_sequence`; emulated outputs' params.json; the IMU's EuRoC files) and must
 carry the settings hash dataset.json records; a stage the manifest does not record complete is reported
-incomplete; a stage folder must hold no sequence dataset.json does not list. Returns a
-`validate.ValidationReport` (one SequenceReport per stage and sequence, named STAGE-FOLDER/SCENE/SEQ), never
-prints.
+incomplete; a stage folder must hold no sequence dataset.json does not list. A rig's stages after the render
+(--render-config.cameras) are checked per camera (STAGE-FOLDER/SCENE/SEQ/CAMERA, against the camera's state).
+Returns a `validate.ValidationReport` (one SequenceReport per stage and sequence, named STAGE-FOLDER/SCENE/SEQ,
+or per camera), never prints.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from camsim.manifest import (
     MANIFEST,
     STAGES,
     Manifest,
+    StageState,
     hash_file,
     read_manifest,
     recorded_hash,
@@ -173,11 +175,28 @@ def _unlisted(root: Path, manifest: Manifest) -> list[SequenceReport]:
                     continue
                 key = entry.relative_to(folder).as_posix()
                 if key in listed:
+                    out += _unlisted_cameras(
+                        entry, f"{folder_name}/{key}", manifest.sequences[key].stages.get(stage)
+                    )
                     continue
                 why = "a stage dataset.json does not list" if stage not in manifest.stages else "dataset.json"
                 rep = SequenceReport(path=entry, name=f"{folder_name}/{key}")
                 rep.problems.append(Problem(entry, "unlisted", f"not listed in {why}"))
                 out.append(rep)
+    return out
+
+
+def _unlisted_cameras(folder: Path, name: str, state: StageState | None) -> list[SequenceReport]:
+    """Entries of a rig's sequence folder in a stage after the render that dataset.json lists no camera for."""
+    if state is None or not state.cameras or not folder.is_dir():
+        return []
+    out = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name in state.cameras:
+            continue
+        rep = SequenceReport(path=entry, name=f"{name}/{entry.name}")
+        rep.problems.append(Problem(entry, "unlisted", "not a camera dataset.json lists for this stage"))
+        out.append(rep)
     return out
 
 
@@ -221,45 +240,61 @@ def validate_datasets(
         if not checked_on_disk(manifest, stage):
             continue
         for key, seq in manifest.sequences.items():
-            folder = stage_folder(root, stage, key)
-            name = f"{STAGES[stage]}/{key}"
-            state = seq.stages.get(stage)
-            if state is None or state.status != "complete":
-                rep = SequenceReport(path=folder, name=name)  # the problem says it is incomplete, and why
-                why = (
-                    f"the {stage} stage failed: {state.error or 'no error recorded'}"
-                    if state and state.status == "failed"
-                    else f"the {stage} stage has not run"
-                )
-                rep.problems.append(
-                    Problem(
-                        folder, "missing", f"dataset.json: {why} (resume with create-datasets --allow-skips)"
-                    )
-                )
-                reports.append(rep)
-                continue
-            if not folder.is_dir():
-                rep = SequenceReport(path=folder, name=name)
-                rep.problems.append(
-                    Problem(folder, "missing", f"dataset.json records the {stage} stage complete; no folder")
-                )
-                reports.append(rep)
-                continue
-            rep = check_stage_output(stage, folder, name, consistency, progress)
-            disk = recorded_hash(stage, folder)
-            if (folder / rep.marker).is_file() and disk != state.settings_hash:
-                rep.problems.append(
-                    Problem(
-                        folder / hash_file(stage),
-                        "manifest",
-                        f"settings hash {disk} differs from dataset.json's {state.settings_hash}",
-                    )
-                )
-            if purge:
-                purge_sequence(rep)
-            reports.append(rep)
+            for path_key, state in _outputs(key, seq.stages.get(stage)):
+                reports.append(_check_output(root, stage, path_key, state, consistency, purge, progress))
     reports.extend(_unlisted(root, manifest))
     return ValidationReport(root=root, sequences=reports)
+
+
+def _outputs(key: str, state: StageState | None) -> list[tuple[str, StageState | None]]:
+    """(path below the stage folder, state) of a sequence's outputs of a stage: a rig's cameras each."""
+    if state is not None and state.cameras:
+        return [(f"{key}/{name}", s) for name, s in state.cameras.items()]
+    return [(key, state)]
+
+
+def _check_output(
+    root: Path,
+    stage: str,
+    key: str,
+    state: StageState | None,
+    consistency: bool,
+    purge: bool,
+    progress: Callable[[int], None] | None,
+) -> SequenceReport:
+    """One output of a stage (`key`: SCENE/SEQ, or SCENE/SEQ/CAMERA of a rig's camera) against its state."""
+    folder = stage_folder(root, stage, key)
+    name = f"{STAGES[stage]}/{key}"
+    if state is None or state.status != "complete":
+        rep = SequenceReport(path=folder, name=name)  # the problem says it is incomplete, and why
+        why = (
+            f"the {stage} stage failed: {state.error or 'no error recorded'}"
+            if state and state.status == "failed"
+            else f"the {stage} stage has not run"
+        )
+        rep.problems.append(
+            Problem(folder, "missing", f"dataset.json: {why} (resume with create-datasets --allow-skips)")
+        )
+        return rep
+    if not folder.is_dir():
+        rep = SequenceReport(path=folder, name=name)
+        rep.problems.append(
+            Problem(folder, "missing", f"dataset.json records the {stage} stage complete; no folder")
+        )
+        return rep
+    rep = check_stage_output(stage, folder, name, consistency, progress)
+    disk = recorded_hash(stage, folder)
+    if (folder / rep.marker).is_file() and disk != state.settings_hash:
+        rep.problems.append(
+            Problem(
+                folder / hash_file(stage),
+                "manifest",
+                f"settings hash {disk} differs from dataset.json's {state.settings_hash}",
+            )
+        )
+    if purge:
+        purge_sequence(rep)
+    return rep
 
 
 def total_units(path: str | os.PathLike[str]) -> int:
@@ -269,7 +304,7 @@ def total_units(path: str | os.PathLike[str]) -> int:
     manifest = read_manifest(root)
     total = 0
     for stage in (s for s in STAGES if manifest and s in manifest.stages and checked_on_disk(manifest, s)):
-        for key in manifest.keys(stage):  # type: ignore[union-attr]
+        for _, key in manifest.outputs(stage):  # type: ignore[union-attr]
             folder = stage_folder(root, stage, key)
             if stage == "imu":
                 total += folder.is_dir()

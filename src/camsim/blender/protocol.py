@@ -131,8 +131,8 @@ class SceneSettings(Message):
     unbind_camera: bool
     use_animations: bool
     lens: str
-    """perspective, or the Cycles fisheye every perspective camera becomes: fisheye-equidistant, fisheye-equisolid
-    (config.RenderSettings.lens)."""
+    """perspective, or the Cycles fisheye every perspective camera becomes: fisheye-equidistant, fisheye-equisolid,
+    fisheye-polynomial (config.RenderSettings.lens)."""
     fisheye_fov: float
     """The fisheye's field of view, degrees."""
     cameras: list[str]
@@ -141,6 +141,8 @@ class SceneSettings(Message):
     annotations: bool
     """Per-object annotations will be asked for (render_frame's objects_path): the viewport evaluation, which
     they read, is made to show what the render shows."""
+    fisheye_polynomial: list[float] | None = None
+    """K0..K4 of the polynomial fisheye (lens fisheye-polynomial), else None."""
 
 
 @dataclass(frozen=True)

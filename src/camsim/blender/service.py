@@ -128,13 +128,17 @@ def camera_problem(cam) -> str | None:
 # ------------------------------------------------------------------------------------------ lenses
 
 _FISHEYES: set = set()  # names of the camera data camsim turned into fisheyes (--render-config.lens)
-_PANORAMA = {"fisheye-equidistant": "FISHEYE_EQUIDISTANT", "fisheye-equisolid": "FISHEYE_EQUISOLID"}
+_PANORAMA = {
+    "fisheye-equidistant": "FISHEYE_EQUIDISTANT",
+    "fisheye-equisolid": "FISHEYE_EQUISOLID",
+    "fisheye-polynomial": "FISHEYE_LENS_POLYNOMIAL",
+}
 
 
-def make_fisheyes(scene, lens: str, fov_degrees: float) -> list[str]:
+def make_fisheyes(scene, lens: str, fov_degrees: float, polynomial=None) -> list[str]:
     """Turn every perspective camera into Cycles' fisheye `lens` seeing `fov_degrees` (the equisolid with the
-    camera's focal length at this frame); return what was changed (adjustments). Other cameras are left for
-    camera_problem to refuse."""
+    camera's focal length at this frame, the polynomial lens with the coefficients `polynomial` K0..K4); return
+    what was changed (adjustments). Other cameras are left for camera_problem to refuse."""
     _FISHEYES.clear()
     if lens == "perspective":
         return []
@@ -149,6 +153,9 @@ def make_fisheyes(scene, lens: str, fov_degrees: float) -> list[str]:
         data.panorama_type = _PANORAMA[lens]
         data.fisheye_fov = math.radians(fov_degrees)
         data.fisheye_lens = data.lens
+        if lens == "fisheye-polynomial":
+            for i, k in enumerate(polynomial):
+                setattr(data, f"fisheye_polynomial_k{i}", float(k))
         _FISHEYES.add(data.name)
         changed.append(obj.name)
     if not changed:
@@ -159,7 +166,8 @@ def make_fisheyes(scene, lens: str, fov_degrees: float) -> list[str]:
 def fisheye_intrinsics(scene, cam_obj) -> dict[str, float]:
     """fl_x, fl_y, cx, cy of a fisheye in camsim.lenses' models (measured against Cycles 5.0: marker spheres).
     The equidistant image circle spans the frame (pixels per radian: width / fov across, height / fov down);
-    the equisolid's focal length is fisheye_lens in pixels by the perspective rule (sensor fit). A panoramic
+    the equisolid's focal length is fisheye_lens in pixels by the perspective rule (sensor fit), the polynomial
+    lens's "focal length" pixels per millimetre of the sensor (the perspective rule for 1 mm). A panoramic
     camera's shift moves the image by shift_x x width and shift_y x height (a perspective one's by the larger
     side)."""
     data = cam_obj.data
@@ -169,7 +177,7 @@ def fisheye_intrinsics(scene, cam_obj) -> dict[str, float]:
     out = {"cx": w / 2.0 - data.shift_x * w, "cy": h / 2.0 + data.shift_y * h}
     if data.panorama_type == "FISHEYE_EQUIDISTANT":
         return {**out, "fl_x": w / data.fisheye_fov, "fl_y": h / data.fisheye_fov}
-    scale = data.fisheye_lens / data.lens
+    scale = (1.0 if data.panorama_type == "FISHEYE_LENS_POLYNOMIAL" else data.fisheye_lens) / data.lens
     pinhole = camera_intrinsics(scene, cam_obj)
     return {**out, "fl_x": pinhole["fl_x"] * scale, "fl_y": pinhole["fl_y"] * scale}
 
@@ -1091,7 +1099,7 @@ def open_scene(req: protocol.OpenScene) -> protocol.OpenSceneReply:
         if settings.unbind_camera:
             raise SceneProblem("--render-config.unbind-camera frees one camera; a rig's cameras keep theirs")
         adjustments += _use_rig(scene, rig)
-    adjustments += make_fisheyes(scene, settings.lens, settings.fisheye_fov)
+    adjustments += make_fisheyes(scene, settings.lens, settings.fisheye_fov, settings.fisheye_polynomial)
     _, shown = camera_cuts(scene)
     for cam in shown:
         problem = camera_problem(cam)

@@ -42,16 +42,18 @@ class CreateDatasets:
     shot) for one sequence, else the range split evenly."""
     interpolate_factor: int | None = None
     """Interpolate every rendered sequence to N times its frame rate (as `camsim interpolate --factor N`) into
-    interpolated/SCENE/SEQUENCE-ID/; the emulators then read the interpolated frames."""
+    interpolated/SCENE/SEQUENCE-ID/ (a rig's: each camera into interpolated/SCENE/SEQUENCE-ID/CAMERA/); the
+    emulators then read the interpolated frames."""
     interpolate_beta: float = 60.0
     """Depth-test sharpness of interpolation's softmax splatting (as `camsim interpolate --beta`)."""
     keep_interpolated: bool = True
     """Write the interpolated sequences. --no-keep-interpolated computes the interpolated frames inside each
     emulator instead (nothing written: the N-times frames are most of a dataset's bytes)."""
     emulate: tuple[Literal["spad", "rgb", "events", "imu"], ...] = ()
-    """Sensors to emulate for every sequence (as `camsim emulate SENSOR`), each into SENSOR/SCENE/SEQUENCE-ID/,
-    configured by its own --SENSOR.* flags. Each sequence gets its own noise: the sensor's seed is derived
-    from --SENSOR.seed and the sequence."""
+    """Sensors to emulate for every sequence (as `camsim emulate SENSOR`), each into SENSOR/SCENE/SEQUENCE-ID/
+    (a rig's: each camera into SENSOR/SCENE/SEQUENCE-ID/CAMERA/), configured by its own --SENSOR.* flags. Each
+    sequence (and camera) gets its own noise: the sensor's seed is derived from --SENSOR.seed and the
+    sequence's path."""
     spad: SpadConfig = field(default_factory=SpadConfig)
     """Single-photon camera (--emulate spad): the options of `camsim emulate spad`."""
     rgb: RgbConfig = field(default_factory=RgbConfig)
@@ -125,10 +127,10 @@ class CreateDatasets:
         if self.stage_workers < 0:
             raise UserInputError(f"--stage-workers must be 0 or more, got {self.stage_workers}")
         pipeline = self.pipeline()
-        if config.cameras and (pipeline.stages or pipeline.interpolate_factor):
-            raise UserInputError(  # the stages read one sequence per SCENE/SEQ; a rig has one per camera
-                "--render-config.cameras renders a rig (a sequence per camera): it cannot go with "
-                "--interpolate-factor or --emulate yet; run `camsim interpolate`/`emulate` on the camera folders"
+        if "all" in config.cameras and (pipeline.stages or pipeline.interpolate_factor):
+            raise UserInputError(  # a rig's stages run per camera: planned (and checked) before the render
+                "--render-config.cameras all cannot go with --interpolate-factor or --emulate: the stages run "
+                "per camera and are planned before the render; name the cameras"
             )
         from camsim.splits import check_fractions
 

@@ -8,8 +8,11 @@ with one image per frame (im_id = the frame's 0-based index in its sequence):
   depth (background). camsim's depth is planar z in metres, so it is only scaled and rounded (error <=
   depth_scale / 2 mm).
 - `mask_visib/IM_ID_GT_ID.png`: 255 where the segmentation is the object (exact), GT_ID its index in the
-  frame's scene_gt list. `mask/` (amodal silhouettes) is not written: camsim's annotations record the
-  amodal pixel count and box, not the silhouette.
+  frame's scene_gt list.
+- `mask/IM_ID_GT_ID.png`: the amodal silhouette (255 where the object's geometry covers the pixel centre with
+  nothing in front), from the render's amodal masks (`--render-config.amodal-masks`: objects.json
+  `amodal_file_path`, camsim.amodal); not written for sequences rendered without them. A visible pixel the
+  amodal mask lacks (a pixel-centre tie on a triangle edge) is added to it, and the notes count them.
 - `scene_camera.json`: per image `cam_K` (row-wise; the principal point moved by -0.5 px: BOP, as OpenCV,
   puts pixel centres at integer coordinates, camsim at +0.5), `depth_scale`, `cam_R_w2c` and `cam_t_w2c`
   (mm): world to OpenCV camera (x right, y down, looking along +z), converted from camsim's OpenGL axes.
@@ -19,7 +22,8 @@ with one image per frame (im_id = the frame's 0-based index in its sequence):
   `camsim_object_id`. The model frame is the object's own frame with its scale taken out (the rotation
   must be a rotation): the export record lists each object's scale, so a model file made from the object
   (in its local coordinates x scale, mm) lines up with the poses. Models are not exported.
-- `scene_gt_info.json`: `bbox_obj` (amodal box), `bbox_visib`, `px_count_all` (amodal pixel count),
+- `scene_gt_info.json`: `bbox_obj` (amodal box), `bbox_visib`, `px_count_all` (amodal pixel count: with
+  mask/, its pixels),
   `px_count_valid`, `px_count_visib`, `visib_fract` as bop_toolkit's scripts/calc_gt_info.py defines them
   (boxes `[x, y, x_last - x, y_last - y]` over pixel indices, as misc.calc_2d_bbox; both -1 when nothing is
   visible). The visible mask is the segmentation's, not a depth test. camsim counts the amodal silhouette
@@ -44,13 +48,14 @@ from typing import Any
 
 import numpy as np
 
-from camsim import transforms
+from camsim import amodal, transforms
 from camsim.errors import DatasetError, OutputWriteError, UserInputError
 from camsim.export.common import (
     RECORD,
     Objects,
     Progress,
     Source,
+    amodal_files,
     camsim_version,
     category_ids,
     check_output,
@@ -147,16 +152,22 @@ def choose_depth_scale(max_depth_m: float) -> float:
 
 
 def gt_info(
-    visible: np.ndarray, projected_pixels: int, bbox_amodal: list[int] | None, depth: np.ndarray
+    visible: np.ndarray,
+    projected_pixels: int,
+    bbox_amodal: list[int] | None,
+    depth: np.ndarray,
+    amodal_mask: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """One scene_gt_info entry: `visible` is the object's mask from the segmentation, `depth` the written
     depth image (0 = none). `px_count_valid` counts the amodal pixels with a depth: all of them but the
     visible ones written as 0, since an occluded pixel shows the occluder's surface (exact unless a depth
-    beyond the range was written as 0 in the frame: then an upper bound)."""
+    beyond the range was written as 0 in the frame: then an upper bound). With `amodal_mask` (the mask/
+    written), the amodal count and box are its own."""
     visib = int(visible.sum())
-    total = int(projected_pixels)
+    total = int(projected_pixels) if amodal_mask is None else int(amodal_mask.sum())
+    box = bop_bbox_of_edges(bbox_amodal) if amodal_mask is None else bop_bbox(amodal_mask)
     return {
-        "bbox_obj": bop_bbox_of_edges(bbox_amodal) if visib > 0 else list(NO_BBOX),
+        "bbox_obj": box if visib > 0 else list(NO_BBOX),
         "bbox_visib": bop_bbox(visible),
         "px_count_all": total,
         "px_count_valid": max(total - int((visible & (depth == 0)).sum()), 0),
@@ -184,6 +195,8 @@ class ScenePlan:
     objects: Objects
     folder: str
     """Its folder below the output: SPLIT/SCENE_ID."""
+    amodal: tuple[Path, ...] | None = None
+    """Each frame's amodal mask file (camsim.amodal); None: the sequence has none (no mask/)."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +282,7 @@ def plan_bop(
         folder = base + (f"_{split_type}" if split_type else "")
         scene_id = counters.get(folder, 0)
         counters[folder] = scene_id + 1
-        plans.append(ScenePlan(s, objects, f"{folder}/{scene_id:06d}"))
+        plans.append(ScenePlan(s, objects, f"{folder}/{scene_id:06d}", amodal_files(s)))
     ids = category_ids((p.objects for p in plans), other_splits(src, stage, split))
     return BopPlan(
         src, out, tuple(plans), ids, depth_scale, max_depth, link, replace, stage, split, split_type
@@ -359,7 +372,7 @@ def _export_scene(
         bop.depth_scale if bop.depth_scale is not None else _scene_depth_scale(plan, bop.max_depth, tick)
     )
     unit_m = scale_mm / 1000.0
-    for sub in ("rgb", "depth", "mask_visib"):
+    for sub in ("rgb", "depth", "mask_visib", *(("mask",) if plan.amodal else ())):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     annotations = plan.objects.annotations
     assert annotations is not None
@@ -368,6 +381,7 @@ def _export_scene(
     scene_gt_info: dict[int, Any] = {}
     scales: dict[int, np.ndarray | None] = {}
     occluded_without_depth = 0
+    ties = 0
     left_out: dict[int, str] = {}
     for i in range(len(ds)):
         where = f"{ds.root}: frame {i}"
@@ -384,6 +398,7 @@ def _export_scene(
             "cam_t_w2c": _flat(t),
         }
         seg = read_segmentation(ds, i)
+        masks = amodal.read_masks(plan.amodal[i], *shape) if plan.amodal else None
         anns = annotations[i]
         seen = {int(k) for k in np.unique(seg) if k != 0}
         in_view = sorted(
@@ -422,7 +437,20 @@ def _export_scene(
                     f"annotation projects it onto {ann['projected_pixels']}"
                 )
             write_image(dest / "mask_visib" / f"{stem}_{gt_id:06d}.png", visible.astype(np.uint8) * 255)
-            info = gt_info(visible, ann["projected_pixels"], ann.get("bbox_amodal"), depth)
+            full = None
+            if masks is not None:
+                full = masks.get(k, np.zeros(shape, dtype=bool))
+                if int(full.sum()) != ann["projected_pixels"]:
+                    raise DatasetError(
+                        f"{where}: object {k}'s amodal mask has {int(full.sum())} pixels, its annotation "
+                        f"projected_pixels {ann['projected_pixels']}"
+                    )
+                tied = visible & ~full
+                if tied.any():
+                    ties += int(tied.sum())
+                    full = full | visible
+                write_image(dest / "mask" / f"{stem}_{gt_id:06d}.png", full.astype(np.uint8) * 255)
+            info = gt_info(visible, ann["projected_pixels"], ann.get("bbox_amodal"), depth, full)
             if dropped and info["px_count_all"] > info["px_count_visib"]:
                 occluded_without_depth += 1
             result.truncated += bool(ann.get("truncated"))
@@ -439,6 +467,11 @@ def _export_scene(
         result.notes.append(
             f"{name}: {occluded_without_depth} instance(s) are partly occluded in frames with depths beyond the "
             "range written as 0: their px_count_valid counts every occluded pixel as having depth"
+        )
+    if ties:
+        result.notes.append(
+            f"{name}: {ties} visible pixel(s) lie outside their object's amodal mask (a pixel centre on a "
+            "triangle edge, decided one way by Cycles and the other by camsim): mask/ and px_count_all include them"
         )
     for k, why in sorted(left_out.items()):
         result.notes.append(
@@ -515,7 +548,8 @@ def _record(plan: BopPlan, scenes: dict[str, Any], notes: list[str]) -> dict[str
         "obj_ids": {str(i): n for n, i in plan.obj_ids.items()},
         "models": "not exported; a model of object K in mm is its local geometry x metres_per_unit x 1000 x "
         "scenes[...].objects[K].scale (per axis)",
-        "masks": "mask_visib only (from the segmentation); no amodal mask/",
+        "masks": "mask_visib (from the segmentation); mask (amodal) for the scenes rendered with amodal masks: "
+        + (", ".join(s.folder for s in plan.scenes if s.amodal) or "none"),
         "scenes": scenes,
         "notes": notes,
     }

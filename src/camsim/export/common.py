@@ -249,6 +249,26 @@ def read_objects(source: Source) -> Objects:
     )
 
 
+def amodal_files(source: Source) -> tuple[Path, ...] | None:
+    """Each frame's amodal mask file (objects.json `frames[i].amodal_file_path`, camsim.amodal); None when the
+    sequence has none. DatasetError when only some frames name one or a named file is missing."""
+    data = _objects_json(source)
+    frames = data.get("frames") if data else None
+    if not isinstance(frames, list):
+        return None
+    rels = [fr.get("amodal_file_path") if isinstance(fr, dict) else None for fr in frames]
+    if not any(rels):
+        return None
+    where = f"{source.folder}: objects.json"
+    if len(rels) != len(source.meta["frames"]) or not all(isinstance(r, str) for r in rels):
+        raise DatasetError(f"{where}: some frames name no amodal_file_path")
+    paths = tuple(transforms.resolve_path(source.folder, str(r)) for r in rels)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DatasetError(f"{where} names amodal masks that are missing: {', '.join(missing[:3])}")
+    return paths
+
+
 def _annotations(data: dict[str, Any] | None, source: Source) -> tuple[dict[int, dict[str, Any]], ...] | None:
     """objects.json `frames[i].annotations` checked against the sequence's frames; None when absent."""
     frames = data.get("frames") if data else None
