@@ -141,6 +141,39 @@ def test_a_rerun_with_allow_skips_touches_nothing(rig):
         assert f"{stage}: 0 done, 2 skipped, 0 failed" in proc.stderr
 
 
+VOLATILE = {"info.json", "params.json", "dataset.json", "settings.json"}
+"""Files that record run details (timings, absolute paths): left out of byte comparisons."""
+
+
+def data_files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in VOLATILE and not p.name.startswith(".")
+    }
+
+
+@pytest.mark.blender
+def test_dask_gives_each_camera_the_same_files(rig, tmp_path):
+    pytest.importorskip("distributed")
+    scenes, reference, _ = rig
+    out = tmp_path / "datasets"
+    proc = create(scenes, out, "--cluster=local")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert data_files(out) == data_files(reference)
+
+
+@pytest.mark.blender
+def test_streamed_interpolation_reads_each_cameras_render(rig, tmp_path):
+    scenes, reference, _ = rig
+    out = tmp_path / "datasets"
+    proc = create(scenes, out, "--no-keep-interpolated")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (out / "interpolated").exists()
+    kept = {k: v for k, v in data_files(reference).items() if not k.startswith("interpolated/")}
+    assert data_files(out) == kept
+
+
 @pytest.mark.blender
 def test_validate_names_the_camera_whose_output_is_wrong_or_unlisted(rig, tmp_path):
     from camsim.validate_datasets import validate_datasets

@@ -22,7 +22,13 @@ from camsim.lens_remap import (
     remap_nearest,
     remap_plan,
 )
-from camsim.lens_render import lens_settings, render_window, settings_problem, transforms_keys
+from camsim.lens_render import (
+    cycles_polynomial_radius,
+    lens_settings,
+    render_window,
+    settings_problem,
+    transforms_keys,
+)
 from camsim.lenses import Camera, Lens
 from camsim.passes import DEPTH, FLOW, LINEAR, NORMAL, SEGMENTATION
 
@@ -254,10 +260,58 @@ def test_lens_settings_and_their_refusals():
         fish.replace(distortion=(0.1, 0, 0, 0, 0))
     )
     assert "fisheye-fov" in settings_problem(fish.replace(fisheye_fov=400.0))
-    assert "no-annotations" in settings_problem(barrel.replace(annotations=True))
+    assert settings_problem(barrel.replace(annotations=True)) is None  # annotated through the window
+    assert "no-annotations" in settings_problem(fish.replace(annotations=True))
     with pytest.raises(ConfigError, match="no-annotations"):
-        RenderConfig(distortion=DISTORTIONS["barrel"]).validate()
+        RenderConfig(lens="fisheye-equidistant", flows=False).validate()
     zoom = {0: state(), 1: state(), 2: state(fl_x=90.0)}
     with pytest.raises(SceneError, match="fisheye's flow needs a lens that does not change"):
         SequenceLens.plan(fish, zoom, [1])
     assert SequenceLens.plan(fish.replace(flows=False), zoom, [1]) is not None
+
+
+POLY_STATE = {"fl_x": 96 / 36.0, "fl_y": 96 / 36.0}  # a 36 mm sensor: pixels per millimetre
+POLY_GOOD = (0.0, -0.07, -0.004, 2.5e-4, -5e-6)
+
+
+def test_polynomial_fisheye_settings_and_their_refusals():
+    fast = RenderConfig(annotations=False)
+    poly = fast.replace(lens="fisheye-polynomial", fisheye_fov=200.0, fisheye_polynomial=POLY_GOOD)
+    cams = {f: state(**POLY_STATE) for f in (0, 1, 2)}
+    keys = transforms_keys(poly, cams, [1])
+    assert keys == {"camera_model": "FISHEYE_POLYNOMIAL", "fisheye_fov": math.radians(200),
+                    **dict(zip(("k0", "k1", "k2", "k3", "k4"), POLY_GOOD, strict=True))}  # fmt: skip
+    assert SequenceLens.plan(poly, cams, [1]).window is None  # Cycles renders it directly
+    # the flags are named
+    assert "needs --render-config.fisheye-polynomial" in settings_problem(
+        poly.replace(fisheye_polynomial=None)
+    )
+    assert "goes with --render-config.lens fisheye-polynomial" in settings_problem(
+        fast.replace(fisheye_polynomial=POLY_GOOD)
+    )
+    assert "K0 <= 0" in settings_problem(poly.replace(fisheye_polynomial=(0.01, *POLY_GOOD[1:])))
+    assert "K1 < 0" in settings_problem(poly.replace(fisheye_polynomial=(0.0, 0.0, -0.01, 0.0, 0.0)))
+    assert "finite" in settings_problem(poly.replace(fisheye_polynomial=(0.0, math.nan, 0.0, 0.0, 0.0)))
+    with pytest.raises(ConfigError, match="fisheye-polynomial"):
+        fast.replace(fisheye_polynomial=POLY_GOOD).validate()
+    # theta(r) = 0.04 r - 1e-6 r^4 stops growing at r = 21.5 mm, inside the 96x72 frame (corners 22 mm away)
+    with pytest.raises(SceneError, match="folds back within the 96x72 frame"):
+        SequenceLens.plan(poly.replace(fisheye_polynomial=(0.0, -0.04, 0.0, 0.0, 1e-6)), cams, [1])
+    # Cycles' motion vectors (float32 Newton steps from the linear radius) stall where theta(r) flattens out
+    stalls = poly.replace(fisheye_polynomial=(0.0, -0.0233, -4.68e-4, 1.7e-5, 0.0))
+    with pytest.raises(SceneError, match=r"motion vectors.*pass --render-config\.no-flows"):
+        SequenceLens.plan(stalls, cams, [1])
+    assert SequenceLens.plan(stalls.replace(flows=False), cams, [1]) is not None
+
+
+def test_cycles_polynomial_motion_vectors_are_emulated():
+    """lens_render.cycles_polynomial_radius (Cycles' inversion, float32) finds the model's radius where the model
+    grows steadily, and not where it flattens out (the refusal above)."""
+    theta = np.linspace(0.0, math.radians(100), 500)
+    good = Lens("FISHEYE_POLYNOMIAL", POLY_GOOD, math.radians(200))
+    exact = lenses.fisheye_radius(theta, good)
+    assert np.abs(cycles_polynomial_radius(theta, POLY_GOOD) - exact).max() < 1e-4  # mm: 3e-4 px here
+    flat = (0.0, -0.0233, -4.68e-4, 1.7e-5, 0.0)
+    top = lenses.polynomial_valid_radius(flat)
+    edge = lenses.fisheye_angle(np.array([top]), Lens("FISHEYE_POLYNOMIAL", flat, math.pi))
+    assert abs(cycles_polynomial_radius(edge, flat)[0] - top) > 1e-3

@@ -923,7 +923,10 @@ def check_fisheye_intrinsics(lr: LensRendered) -> None:
     lens_says("fisheye", "intrinsics", "OPENCV_FISHEYE with k1 = k2 = k3 = k4 = 0: equidistant, r = theta",
               "FISHEYE_EQUISOLID: r = 2 sin(theta/2)", "theta = atan2(sqrt(X^2 + Y^2), -Z)",
               "u = fl_x * r * X/sqrt(X^2 + Y^2) + cx", "v = -fl_y * r * Y/sqrt(X^2 + Y^2) + cy",
-              "farther than fisheye_fov / 2", "no ray", "first frame's")  # fmt: skip
+              "farther than fisheye_fov / 2", "no ray", "first frame's",
+              "FISHEYE_POLYNOMIAL: theta = -(k0 + k1 r + k2 r^2 + k3 r^3 + k4 r^4)", "r in millimetres on the sensor",
+              "fl_x = fl_y pixels per millimetre")  # fmt: skip
+    check_polynomial_sentence()  # rendered and checked against Cycles in tests/test_render_lenses.py
     meta = lr.meta
     assert meta["camera_model"] == "OPENCV_FISHEYE"
     assert [meta[k] for k in ("k1", "k2", "k3", "k4")] == [0.0] * 4
@@ -946,6 +949,26 @@ def check_fisheye_intrinsics(lr: LensRendered) -> None:
         assert (np.array(NAMES)[cast_rays(fr.t, fr.own)[0]] == fr.names).mean() > 0.995
         uv, seen = lenses.project(_planes(fr.t)[1][1] - camera_in_rig(fr.t), fr.camera)
         assert seen and fr.names[int(uv[1]), int(uv[0])] == "Mover"
+
+
+def check_polynomial_sentence() -> None:
+    """FISHEYE_POLYNOMIAL's sentence, written out (theta(r) inverted by bisection), is camsim.lenses.project."""
+    ks, fov, fl, cx, cy = (0.0, -0.07, -0.004, 2.5e-4, -5e-6), math.radians(200), 192 / 36.0, 92.16, 97.92
+    cam = transforms.Camera(fl, fl, cx, cy, 192, 192, transforms.Lens("FISHEYE_POLYNOMIAL", ks, fov))
+    rng = np.random.default_rng(10)
+    theta, phi = rng.uniform(0, fov / 2, 300), rng.uniform(-math.pi, math.pi, 300)
+    pts = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), -np.cos(theta)], -1) * 3.0
+    lo, hi = np.zeros(300), np.full(300, 40.0)  # theta(r) grows on [0, 40] mm and passes 100 degrees there
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        grows = -(ks[0] + ks[1] * mid + ks[2] * mid**2 + ks[3] * mid**3 + ks[4] * mid**4) < theta
+        lo, hi = np.where(grows, mid, lo), np.where(grows, hi, mid)
+    r = 0.5 * (lo + hi)
+    rho = np.hypot(pts[:, 0], pts[:, 1])
+    sentence = np.stack([fl * r * pts[:, 0] / rho + cx, -fl * r * pts[:, 1] / rho + cy], -1)
+    uv, ok = lenses.project(pts, cam)
+    assert ok.all()
+    np.testing.assert_allclose(uv, sentence, atol=1e-9)
 
 
 def check_fisheye_depth(lr: LensRendered) -> None:

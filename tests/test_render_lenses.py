@@ -222,7 +222,9 @@ def test_transforms_json_names_the_lens(renders, name):
         assert meta["fl_x"] == pytest.approx(192 / math.radians(FISHEYE_FOV))
     if name in POLYNOMIALS:
         assert [meta[k] for k in ("k0", "k1", "k2", "k3", "k4")] == list(POLYNOMIALS[name])
-        assert meta["fl_x"] == meta["fl_y"] == pytest.approx(192 / 36.0)  # pixels per millimetre of the sensor
+        assert (
+            meta["fl_x"] == meta["fl_y"] == pytest.approx(192 / 36.0)
+        )  # pixels per millimetre of the sensor
     assert (meta["w"], meta["h"]) == ((192, 192) if name in FISHEYES else (120, 90))
 
 

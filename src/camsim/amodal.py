@@ -12,7 +12,6 @@ masks back. The zip entries carry a fixed date, so a frame's file has the same b
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from camsim.errors import DatasetError
+from camsim.fileio import write_bytes_atomic
 
 FOLDER = "amodal"
 
@@ -67,9 +67,7 @@ def encode(arrays: Mapping[str, np.ndarray]) -> bytes:
 def write(path: Path, masks: Mapping[int, tuple[list[int], np.ndarray]]) -> None:
     """Write a frame's masks to `path` (through a temporary file beside it: never a partial file there)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(encode(pack(masks)))
-    os.replace(tmp, path)
+    write_bytes_atomic(path, encode(pack(masks)))
 
 
 def unpack(arrays: Mapping[str, np.ndarray], h: int, w: int) -> dict[int, np.ndarray]:

@@ -189,6 +189,19 @@ class LensView:
     inside: np.ndarray
     """(window h, window w) bool: the window pixel centre's ray is in the lens model's valid radius and
     distorts into the frame."""
+    row_span: np.ndarray
+    """(h, 2) the least and greatest window row the distorted pixels of each frame row sample."""
+    col_span: np.ndarray
+    """(w, 2) the least and greatest window column the pixels of each frame column sample."""
+
+    def candidates(self, lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice]:
+        """Frame rows and columns holding every distorted pixel whose sample lies in the window box [lo, hi)
+        (x, y): a pixel's row samples rows within its row's span, and likewise for columns."""
+        rows = np.flatnonzero((self.row_span[:, 0] < hi[1]) & (self.row_span[:, 1] >= lo[1]))
+        cols = np.flatnonzero((self.col_span[:, 0] < hi[0]) & (self.col_span[:, 1] >= lo[0]))
+        if not len(rows) or not len(cols):
+            return slice(0, 0), slice(0, 0)
+        return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
     @classmethod
     def of(cls, camera: Camera, remap: Remap) -> LensView:
@@ -201,7 +214,9 @@ class LensView:
         inside = (
             ok & (uv[..., 0] >= 0) & (uv[..., 0] <= camera.w) & (uv[..., 1] >= 0) & (uv[..., 1] <= camera.h)
         )
-        return cls(camera, row.astype(np.int32), col.astype(np.int32), inside)
+        row_span = np.stack([row.min(axis=1), row.max(axis=1)], -1)
+        col_span = np.stack([col.min(axis=0), col.max(axis=0)], -1)
+        return cls(camera, row.astype(np.int32), col.astype(np.int32), inside, row_span, col_span)
 
 
 def _cropped(mask: np.ndarray, lo: tuple[int, int]) -> tuple[int, list[int] | None, np.ndarray | None]:
@@ -253,10 +268,12 @@ def projected(geom: Geometry, to_camera: np.ndarray, view: View, lens: LensView 
         count, box, crop = _cropped(mask, (int(lo[0]), int(lo[1])))
         return Projection(count, box, outside, crop)
     outside |= bool((mask & ~lens.inside[lo[1] : hi[1], lo[0] : hi[0]]).any())
-    sel = (lens.row >= lo[1]) & (lens.row < hi[1]) & (lens.col >= lo[0]) & (lens.col < hi[0])
-    frame = np.zeros(lens.row.shape, dtype=bool)
-    frame[sel] = mask[lens.row[sel] - lo[1], lens.col[sel] - lo[0]]
-    count, box, crop = _cropped(frame, (0, 0))
+    rs, cs = lens.candidates(lo, hi)
+    row, col = lens.row[rs, cs], lens.col[rs, cs]
+    sel = (row >= lo[1]) & (row < hi[1]) & (col >= lo[0]) & (col < hi[0])
+    part = np.zeros(row.shape, dtype=bool)
+    part[sel] = mask[row[sel] - lo[1], col[sel] - lo[0]]
+    count, box, crop = _cropped(part, (cs.start, rs.start))
     return Projection(count, box, outside, crop)
 
 

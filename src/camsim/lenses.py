@@ -10,7 +10,7 @@ u = fl_x * a + cx, v = fl_y * b + cy.
 | `OPENCV` | k1 k2 k3 p1 p2 | OpenCV's radial-tangential distortion of (X/(-Z), -Y/(-Z)); all 0: the pinhole |
 | `OPENCV_FISHEYE` | k1 k2 k3 k4 | Kannala-Brandt: r = θ (1 + k1 θ² + k2 θ⁴ + k3 θ⁶ + k4 θ⁸) along the point's image direction; camsim writes k = 0, the equidistant fisheye r = θ (Cycles' FISHEYE_EQUIDISTANT) |
 | `FISHEYE_EQUISOLID` | (none) | r = 2 sin(θ/2) (Cycles' FISHEYE_EQUISOLID); camsim's own name: nerfstudio has no exact equivalent |
-| `FISHEYE_POLYNOMIAL` | k0 k1 k2 k3 k4 | Cycles' FISHEYE_LENS_POLYNOMIAL: θ = -(k0 + k1 r + k2 r² + k3 r³ + k4 r⁴), r in millimetres on the sensor (fl_x = fl_y = pixels per millimetre); camsim's own name |
+| `FISHEYE_POLYNOMIAL` | k0 k1 k2 k3 k4 | Cycles' FISHEYE_LENS_POLYNOMIAL: θ = -(k0 + k1 r + k2 r² + k3 r³ + k4 r⁴), r in millimetres on the sensor (fl_x = fl_y = pixels per millimetre), up to `polynomial_valid_radius` (where θ stops growing); camsim's own name |
 
 θ is the angle between the ray and the optical axis (-Z). Fisheye models see up to `fisheye_fov` / 2 from the
 axis (the image circle; beyond it no ray leaves the camera). Depth along a pixel is planar z for `OPENCV`

@@ -99,7 +99,9 @@ LENS_CONVENTIONS: dict[str, dict[str, str]] = {
     },
     "fisheye": {
         "intrinsics": "a fisheye (camera_model OPENCV_FISHEYE with k1 = k2 = k3 = k4 = 0: equidistant, r = theta; "
-        "FISHEYE_EQUISOLID: r = 2 sin(theta/2)): a camera-frame point (X, Y, Z) at angle theta = "
+        "FISHEYE_EQUISOLID: r = 2 sin(theta/2); FISHEYE_POLYNOMIAL: theta = -(k0 + k1 r + k2 r^2 + k3 r^3 + k4 r^4) "
+        "with r in millimetres on the sensor and fl_x = fl_y pixels per millimetre, on its increasing part): a "
+        "camera-frame point (X, Y, Z) at angle theta = "
         "atan2(sqrt(X^2 + Y^2), -Z) from the optical axis has u = fl_x * r * X/sqrt(X^2 + Y^2) + cx, "
         "v = -fl_y * r * Y/sqrt(X^2 + Y^2) + cy (camsim.lenses.project); pixels farther than fisheye_fov / 2 "
         "from the axis have no ray (outside the image circle); the top-level values are the first frame's, and "
@@ -116,7 +118,7 @@ LENS_CONVENTIONS: dict[str, dict[str, str]] = {
     },
 }
 """The sentences of CONVENTIONS that a lens other than the pinhole replaces (`conventions_for`): "distortion"
-(camera_model OPENCV with distortion) and "fisheye" (OPENCV_FISHEYE, FISHEYE_EQUISOLID)."""
+(camera_model OPENCV with distortion) and "fisheye" (OPENCV_FISHEYE, FISHEYE_EQUISOLID, FISHEYE_POLYNOMIAL)."""
 
 
 def lens_family(lens: Lens) -> str | None:
