@@ -194,7 +194,9 @@ def test_pair_warpers_stay_few_and_are_built_once_on_a_long_sequence(tmp_path):
         return frame
 
     frames = parallel_map(read, range(threaded.n), 3)
-    assert max(seen) <= 3  # at most one per reading thread
+    # bounded whatever the length (19 pairs here): the cache, plus a pair a reading thread still holds after
+    # another thread evicted it
+    assert max(seen) <= 2 + 3
     sequential = open_streamed(src, 4)
     for i in (1, 2, 3, 37, 38, 75):
         assert np.array_equal(frames[i], sequential.linear(i))

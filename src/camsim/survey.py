@@ -205,12 +205,14 @@ def survey_local(
                 except queue.Empty:
                     break
                 stat = stat_or_none(scene.path)
-                for _ in range(1 + READ_RETRIES):
+                for attempt in range(1 + READ_RETRIES):
                     reading = read_scene(get_worker, scene.path, scene_name)
                     if reading.crashed and current:
                         current.pop().kill()
                     if stop.is_set() or not reading.crashed:
                         break
+                    if attempt < READ_RETRIES:
+                        log.warning("%s: %s; reading it again on a fresh Blender", scene.name, reading.error)
                 if stop.is_set():
                     break
                 results.put(finish_read(scene, reading, scene_name, stat))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +47,16 @@ EVENT_COLUMNS = ("t_us", "x", "y", "p")
 ON_COLOUR = np.array([255, 64, 32], np.float32)
 OFF_COLOUR = np.array([32, 128, 255], np.float32)
 _MAX_ITER = 100_000
+_H5_CHUNK = 16384
+"""Rows per chunk of the events dataset."""
+_H5_GZIP = 4
+
+
+def _deflate_chunk(rows: np.ndarray) -> bytes:
+    """One whole chunk as HDF5 stores it with the shuffle and deflate filters: bytes regrouped by significance
+    (byte 0 of every value, then byte 1, ...), then zlib at the dataset's level."""
+    shuffled = np.ascontiguousarray(rows, dtype="<i8").view(np.uint8).reshape(-1, 8).T
+    return zlib.compress(shuffled.tobytes(), _H5_GZIP)
 
 
 @dataclass
@@ -125,6 +137,27 @@ def event_frame(events: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def _time_order(t_us: np.ndarray, pixel: np.ndarray, n_pixels: int) -> np.ndarray:
+    """The stable order of events by (time, row, column), as `np.lexsort((x, y, t_us))` gives it.
+
+    pixel = y * width + x orders (y, x) like the two keys, so one integer key (time offset, pixel, position)
+    sorts the same way; it is unique, so a plain (unstable, faster) sort keeps lexsort's tie order. Falls
+    back to lexsort when the key could overflow int64.
+    """
+    n = len(t_us)
+    if n < 2:
+        return np.arange(n)
+    t_min = int(t_us.min())
+    span = int(t_us.max()) - t_min + 1
+    if span * n_pixels * n < 2**62:
+        key = (t_us - t_min) * n_pixels
+        key += pixel
+        key *= n
+        key += np.arange(n)
+        return np.argsort(key)
+    return np.lexsort((pixel, t_us))
+
+
 class PixelArray:
     """State of every pixel; `step` advances it by one frame interval and returns that interval's events."""
 
@@ -135,6 +168,7 @@ class PixelArray:
         s = cfg.threshold_sigma
         self.thr_on = np.maximum(cfg.threshold_on + s * g.standard_normal(p), 0.01)
         self.thr_off = np.maximum(cfg.threshold_off + s * g.standard_normal(p), 0.01)
+        self.neg_thr_off = -self.thr_off
         leak = cfg.leak_rate * np.maximum(1 + cfg.leak_jitter * g.standard_normal(p), 0)
         self.leak_slope = leak * self.thr_on
         phase = g.random(p)
@@ -164,8 +198,9 @@ class PixelArray:
         else:
             y1 = target
         dy = y1 - self.y
-        self.max_step = max(self.max_step, float(np.abs(dy).max(initial=0.0)))
-        if np.abs(dy).max(initial=0.0) > min(cfg.threshold_on, cfg.threshold_off):
+        step = float(np.abs(dy).max(initial=0.0))
+        self.max_step = max(self.max_step, step)
+        if step > min(cfg.threshold_on, cfg.threshold_off):
             self.fast_intervals += 1
         k = dy / dt + self.leak_slope
         ts, idx, pol = self._crossings(k, t0, t1)
@@ -179,14 +214,13 @@ class PixelArray:
         ev[:, 1] = i % self.w
         ev[:, 2] = i // self.w
         ev[:, 3] = p
-        order = np.lexsort((ev[:, 1], ev[:, 2], ev[:, 0]))
-        return ev[order]
+        return ev[_time_order(ev[:, 0], i, len(self.thr_on))]
 
     def _crossings(self, k: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every threshold crossing in (t0, t1] of the linear d(t); updates d and last-event times."""
         d_end = self.d + k * (t1 - t0)
         cand = np.flatnonzero(
-            (np.maximum(self.d, d_end) >= self.thr_on) | (np.minimum(self.d, d_end) <= -self.thr_off)
+            (np.maximum(self.d, d_end) >= self.thr_on) | (np.minimum(self.d, d_end) <= self.neg_thr_off)
         )
         self.d = d_end  # pixels that fire get their d recomputed below
         out_t, out_i, out_p = [], [], []
@@ -233,8 +267,13 @@ class PixelArray:
             return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
         g = rng(cfg.seed, "events_interval", index)
         dt = t1 - t0
-        rate = cfg.shot_noise_rate * (1.0 - 0.75 * inten01)
-        hit = np.flatnonzero(g.random(inten01.size) < -np.expm1(-rate * dt))
+        u = g.random(inten01.size)
+        # rate <= shot_noise_rate, so only pixels under that rate's probability can fire: the exact per-pixel
+        # test (same arithmetic as on the whole array) runs on those few (bound padded against libm rounding).
+        bound = -math.expm1(-cfg.shot_noise_rate * dt) * (1 + 1e-9) + 1e-300
+        hit = np.flatnonzero(u < bound)
+        rate = cfg.shot_noise_rate * (1.0 - 0.75 * inten01[hit])
+        hit = hit[u[hit] < -np.expm1(-rate * dt)]
         t = t0 + g.random(len(hit)) * dt
         pol = (g.random(len(hit)) < 0.5).astype(np.int64)
         ok = t >= self.last[hit] + cfg.refractory
@@ -263,11 +302,16 @@ class _Writers:
                 shape=(0, 4),
                 maxshape=(None, 4),
                 dtype=np.int64,
-                chunks=(16384, 4),
+                chunks=(_H5_CHUNK, 4),
                 compression="gzip",
-                compression_opts=4,
+                compression_opts=_H5_GZIP,
                 shuffle=True,
             )
+            self._pool = ThreadPoolExecutor(max_workers=1)
+            self._futures: list[tuple[int, Future[bytes]]] = []
+            self._pending: list[np.ndarray] = []
+            self._pending_n = 0
+            self._h5_rows = 0
             self.ds.attrs["columns"] = ",".join(EVENT_COLUMNS)
             self.ds.attrs["polarity"] = "1 = ON (brighter), 0 = OFF (darker)"
             self.ds.attrs["width"], self.ds.attrs["height"] = w, h
@@ -287,9 +331,7 @@ class _Writers:
             return
         self.count += len(ev)
         if self.cfg.hdf5:
-            n = self.ds.shape[0]
-            self.ds.resize(n + len(ev), axis=0)
-            self.ds[n:] = ev
+            self._h5_add(ev)
         if self.cfg.txt:
             np.savetxt(self.txt, ev, fmt="%d")
         if self.cfg.preview_window:
@@ -298,6 +340,36 @@ class _Writers:
                 while wi > self.win:
                     self._flush()
                 self.buf.append(ev[win == wi])
+
+    def _h5_add(self, ev: np.ndarray) -> None:
+        """Append rows: whole chunks are shuffled and deflated on a background thread (zlib drops the GIL, so
+        compression overlaps the pixel model) and stored with direct chunk writes; the rest waits for more."""
+        self._pending.append(ev)
+        self._pending_n += len(ev)
+        if self._pending_n < _H5_CHUNK:
+            return
+        rows = np.concatenate(self._pending)
+        whole = len(rows) // _H5_CHUNK * _H5_CHUNK
+        for s in range(0, whole, _H5_CHUNK):
+            self._futures.append((self._h5_rows, self._pool.submit(_deflate_chunk, rows[s : s + _H5_CHUNK])))
+            self._h5_rows += _H5_CHUNK
+            self.ds.resize(self._h5_rows, axis=0)
+            while len(self._futures) > 2:  # bounded: at most 3 chunks in flight
+                self._store_chunk()
+        self._pending = [rows[whole:]]
+        self._pending_n = len(rows) - whole
+
+    def _store_chunk(self) -> None:
+        row, fut = self._futures.pop(0)
+        self.ds.id.write_direct_chunk((row, 0), fut.result())
+
+    def _h5_finish(self) -> None:
+        while self._futures:
+            self._store_chunk()
+        rest = np.concatenate(self._pending) if self._pending else np.zeros((0, 4), np.int64)
+        if len(rest):
+            self.ds.resize(self._h5_rows + len(rest), axis=0)
+            self.ds[self._h5_rows :] = rest
 
     def _flush(self) -> None:
         ev = np.concatenate(self.buf) if self.buf else np.zeros((0, 4), np.int64)
@@ -313,7 +385,12 @@ class _Writers:
             while self.win <= last:
                 self._flush()
         if self.cfg.hdf5:
-            self.h5.close()
+            try:
+                if error is None:
+                    self._h5_finish()
+            finally:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self.h5.close()
         if self.cfg.txt:
             self.txt.close()
         exc_info = (type(error), error, error.__traceback__) if error else (None, None, None)

@@ -135,11 +135,23 @@ def bayer_channel(h: int, w: int) -> np.ndarray:
     )
 
 
+# The RGGB sites as slices (rows, columns) per channel: R at even/even, G at even/odd and odd/even, B at
+# odd/odd (what `bayer_channel` says); strided copies, no per-pixel index arrays.
+_SITES = {
+    0: ((slice(0, None, 2), slice(0, None, 2)),),
+    1: ((slice(0, None, 2), slice(1, None, 2)), (slice(1, None, 2), slice(0, None, 2))),
+    2: ((slice(1, None, 2), slice(1, None, 2)),),
+}
+
+
 def mosaic(rgb: np.ndarray) -> np.ndarray:
     """HxWx3 -> HxW RGGB mosaic."""
     h, w, _ = rgb.shape
-    ch = bayer_channel(h, w)
-    return np.take_along_axis(rgb, ch[..., None].astype(np.intp), axis=2)[..., 0]
+    out = np.empty((h, w), rgb.dtype)
+    for c, sites in _SITES.items():
+        for rows, cols in sites:
+            out[rows, cols] = rgb[rows, cols, c]
+    return out
 
 
 def demosaic_bilinear(raw: np.ndarray) -> np.ndarray:
@@ -147,12 +159,14 @@ def demosaic_bilinear(raw: np.ndarray) -> np.ndarray:
     import cv2
 
     h, w = raw.shape
-    ch = bayer_channel(h, w)
     k_rb = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
     k_g = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4
     out = np.empty((h, w, 3), np.float32)
+    plane = np.empty((h, w), np.float32)
     for c, k in ((0, k_rb), (1, k_g), (2, k_rb)):
-        plane = np.where(ch == c, raw, 0).astype(np.float32)
+        plane.fill(0)
+        for rows, cols in _SITES[c]:
+            plane[rows, cols] = raw[rows, cols]
         out[..., c] = cv2.filter2D(plane, -1, k, borderType=cv2.BORDER_REFLECT_101)
     return out
 
@@ -216,8 +230,11 @@ def isp(cfg: RgbConfig, raw: np.ndarray, exposure_white_e: float) -> np.ndarray:
     """Raw DN -> 8-bit sRGB: black level, normalise so white input maps to 1, WB, demosaic, CCM, curve."""
     lin = (raw.astype(np.float32) - cfg.black_level) / np.float32(exposure_white_e * cfg.gain)
     if cfg.bayer:
-        wb = np.asarray(cfg.white_balance, np.float32)[bayer_channel(*raw.shape)]
-        rgb = demosaic_bilinear(lin * wb)
+        wb = np.asarray(cfg.white_balance, np.float32)
+        for c, sites in _SITES.items():
+            for rows, cols in sites:
+                lin[rows, cols] *= wb[c]
+        rgb = demosaic_bilinear(lin)
     else:
         rgb = lin * np.asarray(cfg.white_balance, np.float32)
     ccm = np.asarray(cfg.color_matrix, np.float32).reshape(3, 3)

@@ -196,7 +196,11 @@ def _binary_frame(
     if state.prev is not None and cfg.dead_time > period - gate:
         blind = min(gate, cfg.dead_time - (period - gate))
         lam = np.where(state.prev, rate * np.float32(gate - blind), lam)
-    det = u < detection_probability(lam)
+    # u < 1 - exp(-lam), computed in place (same float32 arithmetic as detection_probability).
+    np.negative(lam, out=lam)  # lam is a fresh array here
+    np.expm1(lam, out=lam)
+    np.negative(lam, out=lam)
+    det = u < lam
     if cfg.afterpulsing > 0 and state.prev is not None:
         det |= state.prev & (g.random(rate.shape, dtype=np.float32) < cfg.afterpulsing)
     if cfg.crosstalk > 0:
