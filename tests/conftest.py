@@ -77,6 +77,12 @@ BLENDER_FIXTURES = frozenset({"worker", "build_scene", "render", "demo_scenes"})
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("CAMSIM_LOG", "WARNING")
+    # Property tests check results, not speed: no per-example deadline (a loaded 2-core machine missed the
+    # default 200 ms once, a failure that said nothing about the code).
+    from hypothesis import settings
+
+    settings.register_profile("camsim", deadline=None)
+    settings.load_profile("camsim")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
