@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shlex
 import shutil
 from collections.abc import Callable
@@ -44,7 +43,8 @@ import numpy as np
 
 from camsim import transforms
 from camsim.errors import DatasetError, OutputWriteError, UserInputError
-from camsim.fileio import TMP_MARK, write_image, write_json_atomic
+from camsim.export.common import staging_folder, swap_into_place
+from camsim.fileio import write_image, write_json_atomic
 from camsim.loader import SequenceDataset, find_sequences
 from camsim.passes import HOLE_MASK
 
@@ -480,33 +480,6 @@ def _export_sequence(
     )
 
 
-def _new_staging_folder(out: Path) -> Path:
-    while True:
-        path = out.parent / f".{out.name}.{secrets.token_hex(4)}{TMP_MARK}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Move the finished staging folder to `out`; an existing `out` is moved aside first, removed last."""
-    old = None
-    if out.exists():
-        old = _new_staging_folder(out)
-        old.rmdir()
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_nerfstudio(plan: NerfstudioPlan, progress: Progress | None = None) -> list[NerfstudioExport]:
     """Write the planned export. Everything goes to a staging folder beside the output, which replaces the
     output folder only once every sequence is written: a failure leaves the output as it was."""
@@ -514,7 +487,7 @@ def export_nerfstudio(plan: NerfstudioPlan, progress: Progress | None = None) ->
     out = plan.output
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = _new_staging_folder(out)
+        staging = staging_folder(out)
     except OSError as exc:
         raise OutputWriteError(f"cannot write next to {out}: {exc.strerror or exc}") from exc
     results = []
@@ -530,7 +503,7 @@ def export_nerfstudio(plan: NerfstudioPlan, progress: Progress | None = None) ->
                     tick,
                 )
             )
-        _swap_into_place(staging, out)
+        swap_into_place(staging, out)
     except OSError as exc:
         raise OutputWriteError(f"cannot write {out}: {exc.strerror or exc}") from exc
     finally:
