@@ -17,6 +17,8 @@ rig is rotated and moved, so camera-frame truths are closed forms while the worl
 """
 
 import math
+import os
+import runpy
 
 import bpy
 
@@ -32,19 +34,8 @@ SMOOTH_AT, SMOOTH_SIZE = (1.3, -0.6, -4.0), 0.5
 POSTS_AT = ((-0.3, 0.9, -4.0), (0.1, 0.9, -4.0))
 
 
-def _linear(idblock):
-    ad = idblock.animation_data
-    if ad is None or ad.action is None:
-        return
-    try:
-        from bpy_extras import anim_utils
-
-        fcurves = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot).fcurves
-    except (ImportError, AttributeError):  # Blender < 4.4
-        fcurves = ad.action.fcurves
-    for fc in fcurves:
-        for key in fc.keyframe_points:
-            key.interpolation = "LINEAR"
+_linear = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "analytic.py"))["_linear"]
+"""Every keyframe of an ID's action linear (tests/scenes/analytic.py)."""
 
 
 def _plane(name, size, location, parent):
