@@ -59,6 +59,9 @@ class RenderSettings:
     rigidly with a matrix of their own (deforming, instanced). Needs motion blur off."""
     linear: bool = False
     """Also keep the scene-linear RGB of each frame (linear/linear_NNNNNN.exr), for sensor emulation."""
+    albedo: bool = False
+    """Write the scene-linear diffuse albedo of each frame (albedo/albedo_NNNNNN.exr, Cycles' Diffuse Color
+    pass): the reflectance active sensors (iToF, LiDAR) need."""
     debug: bool = True
     """Write colorized PNGs of each ground truth under debug/."""
     keyframe_multiplier: float = 1.0

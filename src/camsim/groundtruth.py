@@ -17,7 +17,18 @@ import numpy as np
 from camsim.annotations import semantic_map
 from camsim.fileio import read_exr_parts
 from camsim.lens_remap import FrameLens, finish_lens
-from camsim.passes import DEPTH, DISPARITY, FLOW, LINEAR, NORMAL, SCENE_FLOW, SEGMENTATION, SEMANTIC, Pass
+from camsim.passes import (
+    ALBEDO,
+    DEPTH,
+    DISPARITY,
+    FLOW,
+    LINEAR,
+    NORMAL,
+    SCENE_FLOW,
+    SEGMENTATION,
+    SEMANTIC,
+    Pass,
+)
 from camsim.sceneflow import FrameObjects, frame_scene_flow
 
 BACKGROUND_DEPTH = 1.0e9
@@ -145,7 +156,7 @@ BASELINE_KEY = "stereo_baseline_m"
 """Key of a camera state (FrameCameras.current) holding, for the left camera of a rectified stereo pair, the
 frame's baseline in metres (camsim.rig); the disparity pass reads it."""
 
-PASS_ALIASES = {"Object Index": ("Object Index", "IndexOB")}
+PASS_ALIASES = {"Object Index": ("Object Index", "IndexOB"), "Diffuse Color": ("Diffuse Color", "DiffCol")}
 """Pass names in the multilayer EXR by Blender version (Blender before 4.x writes IndexOB)."""
 
 
@@ -216,6 +227,12 @@ def _linear(
     return _channel(chans, layer, LINEAR).astype(np.float32)
 
 
+def _albedo(
+    chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
+) -> np.ndarray:
+    return _channel(chans, layer, ALBEDO).astype(np.float32)
+
+
 def _semantic(
     chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
 ) -> np.ndarray:
@@ -231,6 +248,7 @@ CONVERTERS: dict[str, Callable[[Mapping[str, np.ndarray], str, FrameCameras, Any
     SCENE_FLOW.name: _scene_flow,
     DISPARITY.name: _disparity,
     LINEAR.name: _linear,
+    ALBEDO.name: _albedo,
 }
 """Per rendered kind (passes.RENDERED), its conversion from Cycles' passes (read with the record's
 `blender_pass` and `blender_channels`) into camsim's conventions: f(channels, layer, cameras, depth)."""

@@ -395,6 +395,25 @@ LINEAR = Pass(
     blender_channels="RGB",
     interpolation="colour blend",
 )
+ALBEDO = Pass(
+    name="albedo",
+    key="albedo_file_path",
+    folder="albedo",
+    prefix="albedo",
+    ext=".exr",
+    channels=("R", "G", "B"),
+    dtype="float32",
+    description="scene-linear diffuse reflectance (Cycles' Diffuse Color pass: the surface's diffuse albedo "
+    "averaged over the pixel's samples, no light; 0 on world background and on purely glossy or emissive "
+    "surfaces)",
+    decode=_decoder(("R", "G", "B")),
+    check=_check_float("albedo", 3, non_negative=True),
+    colorize=lambda a, _limit: colorize.image(a),
+    flag="albedo",
+    blender_pass="Diffuse Color",
+    blender_channels="RGB",
+    interpolation="colour blend",
+)
 HOLE_MASK = Pass(
     name="hole_mask",
     key="hole_mask_file_path",
@@ -427,7 +446,7 @@ RAW = Pass(
 )
 
 PASSES: tuple[Pass, ...] = (
-    FRAME, DEPTH, NORMAL, FLOW, SEGMENTATION, SEMANTIC, SCENE_FLOW, DISPARITY, LINEAR, HOLE_MASK, RAW
+    FRAME, DEPTH, NORMAL, FLOW, SEGMENTATION, SEMANTIC, SCENE_FLOW, DISPARITY, LINEAR, ALBEDO, HOLE_MASK, RAW
 )  # fmt: skip
 """Every kind, in the order of the loader's modalities (frame first)."""
 RENDERED: tuple[Pass, ...] = tuple(p for p in PASSES if p.flag is not None)

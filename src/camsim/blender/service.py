@@ -340,6 +340,7 @@ VIEW_LAYER_PASSES = {
     "Normal": "use_pass_normal",
     "Vector": "use_pass_vector",
     "Object Index": "use_pass_object_index",
+    "Diffuse Color": "use_pass_diffuse_color",
 }
 """Blender's view-layer switch of each pass the host may ask for (the names the render result gives them)."""
 

@@ -21,7 +21,7 @@ from camsim.emulate import timebase
 from camsim.emulate.common import prepare_output
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_image
-from camsim.passes import FRAME, LINEAR
+from camsim.passes import ALBEDO, DEPTH, FRAME, LINEAR
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,44 @@ class Sequence:
                 f"frame {i} is {img.shape[1]}x{img.shape[0]}, transforms.json says {self.w}x{self.h}"
             )
         return np.maximum(img, 0.0, dtype=np.float32)
+
+    def has_pass(self, key: str) -> bool:
+        """Every frame carries the per-frame file `key` (e.g. passes.ALBEDO.key)."""
+        return all(key in fr for fr in self.meta["frames"])
+
+    def _read_pass(self, i: int, kind: Any) -> np.ndarray:
+        fr = self.meta["frames"][i]
+        if kind.key not in fr:
+            flag = f" (render with --render-config.{kind.flag})" if kind.flag else ""
+            raise DatasetError(f"{self.root}: frames[{i}] has no {kind.key}{flag}")
+        arr = kind.shaped(read_exr(transforms.resolve_path(self.root, fr[kind.key]), kind.channels))
+        if arr.shape[:2] != (self.h, self.w):
+            raise DatasetError(
+                f"{kind.name} of frame {i} is {arr.shape[1]}x{arr.shape[0]}, not {self.w}x{self.h}"
+            )
+        return np.asarray(arr, dtype=np.float32)
+
+    def depth(self, i: int) -> np.ndarray:
+        """Frame i's planar z-depth, HxW float32 metres, +inf on world background."""
+        z = self._read_pass(i, DEPTH)
+        return np.where(np.isfinite(z) & (z > 0) & (z < 1e9), z, np.float32(np.inf)).astype(np.float32)
+
+    def albedo(self, i: int) -> np.ndarray:
+        """Frame i's scene-linear diffuse albedo, HxWx3 float32 (0 on background)."""
+        return np.maximum(self._read_pass(i, ALBEDO), 0.0, dtype=np.float32)
+
+    def intrinsics(self, i: int) -> np.ndarray:
+        """Frame i's 3x3 intrinsics (top-left pixel-corner origin), its own when animated."""
+        return transforms.intrinsics(self.meta, i)
+
+
+def radial_depth(z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Planar z-depth (HxW) as distance along each pixel centre's ray from the camera centre (pinhole `K`)."""
+    h, w = z.shape
+    u = (np.arange(w, dtype=np.float64) + 0.5 - K[0, 2]) / K[0, 0]
+    v = (np.arange(h, dtype=np.float64) + 0.5 - K[1, 2]) / K[1, 1]
+    scale = np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)
+    return (z * scale).astype(np.float32)
 
 
 def open_sequence(path: str | os.PathLike[str], light: Light = "auto") -> Sequence:
