@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 import synthetic_scenes as S
 
-from camsim import derive, transforms
+from camsim import derive
 from camsim.emulate import EventsConfig, ImuConfig, RgbConfig, SpadConfig
 from camsim.emulate.common import parallel_map
 from camsim.emulate.light import open_sequence
 from camsim.emulate.sensors import emulate_sequence, emulate_tree, record_for
 from camsim.errors import UserInputError
 from camsim.fileio import read_image, write_image
-from camsim.interpolate.sequence import interpolate_sequence
+from camsim.interpolate.sequence import interpolate_sequence, transforms
+from camsim.interpolate.sequence import settings as interp_settings
 from camsim.interpolate.stream import PairCache, Streamed, open_streamed, streamed_sha256
 from camsim.interpolate.warp import PairWarper
 from camsim.resume import Reuse
@@ -118,8 +119,8 @@ def test_emulators_give_the_same_output_from_a_streamed_source(tmp_path, sensor,
     assert params["source_transforms_sha256"] == streamed.source_sha256
     assert params["source_interpolation"] == {
         "streamed": True,
-        "settings": {"factor": 2, "beta": 60.0},
-        "settings_hash": derive.settings_hash("interpolate", {"factor": 2, "beta": 60.0}),
+        "settings": interp_settings(2, 60.0),
+        "settings_hash": derive.settings_hash("interpolate", interp_settings(2, 60.0)),
         "source": str(src),
         "source_transforms_sha256": derive.source_sha256(src),
     }

@@ -403,7 +403,9 @@ def sample(
 
 
 def blend(
-    sides: list[tuple[float, Layer, Layer, list[np.ndarray]]], beta: float
+    sides: list[tuple[float, Layer, Layer, list[np.ndarray]]],
+    beta: float,
+    per_side: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per target pixel, blend the neighbours' sampled layers.
 
@@ -411,8 +413,10 @@ def blend(
     near clean, far clean]). A side whose samples are not clean (see `clean`) keeps 1 % of its weight.
     Within a side the near layer covers alpha = min(1, coverage) of the pixel (coverage ramps over the
     one-pixel anti-aliased edge) and the far layer the rest. Across sides, a side whose visible depth is
-    behind the other's by more than the tolerance is occluded. Returns (values N x C, total weight N).
+    behind the other's by more than the tolerance is occluded. Returns (values N x C, total weight N);
+    `per_side`, when given, receives each side's own (values N x C, weight N without its time weight).
     """
+    per_side = [] if per_side is None else per_side
     front = []
     for _, near, far, _s in sides:
         use_near = near.coverage >= NEAR_MIN_COVERAGE
@@ -427,6 +431,7 @@ def blend(
     zmin = np.min([np.where(p, z, np.inf) for (z, _, _), p in zip(front, present, strict=True)], axis=0)
     zmin = np.where(np.isfinite(zmin), zmin, 1.0)
     acc, wsum = 0.0, 0.0
+    per_side.clear()
     for (tw, near, far, (cn, cf, ok_n, ok_f, cl_n, cl_f)), (z, sl, cov) in zip(sides, front, strict=True):
         has_far = far.coverage > 1e-9
         alpha = np.where(has_far, np.minimum(1.0, near.coverage), 1.0)
@@ -439,6 +444,7 @@ def blend(
             cl_f, 1.0, UNCLEAN_WEIGHT
         )
         wgt = tw * np.minimum(1.0, cov) * np.exp(-beta * excess) * valid * conf
+        per_side.append((col, wgt / np.where(tw > 0, tw, 1.0)))
         acc = acc + wgt[:, None] * col
         wsum = wsum + wgt
     return acc / np.where(wsum > 0, wsum, 1.0)[:, None], wsum

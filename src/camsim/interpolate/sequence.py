@@ -32,11 +32,22 @@ from camsim.errors import ConfigError, DatasetError, UserInputError
 from camsim.fileio import make_output_dir, read_exr, read_image, write_bytes_atomic, write_exr, write_image
 from camsim.interpolate.reverse import filter_sigma
 from camsim.interpolate.warp import FrameData, PairWarper, WarpedFrame
-from camsim.passes import BY_KEY, DEPTH, FLOW, FRAME, HOLE_MASK, LINEAR, NORMAL, RENDERED, SEGMENTATION
+from camsim.passes import (
+    ALBEDO,
+    BY_KEY,
+    DEPTH,
+    FLOW,
+    FRAME,
+    HOLE_MASK,
+    LINEAR,
+    NORMAL,
+    RENDERED,
+    SEGMENTATION,
+)
 
 log = logging.getLogger(__name__)
 
-_INPUTS = (FRAME, DEPTH, FLOW, SEGMENTATION, NORMAL, LINEAR)
+_INPUTS = (FRAME, DEPTH, FLOW, SEGMENTATION, NORMAL, LINEAR, ALBEDO)
 """The kinds interpolation carries (each record's `interpolation` says how), in the key order of its frame
 records; those it needs (`interpolation_needs`) first. It writes HOLE_MASK besides."""
 _REQUIRED = tuple(p.key for p in _INPUTS if p.interpolation_needs)
@@ -110,6 +121,8 @@ def load_frame(
         data.normals = read_exr(transforms.resolve_path(root, fr[NORMAL.key]), NORMAL.channels)
     if LINEAR.key in keys:
         data.linear = read_exr(transforms.resolve_path(root, fr[LINEAR.key]), LINEAR.channels)
+    if ALBEDO.key in keys:
+        data.albedo = read_exr(transforms.resolve_path(root, fr[ALBEDO.key]), ALBEDO.channels)
     return data, code.dtype
 
 
@@ -153,6 +166,9 @@ def run_pair(job: _PairJob) -> list[tuple[int, float]]:
         if wf.linear is not None:
             lin = frame_linear(wf)
             write_exr(path(LINEAR.key), {c: lin[..., i] for i, c in enumerate("RGB")})
+        if wf.albedo is not None:
+            alb = np.maximum(wf.albedo, 0.0).astype(np.float32)
+            write_exr(path(ALBEDO.key), {c: alb[..., i] for i, c in enumerate("RGB")})
         write_image(path(HOLE_MASK.key), (wf.hole * 255).astype(np.uint8))
         results.append((t.number, float(wf.hole.mean())))
     return results
@@ -441,7 +457,11 @@ def interpolate_sequence(
 
 def settings(factor: int, beta: float) -> dict[str, Any]:
     """What changes an interpolated sequence (recorded, and compared by --allow-skips)."""
-    return {"factor": int(factor), "beta": float(beta)}
+    return {"factor": int(factor), "beta": float(beta), "colour": COLOUR_METHOD}
+
+
+COLOUR_METHOD = "exact warp fused with DIS appearance flow where it explains the change better (fusion.py)"
+"""How new frames' colours are made; part of the settings, so outputs of another method are not mixed in."""
 
 
 def output_count(n_source: int, factor: int) -> int:

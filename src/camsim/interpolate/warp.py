@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from camsim.interpolate import reverse
+from camsim.interpolate import fusion, reverse
 from camsim.interpolate.background import map_points, rotation_homography
 
 BACKGROUND_DEPTH_FACTOR = 1e6
@@ -58,6 +58,8 @@ class FrameData:
     """HxWx3 unit normals in the camera frame (0 on background)."""
     linear: np.ndarray | None = None
     """HxWx3 scene-linear RGB (optional render output)."""
+    albedo: np.ndarray | None = None
+    """HxWx3 scene-linear diffuse albedo (optional render output)."""
 
 
 @dataclass
@@ -74,6 +76,7 @@ class WarpedFrame:
     segmentation: np.ndarray | None = None
     normals: np.ndarray | None = None
     linear: np.ndarray | None = None
+    albedo: np.ndarray | None = None
 
 
 def _relative_slope(depth: np.ndarray) -> np.ndarray:
@@ -241,11 +244,18 @@ class PairWarper:
     """Interpolates any number of intermediate frames between two neighbouring rendered frames."""
 
     def __init__(
-        self, a: FrameData, b: FrameData, beta: float = 60.0, edge_sigma: float = reverse.EDGE_SIGMA
+        self,
+        a: FrameData,
+        b: FrameData,
+        beta: float = 60.0,
+        edge_sigma: float = reverse.EDGE_SIGMA,
+        appearance: bool = True,
     ) -> None:
         if a.depth.shape != b.depth.shape:
             raise ValueError("frames of a pair differ in size")
         self.a, self.b, self.beta = a, b, beta
+        # Colour fusion with an appearance flow where the exact flow does not explain the change (fusion.py).
+        self.appearance = fusion.appearance_flows(a.rgb, b.rgb) if appearance else None
         self.sides = (_Side(a, b, +1), _Side(b, a, -1))
         ea, eb = edge_attached(a), edge_attached(b)
         self.colour_sides = (_Side(ea, eb, +1), _Side(eb, ea, -1))
@@ -259,7 +269,7 @@ class PairWarper:
         self.coeffs = []
         for src in (a, b):
             h, w = src.depth.shape
-            imgs = [src.rgb.reshape(h, w, -1)] + ([src.linear] if src.linear is not None else [])
+            imgs = [src.rgb.reshape(h, w, -1)] + [x for x in (src.linear, src.albedo) if x is not None]
             img = np.concatenate(imgs, axis=-1).astype(np.float64)
             self.coeffs.append((reverse.prefilter(img), img, reverse.edge_model(img, edge_sigma)))
 
@@ -269,6 +279,7 @@ class PairWarper:
         has_seg = self.a.segmentation is not None and self.b.segmentation is not None
         has_nrm = self.a.normals is not None and self.b.normals is not None
         has_lin = self.a.linear is not None and self.b.linear is not None
+        has_alb = self.a.albedo is not None and self.b.albedo is not None
         xs, ys, zs, tws, vals, segs, finite, slopes = [], [], [], [], [], [], [], []
         sampled = []
         for side, cside, frac, src, coeffs in (
@@ -296,6 +307,8 @@ class PairWarper:
                 cols.append(normals)
             if has_lin:
                 cols.append(src.linear)
+            if has_alb:
+                cols.append(src.albedo)
             v = np.concatenate(cols, axis=-1)[valid]
             xs.append(x[valid])
             ys.append(y[valid])
@@ -360,16 +373,18 @@ class PairWarper:
         depth = np.where(surface, zacc / np.where(lw_fin > 0, lw_fin, 1.0), np.inf)
 
         nc = self.a.rgb.reshape(h, w, -1).shape[2]
-        sharp, swt = reverse.blend(sampled, self.beta)
+        per_side: list[tuple[np.ndarray, np.ndarray]] = []
+        sharp, swt = reverse.blend(sampled, self.beta, per_side)
         use = swt > 1e-6
         acc[use, :nc] = sharp[use, :nc]
-        if has_lin:
-            acc[use, -3:] = sharp[use, nc:]
+        extra = 3 * (has_lin + has_alb)
+        if extra:
+            acc[use, -extra:] = sharp[use, nc : nc + extra]
         rgb = acc[:, :nc].reshape(h, w, nc)
         flow = acc[:, nc : nc + 4].reshape(h, w, 4)
         flow[~surface.reshape(h, w)] = 0.0  # convention: zero flow on world background
         col = nc + 4
-        normals = linear = segmentation = None
+        normals = linear = albedo = segmentation = None
         fill: list[np.ndarray] = [rgb, flow, depth.reshape(h, w)]
         if has_nrm:
             nsum = np.stack(
@@ -384,6 +399,10 @@ class PairWarper:
         if has_lin:
             linear = acc[:, col : col + 3].reshape(h, w, 3)
             fill.append(linear)
+            col += 3
+        if has_alb:
+            albedo = acc[:, col : col + 3].reshape(h, w, 3)
+            fill.append(albedo)
         if has_seg:
             # Heaviest contribution per pixel (ties: the last one), without sorting.
             best = np.full(npx, -np.inf)
@@ -399,6 +418,14 @@ class PairWarper:
         hole2 = hole.reshape(h, w)
         depth2 = fill[2]
         _fill_holes(fill, hole2)
+        if self.appearance is not None:
+            (ca, wa), (cb, wb) = per_side
+            sides = (ca[:, :nc].reshape(h, w, nc), cb[:, :nc].reshape(h, w, nc))
+            both = ((wa > 0.5) & (wb > 0.5)).reshape(h, w)
+            wgt, (da, db) = fusion.appearance_weight(sides, both, self.a.rgb, self.b.rgb, self.appearance, s)
+            rgb = (1.0 - wgt[..., None]) * rgb + wgt[..., None] * ((1.0 - s) * da + s * db)
+            if linear is not None:
+                linear = fusion.fuse(linear, self.a.linear, self.b.linear, wgt, self.appearance, s)
         return WarpedFrame(
             rgb=rgb,
             depth=depth2,
@@ -407,4 +434,5 @@ class PairWarper:
             segmentation=segmentation,
             normals=normals,
             linear=linear,
+            albedo=albedo,
         )

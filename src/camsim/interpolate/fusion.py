@@ -1,0 +1,113 @@
+"""Colour where the exact flow does not explain how the picture changed: fuse with an appearance flow.
+
+The renderer's flow moves surfaces exactly, but some of what a picture shows does not move with the surface
+under it: a shadow moves with its caster, not with the floor; a line thinner than a pixel is not the surface
+its pixels' centre samples hit (their flow is the sample-averaged mix of the line's and the background's
+motion, so the line is dragged at the wrong speed); highlights and reflections move with the light and the
+viewer. There the two neighbours, each warped to the new time with the exact flow, disagree.
+
+So a second candidate is made from the pictures alone: OpenCV's DIS optical flow (medium preset) between the
+two neighbours' grey sRGB images, each neighbour backward-warped along it to the new time (bilinear) and the
+two blended by time distance in linear light. Each candidate's error per pixel is how much its two warped
+neighbours disagree (root-mean-square sRGB difference over a 5x5 window; for the exact candidate, the two
+neighbours as the exact warp sampled them, where both see the surface), and the appearance candidate gets
+the share of the exact one's disagreement it explains:
+
+    w_appearance = clip(1 - e_appearance^2 / e_exact^2, 0, 1)
+
+Where the exact flow explains the change (almost everywhere) the exact colour is kept as it is; where it
+does not, the appearance candidate takes over as far as it explains the change better. Only colours are fused (the frame and, when present, the linear image); depth, flow, ids, normals and
+albedo of a new frame stay those of the exact warp. Measured in `benchmarks/interpolate_peers.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WINDOW = 5
+"""Side (pixels) of the square window over which each candidate's disagreement is averaged."""
+FLOOR = 1e-3
+"""Disagreement (sRGB units) added to both candidates: below it neither is preferred (quantisation, noise)."""
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def _grey8(rgb: np.ndarray) -> np.ndarray:
+    """8-bit grey sRGB of a linear-light HxWxC image (the mean of its colour channels)."""
+    from camsim import srgb
+
+    c = rgb[..., : min(3, rgb.shape[2])].mean(-1)
+    return np.clip(np.round(srgb.oetf(np.clip(c, 0.0, 1.0)) * 255.0), 0, 255).astype(np.uint8)
+
+
+def appearance_flows(a_rgb: np.ndarray, b_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DIS optical flow (pixels, x right, y down) from a to b and from b to a, HxWx2 float32 each."""
+    cv2 = _cv2()
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ga, gb = _grey8(a_rgb), _grey8(b_rgb)
+    return dis.calc(ga, gb, None), dis.calc(gb, ga, None)
+
+
+def _warp(img: np.ndarray, flow: np.ndarray, s: float) -> np.ndarray:
+    """Backward-warp `img` by fraction s of `flow` taken at the target pixel (bilinear, edges replicated)."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    mx = (xx - np.float32(s) * flow[..., 0]).astype(np.float32)
+    my = (yy - np.float32(s) * flow[..., 1]).astype(np.float32)
+    out = cv2.remap(img.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(img.shape)
+
+
+def _disagreement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """RMS over the window of the mean absolute sRGB difference of two linear-light images."""
+    from scipy.ndimage import uniform_filter
+
+    from camsim import srgb
+
+    enc = lambda v: srgb.oetf(np.clip(v[..., : min(3, v.shape[2])], 0.0, 1.0))  # noqa: E731
+    d = np.abs(enc(x) - enc(y)).mean(-1).astype(np.float64)
+    return np.sqrt(np.maximum(uniform_filter(d * d, WINDOW, mode="nearest"), 0.0)) + FLOOR
+
+
+def appearance_weight(
+    exact_sides: tuple[np.ndarray, np.ndarray],
+    both: np.ndarray,
+    a_rgb: np.ndarray,
+    b_rgb: np.ndarray,
+    appearance: tuple[np.ndarray, np.ndarray],
+    s: float,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Per pixel at fraction s, the appearance candidate's weight (HxW), and the two warped neighbours it
+    blends. `exact_sides`: each neighbour's colour as the exact warp sampled it at s (HxWxC), `both`: where
+    both neighbours see the pixel's surface (elsewhere one side alone is right and they cannot agree);
+    `appearance`: the appearance flows (a->b, b->a), HxWx2.
+
+    The weight is the share of the exact candidate's disagreement that the appearance candidate explains,
+    1 - e_appearance^2 / e_exact^2, clipped to [0, 1]: 0 wherever the exact warp agrees as well."""
+    da = _warp(a_rgb, appearance[0], s)
+    db = _warp(b_rgb, appearance[1], 1.0 - s)
+    ea, eb = (np.nan_to_num(x) for x in exact_sides)
+    e_exact = _disagreement(np.where(both[..., None], ea, 0.0), np.where(both[..., None], eb, 0.0))
+    e_app = _disagreement(da, db)
+    return np.clip(1.0 - e_app**2 / e_exact**2, 0.0, 1.0), (da, db)
+
+
+def fuse(
+    colour: np.ndarray,
+    a_img: np.ndarray,
+    b_img: np.ndarray,
+    weight: np.ndarray,
+    appearance: tuple[np.ndarray, np.ndarray],
+    s: float,
+) -> np.ndarray:
+    """`colour` (the exact warp's, HxWxC) blended with the appearance candidate of images a_img/b_img."""
+    da = _warp(a_img, appearance[0], s)
+    db = _warp(b_img, appearance[1], 1.0 - s)
+    app = (1.0 - s) * da + s * db
+    w = weight[..., None]
+    return (1.0 - w) * colour + w * app
