@@ -354,6 +354,8 @@ def describe(input_dir: str | os.PathLike[str], factor: int, beta: float = 60.0)
         "depth; anti-aliased silhouette pixels move with the surface that covers them) then backward "
         "sampling of both neighbours (anti-aliased straight edges re-drawn through the pixel filter, "
         "cubic spline elsewhere), blended in linear light by time distance, coverage and visibility; "
+        "where the two neighbours so warped disagree more than along a DIS optical flow of the pictures "
+        "(moving shadows, lines thinner than a pixel), fused with that flow's warp in proportion; "
         "ground truth: depth-aware softmax forward splatting; world background moved by the camera rotation",
         "pixel_filter_sigma": edge_sigma,
         "beta": beta,
