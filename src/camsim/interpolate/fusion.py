@@ -26,6 +26,10 @@ import numpy as np
 
 WINDOW = 5
 """Side (pixels) of the square window over which each candidate's disagreement is averaged."""
+BOTH = 0.5
+"""A neighbour sees the pixel's surface where its blend weight (without the time weight) exceeds this."""
+POWER = 2.0
+"""w = 1 - (e_appearance / e_exact) ** POWER."""
 FLOOR = 1e-3
 """Disagreement (sRGB units) added to both candidates: below it neither is preferred (quantisation, noise)."""
 
@@ -94,7 +98,7 @@ def appearance_weight(
     ea, eb = (np.nan_to_num(x) for x in exact_sides)
     e_exact = _disagreement(np.where(both[..., None], ea, 0.0), np.where(both[..., None], eb, 0.0))
     e_app = _disagreement(da, db)
-    return np.clip(1.0 - e_app**2 / e_exact**2, 0.0, 1.0), (da, db)
+    return np.clip(1.0 - (e_app / e_exact) ** POWER, 0.0, 1.0), (da, db)
 
 
 def fuse(

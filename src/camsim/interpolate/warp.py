@@ -421,7 +421,7 @@ class PairWarper:
         if self.appearance is not None:
             (ca, wa), (cb, wb) = per_side
             sides = (ca[:, :nc].reshape(h, w, nc), cb[:, :nc].reshape(h, w, nc))
-            both = ((wa > 0.5) & (wb > 0.5)).reshape(h, w)
+            both = ((wa > fusion.BOTH) & (wb > fusion.BOTH)).reshape(h, w)
             wgt, (da, db) = fusion.appearance_weight(sides, both, self.a.rgb, self.b.rgb, self.appearance, s)
             rgb = (1.0 - wgt[..., None]) * rgb + wgt[..., None] * ((1.0 - s) * da + s * db)
             if linear is not None:
