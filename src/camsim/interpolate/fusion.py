@@ -68,14 +68,15 @@ def _warp(img: np.ndarray, flow: np.ndarray, s: float) -> np.ndarray:
 
 
 def _disagreement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """RMS over the window of the mean absolute sRGB difference of two linear-light images."""
-    from scipy.ndimage import uniform_filter
-
+    """RMS over the window of the mean absolute sRGB difference of two linear-light images (float32)."""
     from camsim import srgb
 
-    enc = lambda v: srgb.oetf(np.clip(v[..., : min(3, v.shape[2])], 0.0, 1.0))  # noqa: E731
-    d = np.abs(enc(x) - enc(y)).mean(-1).astype(np.float64)
-    return np.sqrt(np.maximum(uniform_filter(d * d, WINDOW, mode="nearest"), 0.0)) + FLOOR
+    cv2 = _cv2()
+    nc = min(3, x.shape[2])
+    enc = lambda v: srgb.oetf(np.clip(v[..., :nc].astype(np.float32), 0.0, 1.0))  # noqa: E731
+    d = np.abs(enc(x) - enc(y)).mean(-1, dtype=np.float32)
+    mean_sq = cv2.boxFilter(d * d, -1, (WINDOW, WINDOW), borderType=cv2.BORDER_REPLICATE)
+    return np.sqrt(np.maximum(mean_sq, 0.0)) + np.float32(FLOOR)
 
 
 def appearance_weight(
