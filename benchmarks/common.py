@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,16 +23,49 @@ def demo_scenes(folder: Path, count: int) -> list[Path]:
     )
 
 
+def bare_cmd(
+    out: Path,
+    specs: list[tuple[Path, int, int]],
+    width: int,
+    height: int,
+    samples: int,
+    threads: int,
+    executable: Path | None = None,
+    animation: bool = False,
+) -> list[str]:
+    """The bare loop's command line: with this Python's bpy, or with an installed Blender `executable`;
+    `animation`: Blender's own animation loop (what `blender -a` runs)."""
+    args = [*(["--animation"] if animation else []), str(out), str(width), str(height), str(samples), str(threads),
+            *(f"{p}:{a}:{b}" for p, a, b in specs)]  # fmt: skip
+    script = str(HERE / "bare_bpy_loop.py")
+    if executable is None:
+        return [sys.executable, script, *args]
+    return [str(executable), "-b", "--factory-startup", "--python-exit-code", "1", "-P", script, "--", *args]
+
+
 def bare_loop(
-    specs: list[tuple[Path, int, int]], width: int, height: int, samples: int, threads: int
+    specs: list[tuple[Path, int, int]],
+    width: int,
+    height: int,
+    samples: int,
+    threads: int,
+    executable: Path | None = None,
+    animation: bool = False,
 ) -> float:
-    """Wall time of the bare bpy loop in a fresh process, Blender start included."""
+    """Wall time of the bare loop in a fresh process, Blender start included."""
     with tempfile.TemporaryDirectory() as out:
-        args = [sys.executable, str(HERE / "bare_bpy_loop.py"), out, str(width), str(height), str(samples),
-                str(threads), *(f"{p}:{a}:{b}" for p, a, b in specs)]  # fmt: skip
+        args = bare_cmd(Path(out), specs, width, height, samples, threads, executable, animation)
         t0 = time.perf_counter()
         subprocess.run(args, check=True, capture_output=True)
         return time.perf_counter() - t0
+
+
+def installed_blender(given: str | None) -> Path | None:
+    """The installed Blender to measure besides bpy: `given` ("none": skip), else `blender` on PATH."""
+    if given == "none":
+        return None
+    found = given or shutil.which("blender")
+    return Path(found) if found else None
 
 
 def median_of(fn: Callable[[], float], repeats: int) -> tuple[float, list[float]]:
@@ -41,4 +74,7 @@ def median_of(fn: Callable[[], float], repeats: int) -> tuple[float, list[float]
 
 
 def cores() -> int:
-    return os.cpu_count() or 1
+    """The CPUs this process may use (affinity, cgroup quota, SLURM): what camsim sizes its threads by."""
+    from camsim.cpus import available_cpus
+
+    return available_cpus()

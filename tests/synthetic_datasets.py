@@ -41,7 +41,7 @@ SEQUENCES = {  # scene -> its sequences' (first, last)
 }
 FRACTIONS = (0.5, 0.25, 0.25)
 RENDER_HASH = "0123456789abcdef"
-SENSORS = ("spad", "rgb", "events", "imu")
+SENSORS = ("spad", "rgb", "events", "imu", "itof", "lidar")
 
 
 def seq_id(first: int, last: int) -> str:
@@ -67,7 +67,7 @@ def write_datasets(root: Path, frames: int = 4) -> Manifest:
         manifest.scenes[scene] = SceneRecord(str(blend), st.st_size, st.st_mtime_ns, None, 10, 17, [])
         for first, last in ranges:
             key = sequence_key(scene, seq_id(first, last))
-            seq = write_plane_sequence(renders / key, n=frames)
+            seq = write_plane_sequence(renders / key, n=frames, albedo=True)  # the active sensors need it
             meta = transforms.read(seq)
             meta["settings_hash"] = RENDER_HASH  # what a render records
             transforms.write(seq / "transforms.json", meta)

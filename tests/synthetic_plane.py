@@ -46,10 +46,13 @@ def texture(wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
     return np.stack([r, g, b], axis=-1).round().astype(np.uint8)
 
 
-def write_plane_sequence(root: Path, n: int = 5, w: int = 16, h: int = 12, binary: bool = False) -> Path:
-    """A camera translating above a textured plane: every ground truth known in closed form."""
+def write_plane_sequence(
+    root: Path, n: int = 5, w: int = 16, h: int = 12, binary: bool = False, albedo: bool = False
+) -> Path:
+    """A camera translating above a textured plane: every ground truth known in closed form (`albedo`: with an
+    albedo pass, the texture's code values / 255)."""
     root.mkdir(parents=True, exist_ok=True)
-    for sub in ("frames", "depths", "normals", "flows", "segmentations"):
+    for sub in ("frames", "depths", "normals", "flows", "segmentations", *(("albedo",) if albedo else ())):
         (root / sub).mkdir(exist_ok=True)
     cx, cy = w / 2.0, h / 2.0
     u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
@@ -74,6 +77,9 @@ def write_plane_sequence(root: Path, n: int = 5, w: int = 16, h: int = 12, binar
             {"R": fwd[..., 0], "G": fwd[..., 1], "B": bwd[..., 0], "A": bwd[..., 1]},
         )
         write_exr(root / f"segmentations/segmentation_{num:06d}.exr", {"Y": np.ones((h, w), np.uint32)})
+        if albedo:
+            alb = (texture(wx, wy) / 255.0).astype(np.float32)
+            write_exr(root / f"albedo/albedo_{num:06d}.exr", {k: alb[..., j] for j, k in enumerate("RGB")})
         m = np.eye(4)
         m[:3, 3] = c
         frames.append(
@@ -83,6 +89,7 @@ def write_plane_sequence(root: Path, n: int = 5, w: int = 16, h: int = 12, binar
                 "normal_file_path": f"normals/normal_{num:06d}.exr",
                 "flow_file_path": f"flows/flow_{num:06d}.exr",
                 "segmentation_file_path": f"segmentations/segmentation_{num:06d}.exr",
+                **({"albedo_file_path": f"albedo/albedo_{num:06d}.exr"} if albedo else {}),
                 "transform_matrix": m.tolist(),
                 "frame_number": num,
                 "time": i / 24.0,

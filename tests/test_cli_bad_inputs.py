@@ -25,6 +25,7 @@ import pytest
 
 from camsim import cli
 from camsim.blender.worker import BlenderWorker
+from camsim.emulate.sensors import SENSORS
 
 TESTS = Path(__file__).parent
 TINY = ["--render-config.width", "16", "--render-config.height", "12", "--render-config.max-samples", "1",
@@ -140,6 +141,8 @@ DATASET_READERS = {
     "emulate-rgb": ("emulate", "rgb", "{dataset}", "{out}"),
     "emulate-events": ("emulate", "events", "{dataset}", "{out}"),
     "emulate-imu": ("emulate", "imu", "{dataset}", "{out}"),
+    "emulate-itof": ("emulate", "itof", "{dataset}", "{out}", "--taps", "3"),  # the 3-frame fixture: 1 frame
+    "emulate-lidar": ("emulate", "lidar", "{dataset}", "{out}"),
     "img-to-npy": ("convert", "img-to-npy", "{dataset}", "{out}"),
     "npy-to-img": ("convert", "npy-to-img", "{dataset}", "{out}"),
     "export-nerfstudio": ("export", "nerfstudio", "{dataset}", "{out}"),
@@ -237,7 +240,7 @@ def test_the_table_covers_every_command() -> None:
     covered = {c.argv[0] for c in CASES.values() if c.argv and c.argv[0] in cli.COMMANDS}
     assert covered == set(cli.COMMANDS)  # a new command must get rows here
     emulate = {c.argv[1] for c in CASES.values() if c.argv[:1] == ("emulate",)}
-    assert emulate == {"spad", "rgb", "events", "imu"}
+    assert emulate == set(SENSORS)  # every emulator gets the bad-input rows
     assert {c.argv[1] for c in CASES.values() if c.argv[:1] == ("convert",)} == {"img-to-npy", "npy-to-img"}
 
 
@@ -275,7 +278,7 @@ def workspace(
         (ws / f"s-{name}").mkdir()
         (ws / f"s-{name}" / f"{name}.blend").write_bytes((ws / f"{name}.blend").read_bytes())
     seq = ws / "seq"
-    assert cli_run("render-animation", str(demo_scenes[0]), str(seq), "--frame-start", "1", "--frame-end", "3",
+    assert cli_run("render-animation", str(demo_scenes[0]), str(seq), "--frame-start", "1", "--frame-end", "3", "--render-config.albedo",
                    *TINY, "--render-config.log-dir", str(ws.parent / "logs")).code == 0  # fmt: skip
     (ws / "s-one").mkdir()  # a dataset of one scene whose only sequence is `seq`
     (ws / "s-one" / demo_scenes[0].name).write_bytes(demo_scenes[0].read_bytes())

@@ -32,7 +32,7 @@ def test_each_stage_and_split_reads_its_sequences_in_manifest_order(datasets, st
     items = list(ds)
     assert [it["sequence"] for it in items] == [k for k in keys for _ in range(len(ds) // len(keys))]
     assert all("pose" in it and "time" in it for it in items)
-    if stage != "events":  # events are in events.h5; the items carry the frames' poses and times
+    if stage not in ("events", "lidar"):  # events.h5, histograms.npy/points.npy: items carry poses and times
         assert all("frame" in it for it in items)
 
 
@@ -88,7 +88,10 @@ def test_imu_items_are_samples_of_the_euroc_files(datasets):  # noqa: F811
 @pytest.mark.parametrize(
     "kwargs, says",
     [
-        ({"stage": "lidar"}, "unknown stage 'lidar'; stages: render, interpolate, spad, rgb, events, imu"),
+        (
+            {"stage": "radar"},
+            "unknown stage 'radar'; stages: render, interpolate, spad, rgb, events, imu, itof, lidar",
+        ),
         ({"stage": "spad", "split": "holdout"}, "unknown split 'holdout'; splits: train, val, test"),
         ({"stage": "imu", "modalities": ("depth",)}, "no modalities"),
     ],

@@ -70,10 +70,11 @@ def documented(text: str) -> set[str]:
 @pytest.fixture(scope="module")
 def outputs(build_scene, render, tmp_path_factory) -> dict[str, Path]:
     blend = build_scene("format", kind="flow")
-    seq = render(blend, "format-seq", FAST.replace(linear=True, scene_flows=True), frame_start=1, frame_end=4)
+    seq = render(blend, "format-seq", FAST.replace(linear=True, scene_flows=True, albedo=True), frame_start=1,
+                 frame_end=4)  # fmt: skip
     root = tmp_path_factory.mktemp("format-outputs")
     run_ok("interpolate", seq, root / "interpolated", "--factor", "2", "--workers", "1")
-    for sensor in ("spad", "rgb", "events", "imu"):
+    for sensor in ("spad", "rgb", "events", "imu", "itof"):
         run_ok("emulate", sensor, seq, root / sensor)
     run_ok("convert", "img-to-npy", seq, root / "npy")
     run_ok("export", "nerfstudio", seq, root / "nerfstudio")
@@ -106,6 +107,8 @@ FILES = [  # (output, file, FORMAT.md heading)
     ("events", "transforms.json", "Emulated sequences"),
     ("events", "params.json", "Emulated sequences"),
     ("imu", "params.json", "Emulated sequences"),
+    ("itof", "transforms.json", "Emulated sequences"),
+    ("itof", "params.json", "Emulated sequences"),
     ("nerfstudio", "transforms.json", "nerfstudio export"),
 ]
 

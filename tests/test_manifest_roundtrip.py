@@ -122,7 +122,7 @@ def _valid() -> dict:
     [
         (lambda d: d.pop("stages"), "stages is missing"),
         (lambda d: d.update(keep_interpolated="yes"), "keep_interpolated has the wrong type"),
-        (lambda d: d.update(stages=["render", "lidar"]), "unknown stage 'lidar'"),
+        (lambda d: d.update(stages=["render", "radar"]), "unknown stage 'radar'"),
         (lambda d: d["scenes"]["a"].update(size="10"), "scenes['a'].size"),
         (lambda d: d["scenes"]["a"].update(cuts=[1.5]), "scenes['a'].cuts"),
         (lambda d: d["sequences"]["a/000001-000010-x1"].update(first=True), "first has the wrong type"),
@@ -177,8 +177,8 @@ def test_the_scene_cache_holds_while_size_mtime_and_camera_match(tmp_path):
 
 
 def test_stage_folders_are_named_in_one_place(tmp_path):
-    assert list(STAGES) == ["render", "interpolate", "spad", "rgb", "events", "imu"]
+    assert list(STAGES) == ["render", "interpolate", "spad", "rgb", "events", "imu", "itof", "lidar"]
     assert stage_folder(tmp_path, "render", "a/000001-000010-x1") == tmp_path / "renders/a/000001-000010-x1"
     assert stage_folder(tmp_path, "interpolate") == tmp_path / "interpolated"
-    with pytest.raises(DatasetError, match="unknown stage 'lidar'; stages: render, interpolate"):
-        stage_folder(tmp_path, "lidar")
+    with pytest.raises(DatasetError, match="unknown stage 'radar'; stages: render, interpolate"):
+        stage_folder(tmp_path, "radar")

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create-datasets": ("camsim.commands.create_datasets:CreateDatasets",
                         "Sample sequences from many scenes and render them with warm workers."),
     "interpolate": ("camsim.commands.interpolate:Interpolate", "Raise the frame rate using exact flow and depth."),
-    "emulate": ("camsim.commands.emulate:Emulate", "Emulate a sensor: spad, rgb, events or imu."),
+    "emulate": ("camsim.commands.emulate:Emulate", "Emulate a sensor: spad, rgb, events, imu, itof or lidar."),
     "preview": ("camsim.commands.preview:Preview", "Colorized ground-truth videos and a grid video."),
     "validate": ("camsim.commands.validate:Validate", "Check a dataset (and repair it with --purge)."),
     "info": ("camsim.commands.info:Info", "Summarise a dataset."),

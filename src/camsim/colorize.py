@@ -14,15 +14,19 @@ _TURBO_B = (0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 2
 
 
 def turbo(x: np.ndarray) -> np.ndarray:
-    """Google's Turbo colormap (polynomial fit by Ruofei Du) of values in [0, 1]."""
-    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
-    out = np.empty((*x.shape, 3))
+    """Google's Turbo colormap (polynomial fit by Ruofei Du) of values in [0, 1] (float32: a picture for people)."""
+    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
+    out = np.empty((*x.shape, 3), np.float32)
+    acc = np.empty_like(x)
     for c, coeffs in enumerate((_TURBO_R, _TURBO_G, _TURBO_B)):
-        acc = np.zeros_like(x)
-        for k in reversed(coeffs):
-            acc = acc * x + k
-        out[..., c] = acc
-    return (np.clip(out, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        acc.fill(coeffs[-1])
+        for k in reversed(coeffs[:-1]):
+            acc *= x
+            acc += np.float32(k)
+        np.clip(acc, 0.0, 1.0, out=acc)
+        np.multiply(acc, 255, out=out[..., c])
+    out += 0.5
+    return out.astype(np.uint8)
 
 
 def robust_limits(values: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
@@ -99,24 +103,36 @@ def _make_colorwheel() -> np.ndarray:
 
 
 _WHEEL = _make_colorwheel()
+_WHEEL32 = (_WHEEL / 255.0).astype(np.float32)
 
 
 def flow(f: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """Middlebury colour coding of an HxWx2 flow (hue = direction, saturation = magnitude)."""
-    f = np.nan_to_num(np.asarray(f, dtype=np.float64)[..., :2])
-    u, v = f[..., 0], f[..., 1]
+    """Middlebury colour coding of an HxWx2 flow (hue = direction, saturation = magnitude; float32: a picture
+    for people)."""
+    f = np.asarray(f)
+    u = np.nan_to_num(f[..., 0].astype(np.float32))
+    v = np.nan_to_num(f[..., 1].astype(np.float32))
     mag = np.hypot(u, v)
     scale = max_magnitude if max_magnitude else max(float(mag.max()), 1e-9)
-    u, v, mag = u / scale, v / scale, np.minimum(mag / scale, 1.0)
     n = len(_WHEEL)
-    angle = np.arctan2(-v, -u) / np.pi
-    fk = (angle + 1) / 2 * (n - 1)
-    k0 = np.floor(fk).astype(int) % n
-    k1 = (k0 + 1) % n
-    w = (fk - np.floor(fk))[..., None]
-    col = ((1 - w) * _WHEEL[k0] + w * _WHEEL[k1]) / 255.0
-    col = 1 - mag[..., None] * (1 - col)
-    return (np.clip(col, 0, 1) * 255 + 0.5).astype(np.uint8)
+    np.negative(u, out=u)
+    np.negative(v, out=v)
+    fk = np.arctan2(v, u, out=v)  # in [-pi, pi]
+    fk *= np.float32((n - 1) / (2 * np.pi))
+    fk += np.float32((n - 1) / 2)  # in [0, n - 1]
+    k0 = fk.astype(np.intp)  # floor: fk >= 0
+    w = fk - k0
+    k0 %= n
+    col = _WHEEL32[k0]
+    col += w[..., None] * (_WHEEL32[(k0 + 1) % n] - col)
+    np.minimum(np.divide(mag, np.float32(scale), out=mag), 1.0, out=mag)
+    col -= 1.0
+    col *= mag[..., None]
+    col += 1.0
+    np.clip(col, 0.0, 1.0, out=col)
+    col *= 255
+    col += 0.5
+    return col.astype(np.uint8)
 
 
 def normals(n: np.ndarray) -> np.ndarray:
@@ -129,7 +145,13 @@ def normals(n: np.ndarray) -> np.ndarray:
 
 def segmentation(ids: np.ndarray) -> np.ndarray:
     """Distinct, deterministic colours per integer id (golden-ratio hues); id 0 is black."""
-    ids = np.asarray(ids).astype(np.int64)
+    ids = np.asarray(ids)
+    if ids.size and ids.dtype.kind in "ui" and ids.min() >= 0 and ids.max() < 1 << 20:
+        return _id_colours(np.arange(int(ids.max()) + 1))[ids]  # each id's colour once, then looked up
+    return _id_colours(ids.astype(np.int64))
+
+
+def _id_colours(ids: np.ndarray) -> np.ndarray:
     hue = (ids * 0.6180339887498949) % 1.0
     sat = 0.55 + 0.45 * ((ids * 7) % 3) / 2
     val = 0.75 + 0.25 * ((ids * 5) % 2)

@@ -32,8 +32,19 @@ class RenderSettings:
     """Bits per channel of the RGB frames (PNG only)."""
     file_format: Literal["PNG", "JPEG"] = "PNG"
     """Image format of the RGB frames."""
-    exr_codec: Literal["none", "rle", "zips", "zip", "piz"] = "zip"
-    """Lossless compression of the ground-truth EXR files."""
+    exr_codec: Literal["auto", "none", "rle", "zips", "zip", "piz", "htj2k", "zstd"] = "auto"
+    """Lossless compression of the ground-truth EXR files. `auto`: per kind, the codec that writes the fewest
+    bytes among those every OpenEXR reader decodes (ZIP; PIZ for float32 flow and linear RGB: BENCHMARKS.md,
+    "Ground-truth bytes"). `htj2k` (lossless HTJ2K) and `zstd` write less float32 flow than PIZ but need OpenEXR
+    3.4 / 3.5 to read (Blender 4.x cannot), and are refused where this Python's OpenEXR lacks them."""
+    flow_grid: int = 2048
+    """Store flow rounded to multiples of 1/N pixel (N a power of two up to 2^20), still float32: at most
+    1/(2N) px from the computed flow. 2048: 1/4096 px at most, below the RMS of Cycles' own per-pixel flow noise
+    (BENCHMARKS.md), in a quarter of the bytes. 0: float32 exactly as computed. transforms.json `encodings`
+    states the bound."""
+    normal_precision: Literal["float32", "half"] = "float32"
+    """Store normals as float32 exactly as computed, or as half floats (each component within 2^-12 of it,
+    unit length within 4.3e-4; under half the bytes). camsim's readers return float32 either way."""
     depths: bool = True
     """Write planar z-depth maps (depths/depth_NNNNNN.exr)."""
     normals: bool = True
@@ -259,6 +270,14 @@ class RenderConfig(ExecutionConfig, RenderSettings):
             )
         if self.file_format == "JPEG" and self.bit_depth != 8:
             raise bad("bit_depth", "must be 8 for JPEG frames")
+        from camsim.encoding import codec_problem, flow_grid_problem  # imported here: this module stays light
+
+        why = codec_problem(self.exr_codec)
+        if why:
+            raise bad("exr_codec", why)
+        why = flow_grid_problem(self.flow_grid)
+        if why:
+            raise bad("flow_grid", why)
         if self.executable is not None and not (
             self.executable.is_file() and os.access(self.executable, os.X_OK)
         ):

@@ -127,7 +127,10 @@ def clean_temporaries(folder: str | os.PathLike[str]) -> int:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _EXR_MAGIC = b"\x76\x2f\x31\x01"
-_EXR_LINES_PER_CHUNK = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}
+_EXR_LINES_PER_CHUNK = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256, 10: 256, 11: 32, 12: 256,
+                        13: 1}  # fmt: skip
+"""Scanlines per chunk by compression id: OpenEXR's (HTJ2K256 10, HTJ2K32 11, LJ2K 12, ZSTD 13 as OpenEXR 3.5
+writes them)."""
 
 
 def looks_whole(path: str | os.PathLike[str]) -> bool:
@@ -279,41 +282,60 @@ def _exr():
     return OpenEXR
 
 
+EXR_CODECS: dict[str, str] = {
+    "none": "NO_COMPRESSION",
+    "rle": "RLE_COMPRESSION",
+    "zips": "ZIPS_COMPRESSION",
+    "zip": "ZIP_COMPRESSION",
+    "piz": "PIZ_COMPRESSION",
+    "htj2k": "HTJ2K256_COMPRESSION",
+    "zstd": "ZSTD_COMPRESSION",
+}
+"""OpenEXR's lossless codecs by name (bit-exact for float32, half and uint32): the compression constant of each.
+HTJ2K needs OpenEXR 3.4 and ZSTD 3.5 to write and to read (camsim.encoding)."""
+
+
 def write_exr(path: str | os.PathLike[str], channels: Mapping[str, np.ndarray], codec: str = "zip") -> None:
     """Write named 2-D channels (float32, float16 or uint32) as a single-part scanline EXR, atomically."""
     OpenEXR = _exr()
-    compression = {
-        "none": OpenEXR.NO_COMPRESSION,
-        "rle": OpenEXR.RLE_COMPRESSION,
-        "zips": OpenEXR.ZIPS_COMPRESSION,
-        "zip": OpenEXR.ZIP_COMPRESSION,
-        "piz": OpenEXR.PIZ_COMPRESSION,
-    }[codec]
-    header = {"compression": compression, "type": OpenEXR.scanlineimage}
+    name = EXR_CODECS.get(codec)
+    if name is None or not hasattr(OpenEXR, name):
+        raise OutputWriteError(f"cannot write {path}: this OpenEXR has no {codec!r} codec")
+    header = {"compression": getattr(OpenEXR, name), "type": OpenEXR.scanlineimage}
     chans = {name: np.ascontiguousarray(arr) for name, arr in channels.items()}
     with atomic_path(path) as tmp, OpenEXR.File(header, chans) as f:
         f.write(str(tmp))
 
 
+def _widened(arr: np.ndarray) -> np.ndarray:
+    """Half channels as float32 (every value exactly): what camsim's readers return for them."""
+    return arr.astype(np.float32) if arr.dtype == np.float16 else arr
+
+
 def read_exr_parts(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read every channel of every part of an EXR into {full channel name: 2-D array}."""
+    """Read every channel of every part of an EXR into {full channel name: 2-D array}; half channels come back
+    as float32.
+
+    The arrays are the decoder's own (each owns its memory), not copies."""
     OpenEXR = _exr()
     try:
         with OpenEXR.File(str(path), separate_channels=True) as f:
             out: dict[str, np.ndarray] = {}
             for part in f.parts:
                 for name, ch in part.channels.items():
-                    out[name] = np.array(ch.pixels)
+                    px = ch.pixels
+                    out[name] = px if px is None else _widened(px)
     except Exception as exc:  # OpenEXR raises plain RuntimeError/OSError on corrupt files
         raise DatasetError(f"cannot read EXR {path}: {exc}") from exc
     # A chunk that cannot be read leaves the binding with no pixels rather than an error.
-    if not out or any(a.ndim != 2 or a.size == 0 for a in out.values()):
+    if not out or any(a is None or a.ndim != 2 or a.size == 0 for a in out.values()):
         raise DatasetError(f"cannot read EXR {path}: damaged pixel data")
     return out
 
 
 def read_exr(path: str | os.PathLike[str], names: tuple[str, ...] | None = None) -> np.ndarray:
-    """Read an EXR as an HxW (one channel) or HxWxC array, channels in `names` order if given.
+    """Read an EXR as an HxW (one channel) or HxWxC array, channels in `names` order if given; half channels
+    come back as float32 (camsim stores normals as half floats: camsim.encoding).
 
     With `names`, only those channels are copied out of the decoder's buffers, once (stacked while the file
     is open): the loader's path for every EXR, so it costs what a bare OpenEXR read costs."""
@@ -331,7 +353,7 @@ def read_exr(path: str | os.PathLike[str], names: tuple[str, ...] | None = None)
             pixels = [found[n].pixels for n in names]
             if any(p is None or p.ndim != 2 or p.size == 0 for p in pixels):
                 raise DatasetError(f"cannot read EXR {path}: damaged pixel data")
-            return np.array(pixels[0]) if len(names) == 1 else np.stack(pixels, axis=-1)
+            return _widened(np.array(pixels[0]) if len(names) == 1 else np.stack(pixels, axis=-1))
     except DatasetError:
         raise
     except Exception as exc:  # OpenEXR raises plain RuntimeError/OSError on corrupt files
@@ -346,7 +368,10 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     import cv2
 
     arr = np.asarray(rgb)
-    if arr.ndim == 3 and arr.shape[2] >= 3:
+    if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype in (np.uint8, np.uint16):
+        swap = cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA  # ~50x faster than indexing
+        arr = cv2.cvtColor(np.ascontiguousarray(arr), swap)
+    elif arr.ndim == 3 and arr.shape[2] >= 3:
         arr = arr[..., [2, 1, 0, *range(3, arr.shape[2])]]
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr)):

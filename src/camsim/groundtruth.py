@@ -53,12 +53,13 @@ def normals_to_camera(n_world: np.ndarray, c2w: np.ndarray) -> np.ndarray:
     Cycles' Normal pass is in world space and averaged over the pixel's samples; rotate it by the
     inverse camera rotation and renormalise. Pixels with no surface stay 0.
     """
-    r = np.asarray(c2w, dtype=np.float64)[:3, :3]
-    n = np.asarray(n_world, dtype=np.float64) @ r  # == (R^T n) for row vectors
-    length = np.linalg.norm(n, axis=-1, keepdims=True)
+    r = np.asarray(c2w, dtype=np.float32)[:3, :3]
+    n = np.asarray(n_world, dtype=np.float32) @ r  # == (R^T n) for row vectors; float32 as the pass is
+    length = np.sqrt(np.einsum("...i,...i->...", n, n))[..., None]
     valid = length > 1e-6
-    out = np.where(valid, n / np.where(valid, length, 1.0), 0.0)
-    return out.astype(np.float32)
+    np.divide(n, length, out=n, where=valid)
+    n[~valid[..., 0]] = 0.0  # no surface
+    return n
 
 
 def flow_from_vector(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,9 +69,29 @@ def flow_from_vector(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     previous frame in XY and the negated motion to the next frame in ZW.
     """
     v = np.asarray(vector, dtype=np.float32)
-    forward = np.stack([-v[..., 2], v[..., 3]], axis=-1)
-    backward = np.stack([v[..., 0], -v[..., 1]], axis=-1)
-    return forward, backward
+    flow = flow_from_channels(v[..., 0], v[..., 1], v[..., 2], v[..., 3])
+    return flow[..., :2], flow[..., 2:]
+
+
+def flow_from_channels(
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    w: np.ndarray,
+    forward_shift: np.ndarray | None = None,
+    backward_shift: np.ndarray | None = None,
+) -> np.ndarray:
+    """(H,W,4) float32 forward (dx, dy) and backward (dx, dy) flow from the Vector pass's X, Y, Z, W channels
+    (`flow_from_vector`), plus a constant (2,) shift of each (`principal_point_shift`), in one output array."""
+    out = np.empty((*np.shape(x), 4), np.float32)
+    zero = np.zeros(2, np.float32)
+    fx, fy = zero if forward_shift is None else np.asarray(forward_shift, np.float32)
+    bx, by = zero if backward_shift is None else np.asarray(backward_shift, np.float32)
+    np.subtract(fx, z, out=out[..., 0])
+    np.add(w, fy, out=out[..., 1])
+    np.add(x, bx, out=out[..., 2])
+    np.subtract(by, y, out=out[..., 3])
+    return out
 
 
 def principal_point_shift(cam: Mapping[str, Any], other: Mapping[str, Any]) -> np.ndarray:
@@ -94,11 +115,17 @@ def background_flow(cam: Mapping[str, Any], other: Mapping[str, Any]) -> np.ndar
     Blender gives the world background no motion vectors; the exact flow there is the homography
     K' R'^T R K^-1 applied to each pixel centre.
     """
-    w, h = int(cam["w"]), int(cam["h"])
+    u, v = np.meshgrid(np.arange(int(cam["w"])) + 0.5, np.arange(int(cam["h"])) + 0.5)
+    return background_flow_at(cam, other, u, v)
+
+
+def background_flow_at(
+    cam: Mapping[str, Any], other: Mapping[str, Any], u: np.ndarray, v: np.ndarray
+) -> np.ndarray:
+    """`background_flow` at the pixel centres (u, v) only (any shape S): (*S, 2) float32."""
     k0, k1 = _k(cam), _k(other)
     r0 = np.asarray(cam["transform_matrix"], dtype=np.float64)[:3, :3]
     r1 = np.asarray(other["transform_matrix"], dtype=np.float64)[:3, :3]
-    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     # pixel -> camera ray (OpenGL axes: y up, looking down -z)
     rays = np.stack([(u - k0[0, 2]) / k0[0, 0], -(v - k0[1, 2]) / k0[1, 1], -np.ones_like(u)], axis=-1)
     rays1 = rays @ (r1.T @ r0).T
@@ -127,7 +154,8 @@ def disparity_from_depth(depth: np.ndarray, fl_x: float, baseline_m: float) -> n
 
 def segmentation_from_index(index: np.ndarray) -> np.ndarray:
     """(H,W) uint32 object ids, 0 = background (Cycles' Object Index pass, first sample per pixel)."""
-    return np.rint(np.asarray(index, dtype=np.float64)).clip(0, 2**32 - 1).astype(np.uint32)
+    ids = np.rint(np.asarray(index, dtype=np.float32))  # exact: Cycles' ids are float32 integers
+    return ids.clip(0, 2**32 - 256, out=ids).astype(np.uint32)  # the largest float32 below 2^32
 
 
 # ------------------------------------------------------------------------------------------ writer
@@ -187,15 +215,17 @@ def _normal(
 def _flow(
     chans: Mapping[str, np.ndarray], layer: str, cams: FrameCameras, depth: np.ndarray | None
 ) -> np.ndarray:
-    fwd, bwd = flow_from_vector(_channel(chans, layer, FLOW))
-    fwd += principal_point_shift(cams.current, cams.next)
-    bwd += principal_point_shift(cams.current, cams.previous)
+    x, y, z, w = (chans[f"{layer}.{FLOW.blender_pass}.{c}"] for c in FLOW.blender_channels)
+    to_next = principal_point_shift(cams.current, cams.next)
+    to_previous = principal_point_shift(cams.current, cams.previous)
+    out = flow_from_channels(x, y, z, w, to_next, to_previous)  # R, G = forward; B, A = backward
     if depth is not None:
-        sky = ~np.isfinite(depth)
-        if sky.any():
-            fwd[sky] = background_flow(cams.current, cams.next)[sky]
-            bwd[sky] = background_flow(cams.current, cams.previous)[sky]
-    return np.concatenate([fwd, bwd], axis=-1)  # R, G = forward; B, A = backward
+        rows, cols = np.nonzero(~np.isfinite(depth))  # the sky: its exact flow, at those pixels only
+        if rows.size:
+            u, v = cols + 0.5, rows + 0.5
+            out[rows, cols, :2] = background_flow_at(cams.current, cams.next, u, v)
+            out[rows, cols, 2:] = background_flow_at(cams.current, cams.previous, u, v)
+    return out
 
 
 def _segmentation(

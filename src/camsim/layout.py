@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from camsim import amodal
+from camsim.encoding import Encoding, encodings_of, lossless
 from camsim.errors import DatasetError, OutputWriteError
 from camsim.fileio import (
     checksum,
@@ -54,7 +55,8 @@ class SequenceLayout:
     frame_ext: str = ".png"
     debug: bool = True
     """Colorized debug PNGs of the kinds that have one (Pass.debug_png)."""
-    exr_codec: str = "zip"
+    encodings: Mapping[str, Encoding] = field(default_factory=dict)
+    """Each kind's codec and precision (camsim.encoding), by kind name; a kind without one: lossless ZIP."""
     amodal: bool = False
     """Per-frame amodal masks (camsim.amodal), written by the annotations."""
 
@@ -62,14 +64,19 @@ class SequenceLayout:
     def of(cls, root: Path, settings: RenderSettings, stereo: bool = False) -> SequenceLayout:
         """The layout a render with `settings` writes into `root`; `stereo`: `root` is the left camera's folder
         of a rectified stereo pair (the kinds written only there, Pass.stereo_only, are written too)."""
+        kinds = tuple(BY_FLAG[k] for k in settings.ground_truth if stereo or not BY_FLAG[k].stereo_only)
         return cls(
             root=root,
-            kinds=tuple(BY_FLAG[k] for k in settings.ground_truth if stereo or not BY_FLAG[k].stereo_only),
+            kinds=kinds,
             frame_ext=frame_ext_of(settings),
             debug=settings.debug,
-            exr_codec=settings.exr_codec,
+            encodings=encodings_of(kinds, settings),
             amodal=bool(getattr(settings, "amodal_masks", False)),
         )
+
+    def encoding(self, kind: Pass) -> Encoding:
+        """How `kind`'s files are stored."""
+        return self.encodings.get(kind.name) or lossless(kind)
 
     @property
     def debug_kinds(self) -> tuple[Pass, ...]:
@@ -130,11 +137,10 @@ class SequenceLayout:
     # ---------------------------------------------------------------------------------------- writing
 
     def write_ground_truth(self, frame: int, arrays: dict[Pass, np.ndarray]) -> None:
-        """Write each kind's array as its EXR (named channels), then the debug PNGs."""
+        """Write each kind's array as its EXR (named channels, in its encoding), then the debug PNGs."""
         for kind, arr in arrays.items():
-            names = kind.channels or ()
-            channels = {names[0]: arr} if len(names) == 1 else {c: arr[..., i] for i, c in enumerate(names)}
-            write_exr(self.root / self.relpath(kind, frame), channels, self.exr_codec)
+            enc = self.encoding(kind)
+            write_exr(self.root / self.relpath(kind, frame), enc.channels(kind, arr), enc.codec)
         if self.debug:
             for kind, arr in arrays.items():
                 if kind.debug_png and kind.colorize is not None:

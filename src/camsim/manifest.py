@@ -25,6 +25,8 @@ STAGES: dict[str, str] = {
     "rgb": "rgb",
     "events": "events",
     "imu": "imu",
+    "itof": "itof",
+    "lidar": "lidar",
 }
 """Stage name -> its folder below DATASETS, in pipeline order (the one place these names live)."""
 

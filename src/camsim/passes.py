@@ -498,6 +498,12 @@ class SequenceFile:
 
 OBJECTS = SequenceFile("objects_file_path", "objects.json", "rigid objects' matrices per frame (render)")
 EVENTS = SequenceFile("events_file_path", "events.h5", "events (t_us, x, y, p) of `camsim emulate events`")
-SEQUENCE_FILES: tuple[SequenceFile, ...] = (OBJECTS, EVENTS)
+LIDAR_HISTOGRAMS = SequenceFile(
+    "histograms_file_path", "histograms.npy", "photon-count histograms (frames, H, W, B) of `emulate lidar`"
+)
+LIDAR_POINTS = SequenceFile(
+    "points_file_path", "points.npy", "organised point clouds (frames, H, W) of `camsim emulate lidar`"
+)
+SEQUENCE_FILES: tuple[SequenceFile, ...] = (OBJECTS, EVENTS, LIDAR_HISTOGRAMS, LIDAR_POINTS)
 """Per-sequence files: a lossless conversion copies them; a derived sequence with other frames
 (interpolation) drops them, since they describe the source's frames."""

@@ -31,6 +31,7 @@ from camsim.blender.protocol import SceneSettings
 from camsim.blender.worker import BlenderWorker
 from camsim.config import GPU_BACKENDS, RenderSettings
 from camsim.cpus import available_cpus
+from camsim.encoding import encodings_record
 from camsim.passes import blender_passes
 
 if TYPE_CHECKING:  # jobs.py sits above this module (it runs render_sequence); only the type comes from there
@@ -341,6 +342,7 @@ def build_transforms(
         "adjustments": list(info.get("adjustments", [])),
         "render": config.to_json(),
         "conventions": transforms.conventions_for(lens_settings(config)),
+        **({"encodings": encodings_record(layout.encodings)} if layout.encodings else {}),
         "settings_hash": settings_hash(config.to_json()),
         "segmentation_ids": dict(_by_id(info["segmentation_ids"])),
         "segmentation_objects": {

@@ -33,7 +33,7 @@ RIG_FILE = "rig.json"
 """Written last in a rig's folder (--render-config.cameras, camsim.rig): every camera's sequence is complete."""
 
 OUTPUT_FILES = ("transforms.json", RIG_FILE, "params.json", "info.json", "objects.json", RECORD_FILE, "frames.npy",
-                "events.h5", "events.txt", "events.npz")  # fmt: skip
+                "events.h5", "events.txt", "events.npz", "histograms.npy", "points.npy")  # fmt: skip
 OUTPUT_FOLDERS = (*(p.folder for p in PASSES), "debug", "previews", "imu0", "state_groundtruth_estimate0")
 """Everything a camsim sequence folder (rendered, interpolated or emulated) can hold: what --overwrite removes
 (transforms.json first), so no file of an earlier render or derivation survives next to the new one."""

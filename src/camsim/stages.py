@@ -30,9 +30,9 @@ from camsim.resume import Reuse
 
 log = logging.getLogger(__name__)
 
-SENSORS = ("spad", "rgb", "events", "imu")
+SENSORS = ("spad", "rgb", "events", "imu", "itof", "lidar")
 """The emulator stages, in the order they run for a sequence."""
-SensorName = Literal["spad", "rgb", "events", "imu"]
+SensorName = Literal["spad", "rgb", "events", "imu", "itof", "lidar"]
 
 StageStatus = Literal["done", "skipped", "failed"]
 

@@ -132,9 +132,10 @@ def conventions_for(lens: Lens) -> dict[str, str]:
     return dict(CONVENTIONS) if family is None else {**CONVENTIONS, **LENS_CONVENTIONS[family]}
 
 
-FILE_KEYS = ("checksums",)
-"""Top-level keys that describe the bytes of exactly these files (`checksums`: relative path -> `crc32:...`):
-every writer that writes other files (a conversion, an interpolation) drops them."""
+FILE_KEYS = ("checksums", "encodings")
+"""Top-level keys that describe the bytes of exactly these files (`checksums`: relative path -> `crc32:...`;
+`encodings`: each kind's codec, precision and error bound, camsim.encoding): every writer that writes other files
+(a conversion, an interpolation) drops them."""
 
 SIDECAR_KEYS = tuple(f.key for f in passes.SEQUENCE_FILES)
 """Top-level keys naming per-sequence files that describe the source frames (objects.json, events.h5): a

@@ -225,12 +225,31 @@ def _check_npy_files(
                 rep.problems.append(Problem(seq.file_for(m.name, i), "corrupted", f"frame {i}: {exc}"))
                 readable.remove(m)
                 continue
-            why = check_array(m, arr, hw)
+            why = (
+                _itof_taps_check(meta, arr, hw)
+                if (m is FRAME and "itof" in meta)
+                else check_array(m, arr, hw)
+            )
             if why:
                 rep.problems.append(Problem(seq.file_for(m.name, i), "corrupted", f"frame {i}: {why}"))
                 readable.remove(m)
         if progress:
             progress(1)
+
+
+def _itof_taps_check(meta: dict[str, Any], arr: np.ndarray, hw: tuple[int, int] | None) -> str | None:
+    """An iToF frame: HxWxT uint16 taps, T = transforms.json `itof.tap_frequencies_mhz` (every tap of every
+    frequency), not an image of 1 to 4 channels."""
+    taps = len(meta["itof"].get("tap_frequencies_mhz") or [])
+    if hw is not None and tuple(arr.shape[:2]) != hw:
+        return (
+            f"iToF taps are {arr.shape[1] if arr.ndim > 1 else '?'}x{arr.shape[0]}, expected {hw[1]}x{hw[0]}"
+        )
+    if arr.ndim != 3 or arr.shape[2] != taps:
+        return f"iToF taps have shape {arr.shape}, expected HxWx{taps}"
+    if arr.dtype != np.uint16:
+        return f"iToF taps have dtype {arr.dtype}, expected uint16"
+    return None
 
 
 def _check_events(rep: SequenceReport, path: Path, meta: dict[str, Any]) -> None:

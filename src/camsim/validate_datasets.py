@@ -45,7 +45,7 @@ from camsim.validate import (
 )
 from camsim.validate_rig import check_rig
 
-EMULATED = ("spad", "rgb", "events", "imu")
+EMULATED = ("spad", "rgb", "events", "imu", "itof", "lidar")
 IMU_COLUMNS = {"imu0/data.csv": 6, "imu0/data_noiseless.csv": 6, "state_groundtruth_estimate0/data.csv": 16}
 """Values per row (after the timestamp) of the IMU's CSV files."""
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Literal
 from camsim.config import RenderConfig
 from camsim.emulate.events import EventsConfig
 from camsim.emulate.imu import ImuConfig
+from camsim.emulate.itof import ItofConfig
+from camsim.emulate.lidar_config import LidarConfig
 from camsim.emulate.rgb import RgbConfig
 from camsim.emulate.spad import SpadConfig
 
@@ -49,7 +51,7 @@ class CreateDatasets:
     keep_interpolated: bool = True
     """Write the interpolated sequences. --no-keep-interpolated computes the interpolated frames inside each
     emulator instead (nothing written: the N-times frames are most of a dataset's bytes)."""
-    emulate: tuple[Literal["spad", "rgb", "events", "imu"], ...] = ()
+    emulate: tuple[Literal["spad", "rgb", "events", "imu", "itof", "lidar"], ...] = ()
     """Sensors to emulate for every sequence (as `camsim emulate SENSOR`), each into SENSOR/SCENE/SEQUENCE-ID/
     (a rig's: each camera into SENSOR/SCENE/SEQUENCE-ID/CAMERA/), configured by its own --SENSOR.* flags. Each
     sequence (and camera) gets its own noise: the sensor's seed is derived from --SENSOR.seed and the
@@ -62,6 +64,12 @@ class CreateDatasets:
     """Event camera (--emulate events): the options of `camsim emulate events`."""
     imu: ImuConfig = field(default_factory=ImuConfig)
     """IMU (--emulate imu): the options of `camsim emulate imu`."""
+    itof: ItofConfig = field(default_factory=ItofConfig)
+    """Indirect time-of-flight camera (--emulate itof; needs --render-config.albedo): the options of `camsim
+    emulate itof`."""
+    lidar: LidarConfig = field(default_factory=LidarConfig)
+    """Single-photon LiDAR (--emulate lidar; needs --render-config.albedo): the options of `camsim emulate
+    lidar`."""
     splits: tuple[float, ...] = ()
     """Fractions of scenes for the train, val (and test) splits, e.g. --splits 0.8 0.1 0.1. Whole scenes go to
     one split, decided from the scene names and --seed; scenes added later never move the others (the

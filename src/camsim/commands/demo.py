@@ -62,6 +62,7 @@ class Demo:
             max_samples=self.samples,
             device_type="cpu",
             linear=True,
+            albedo=True,
             jobs=self.jobs,
             log_dir=logs,
         )
@@ -74,6 +75,8 @@ class Demo:
             interpolate_factor=INTERP_FACTOR,
             emulate=SENSORS,
             splits=(0.5, 0.5),
+            lidar=demo_lidar(),
+            itof=demo_itof(),
             allow_skips=True,
         ).run()
         if code:
@@ -84,7 +87,7 @@ class Demo:
         print(f"  manifest:      {datasets / 'dataset.json'} (camsim info {datasets})")
         print(f"  renders:       {datasets / 'renders'}/SCENE/SEQUENCE/ (frames, depths, normals, flows,")
         print(
-            "                 segmentations, linear, debug/ colorized ground truth, transforms.json, info.json)"
+            "                 segmentations, linear, albedo, debug/ colorized ground truth, transforms.json, info.json)"
         )
         print(f"  interpolated:  {datasets / 'interpolated'}/SCENE/SEQUENCE/ (x{INTERP_FACTOR} frame rate)")
         for sensor in SENSORS:
@@ -99,7 +102,25 @@ INTERP_FACTOR = 16
 """x16 of the demo's 50 fps: fine enough in time for the event camera's 0.2 log-intensity threshold."""
 
 
-SENSORS = ("spad", "rgb", "events", "imu")
+SENSORS = ("spad", "rgb", "events", "imu", "itof", "lidar")
+
+
+def demo_lidar():
+    """The demo's LiDAR: a row-scanning 50 Hz sensor with 16 equi-depth bins and 100 cycles a point (small
+    files: the default keeps every TDC bin of every interpolated frame), its laser bright enough for 27 m."""
+    from camsim.emulate.lidar_config import LidarConfig
+
+    return LidarConfig(
+        histogram="equi-depth", cycles=100, signal_photons=1000.0, scan="rows", frame_rate=50.0
+    )
+
+
+def demo_itof():
+    """The demo's iToF camera: 20 and 25 MHz together, unambiguous to 30 m (the demo scenes reach 27 m), with a
+    source bright enough for them (the defaults suit a camera a few metres from its scene)."""
+    from camsim.emulate.itof import ItofConfig
+
+    return ItofConfig(frequencies=(20.0, 25.0), source_power=2e5, ambient_scale=200.0, full_well=1e5)
 
 
 def finish(datasets: Path) -> list[tuple[str, Path]]:
@@ -119,4 +140,31 @@ def finish(datasets: Path) -> list[tuple[str, Path]]:
         for problem in report.problems[:20]:
             log.warning("validate: %s", problem)
     shown.append(("validation", Path(f"{counts}")))
+    picture = active_depth(datasets)
+    if picture is not None:
+        shown.append(("active depth", picture))
     return shown
+
+
+def active_depth(datasets: Path) -> Path | None:
+    """The first sequence's iToF decoded depth and LiDAR ranges next to the rendered depth (a PNG beside
+    datasets/), with their median errors logged; None when the dataset has neither."""
+    from camsim.emulate.active_check import itof_check, lidar_check, picture
+    from camsim.fileio import write_image
+
+    first = sorted(p.relative_to(datasets / "itof") for p in (datasets / "itof").glob("*/*") if p.is_dir())
+    if not first:
+        return None
+    rel = first[0]
+    source = datasets / ("interpolated" if (datasets / "interpolated" / rel).is_dir() else "renders") / rel
+    checks = [itof_check(datasets / "itof" / rel, source)]
+    if (datasets / "lidar" / rel).is_dir():
+        checks.append(lidar_check(datasets / "lidar" / rel))
+    for c in checks:
+        log.info(
+            "%s of %s, frame 0: median |depth - rendered depth| %.4f m over %d pixels",
+            c.sensor, rel, c.median_error_m, c.pixels,
+        )  # fmt: skip
+    out = datasets.parent / "active_depth.png"
+    write_image(out, picture(checks))
+    return out

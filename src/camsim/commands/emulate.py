@@ -1,4 +1,4 @@
-"""`camsim emulate spad|rgb|events|imu INPUT OUTPUT`: turn rendered sequences into what a sensor records."""
+"""`camsim emulate spad|rgb|events|imu|itof|lidar INPUT OUTPUT`: turn rendered sequences into what a sensor records."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import tyro
 
 from camsim.emulate.events import EventsConfig
 from camsim.emulate.imu import ImuConfig
+from camsim.emulate.itof import ItofConfig
+from camsim.emulate.lidar_config import LidarConfig
 from camsim.emulate.rgb import RgbConfig
 from camsim.emulate.spad import SpadConfig
 
@@ -106,12 +108,37 @@ class Imu(_Emulate):
         return self._emulate("imu", "IMU")
 
 
+@dataclass
+class Itof(_Emulate):
+    """Indirect time-of-flight camera: K taps per frequency from radial depth, albedo and ambient light, each tap at
+    its own source frame (motion between taps); frames.npy (N, H, W, taps) uint16."""
+
+    config: tyro.conf.OmitArgPrefixes[ItofConfig] = field(default_factory=ItofConfig)
+
+    def run(self) -> int:
+        return self._emulate("itof", "iToF")
+
+
+@dataclass
+class Lidar(_Emulate):
+    """Single-photon direct time-of-flight LiDAR (needs the albedo pass): per-pixel photon-count histograms
+    (histograms.npy, equi-width or equi-depth) and organised point clouds in the camera and world frames
+    (points.npy) with per-point times (flash, row or rotating scans)."""
+
+    config: tyro.conf.OmitArgPrefixes[LidarConfig] = field(default_factory=LidarConfig)
+
+    def run(self) -> int:
+        return self._emulate("lidar", "LiDAR")
+
+
 Emulate = Union[  # noqa: UP007 - tyro reads the Annotated members of a typing.Union
     Annotated[Spad, tyro.conf.subcommand("spad")],
     Annotated[Rgb, tyro.conf.subcommand("rgb")],
     Annotated[Events, tyro.conf.subcommand("events")],
     Annotated[Imu, tyro.conf.subcommand("imu")],
+    Annotated[Itof, tyro.conf.subcommand("itof")],
+    Annotated[Lidar, tyro.conf.subcommand("lidar")],
 ]
 """`camsim emulate <sensor>`: one registry entry; tyro builds the nested subcommands from this union."""
 
-__all__ = ["Emulate", "Events", "Imu", "Rgb", "Spad"]
+__all__ = ["Emulate", "Events", "Imu", "Itof", "Lidar", "Rgb", "Spad"]

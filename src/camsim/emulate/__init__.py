@@ -1,4 +1,5 @@
-"""Sensor emulation on rendered sequences: SPAD, conventional RGB, event camera, IMU.
+"""Sensor emulation on rendered sequences: SPAD, conventional RGB, event camera, IMU, indirect time-of-flight,
+single-photon LiDAR.
 
 Each emulator is one function `emulate_<sensor>(input_dir, output_dir, cfg, overwrite, progress, workers)`
 with a dataclass config; outputs are seeded, reproducible whatever the batch size or worker count, and
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from camsim.emulate.events import EventsConfig, emulate_events, read_events
 from camsim.emulate.imu import ImuConfig, emulate_imu
+from camsim.emulate.itof import ItofConfig, emulate_itof
+from camsim.emulate.lidar import LidarConfig, emulate_lidar
 from camsim.emulate.rgb import RgbConfig, emulate_rgb
 from camsim.emulate.sensors import emulate_tree
 from camsim.emulate.spad import SpadConfig, emulate_spad, unpack_frames
@@ -16,10 +19,14 @@ from camsim.emulate.spad import SpadConfig, emulate_spad, unpack_frames
 __all__ = [
     "EventsConfig",
     "ImuConfig",
+    "ItofConfig",
+    "LidarConfig",
     "RgbConfig",
     "SpadConfig",
     "emulate_events",
     "emulate_imu",
+    "emulate_itof",
+    "emulate_lidar",
     "emulate_rgb",
     "emulate_spad",
     "emulate_tree",

@@ -33,6 +33,8 @@ STREAMS = {
     "events_pixel": 21,
     "events_interval": 22,
     "imu_block": 31,
+    "itof_tap": 41,
+    "lidar_block": 51,
 }
 
 IMU_BLOCK = 4096
@@ -61,6 +63,21 @@ def parallel_map(fn: Callable[[int], T], indices: range | list[int], workers: in
         return [fn(i) for i in indices]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, indices))
+
+
+def blockwise(batch: Callable[[np.ndarray], np.ndarray], n: int, size: int = 1024) -> Callable[[int], Any]:
+    """`lambda i: batch(np.arange(n))[i]` computed `size` items at a time, as i moves forward: one vectorised
+    call per block instead of one call per item, and memory flat in n."""
+    held: dict[str, Any] = {"start": -1, "values": None}
+
+    def get(i: int) -> Any:
+        start = i - i % size
+        if held["start"] != start:
+            held["values"] = batch(np.arange(start, min(n, start + size)))
+            held["start"] = start
+        return held["values"][i - start]
+
+    return get
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -151,14 +168,18 @@ def write_transforms_streamed(
 
     head = {k: v for k, v in meta.items() if k != "frames"}
     head["frames"] = []
+    transforms.validate(head, str(path))
+    # Each frame is then checked with the header's plain numbers (w, h, intrinsics, fps: what frame checks
+    # look at), not again with its paths and maps (checked above; resolving paths costs system calls).
+    numbers = {k: v for k, v in head.items() if isinstance(v, int | float)}
     text = json.dumps(head, indent=2, allow_nan=False)
     cut = text.rindex('"frames": []') + len('"frames": ')
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         fh.write(text[:cut] + "[\n")
         for i in range(n):
             fr = frame(i)
-            head["frames"] = [fr]
-            transforms.validate(head, str(path))
+            numbers["frames"] = [fr]
+            transforms.validate(numbers, str(path))
             fh.write("    " + json.dumps(fr, allow_nan=False) + (",\n" if i < n - 1 else "\n"))
         fh.write("  ]" + text[cut + 2 :] + "\n")
         fh.flush()

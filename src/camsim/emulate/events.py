@@ -55,8 +55,8 @@ _H5_GZIP = 4
 def _deflate_chunk(rows: np.ndarray) -> bytes:
     """One whole chunk as HDF5 stores it with the shuffle and deflate filters: bytes regrouped by significance
     (byte 0 of every value, then byte 1, ...), then zlib at the dataset's level."""
-    shuffled = np.ascontiguousarray(rows, dtype="<i8").view(np.uint8).reshape(-1, 8).T
-    return zlib.compress(shuffled.tobytes(), _H5_GZIP)
+    shuffled = np.ascontiguousarray(np.ascontiguousarray(rows, dtype="<i8").view(np.uint8).reshape(-1, 8).T)
+    return zlib.compress(shuffled, _H5_GZIP)
 
 
 @dataclass
@@ -137,29 +137,56 @@ def event_frame(events: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _time_order(t_us: np.ndarray, pixel: np.ndarray, n_pixels: int) -> np.ndarray:
-    """The stable order of events by (time, row, column), as `np.lexsort((x, y, t_us))` gives it.
+def _time_order(
+    t_us: np.ndarray, pixel: np.ndarray, pol: np.ndarray, yx: np.ndarray, bits: int
+) -> np.ndarray:
+    """int64 rows (t_us, x, y, p) in the stable order of (time, row, column), as `np.lexsort((x, y, t_us))`
+    gives it (events of one time and pixel keep their order in the input).
 
-    pixel = y * width + x orders (y, x) like the two keys, so one integer key (time offset, pixel, position)
-    sorts the same way; it is unique, so a plain (unstable, faster) sort keeps lexsort's tie order. Falls
-    back to lexsort when the key could overflow int64.
+    `yx[pixel]` is the pixel's (row, column) packed as row << `bits` | column, which orders like the two keys,
+    so one integer key packing (time offset, yx, position) in bit fields sorts the same way; it is unique, so
+    sorting the keys themselves (faster than an argsort and a gather) keeps lexsort's tie order, and the rows
+    are unpacked from the sorted keys. Falls back to lexsort when the key could overflow int64.
     """
     n = len(t_us)
-    if n < 2:
-        return np.arange(n)
+    ev = np.empty((n, 4), np.int64)
+    if n == 0:
+        return ev
     t_min = int(t_us.min())
     span = int(t_us.max()) - t_min + 1
-    if span * n_pixels * n < 2**62:
-        key = (t_us - t_min) * n_pixels
-        key += pixel
-        key *= n
-        key += np.arange(n)
-        return np.argsort(key)
-    return np.lexsort((pixel, t_us))
+    b_pos = max(1, (n - 1).bit_length())
+    b_yx = max(1, int(yx[-1]).bit_length())
+    code = yx[pixel]
+    if span.bit_length() + b_yx + b_pos <= 62:
+        key = t_us - t_min
+        key <<= b_yx
+        key |= code
+        key <<= b_pos
+        key |= np.arange(n)
+        key.sort()
+        ev[:, 3] = pol[key & ((1 << b_pos) - 1)]
+        key >>= b_pos
+        ev[:, 1] = key & ((1 << bits) - 1)
+        key >>= bits
+        ev[:, 2] = key & ((1 << (b_yx - bits)) - 1)
+        key >>= b_yx - bits
+        key += t_min
+        ev[:, 0] = key
+        return ev
+    order = np.lexsort((code, t_us))
+    ev[:, 0] = t_us[order]
+    ev[:, 1] = code[order] & ((1 << bits) - 1)
+    ev[:, 2] = code[order] >> bits
+    ev[:, 3] = pol[order]
+    return ev
 
 
 class PixelArray:
-    """State of every pixel; `step` advances it by one frame interval and returns that interval's events."""
+    """State of every pixel; `step` advances it by one frame interval and returns that interval's events.
+
+    Whole-array arithmetic runs in preallocated work buffers (no per-frame allocation, so no page faults on
+    fresh memory), in the same operations and order as the model's formulas, so the results are the same bits.
+    """
 
     def __init__(self, cfg: EventsConfig, h: int, w: int) -> None:
         self.cfg, self.h, self.w = cfg, h, w
@@ -178,85 +205,178 @@ class PixelArray:
         self.y: np.ndarray | None = None
         self.max_step = 0.0
         self.fast_intervals = 0
+        self._lin = np.empty((h, w, 3))
+        self._xbits = max(1, (int(w) - 1).bit_length())
+        self._yx = np.arange(p, dtype=np.int64) // w << self._xbits | np.arange(p, dtype=np.int64) % w
+        self._inten, self._target, self._i01, self._tmp, self._k, self._u = (np.empty(p) for _ in range(6))
+        self._y1, self._d_end = np.empty(p), np.empty(p)
+        self._num, self._t = np.empty(p), np.empty(p)
+        self._m1, self._m2, self._m3, self._up = (np.empty(p, bool) for _ in range(4))
 
     def log_intensity(self, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        inten = 255.0 * (lin.astype(np.float64) @ LUMA).ravel()
-        return lin_log(inten, self.cfg.lin_log_threshold), inten
+        """Lin-log intensity and intensity (DN, 255 * luminance) of a frame, flat; both are work buffers."""
+        np.copyto(self._lin, lin)
+        inten = self._inten
+        np.matmul(self._lin, LUMA, out=inten.reshape(self.h, self.w))
+        inten *= 255.0
+        thr = self.cfg.lin_log_threshold
+        # lin_log(inten, thr), written into the target buffer.
+        target = self._target
+        np.maximum(inten, thr, out=target)
+        np.log(target, out=target)
+        np.less_equal(inten, thr, out=self._m1)
+        np.multiply(inten, math.log(thr) / thr, out=target, where=self._m1)
+        return target, inten
 
     def start(self, lin: np.ndarray) -> None:
-        self.y, _ = self.log_intensity(lin)
+        self.y = self.log_intensity(lin)[0].copy()
 
     def step(self, lin: np.ndarray, t0: float, t1: float, index: int) -> np.ndarray:
         """Advance from t0 to t1 (the new frame `lin` is at t1). Returns int64 events (t_us, x, y, p)."""
         cfg = self.cfg
         dt = t1 - t0
         target, inten = self.log_intensity(lin)
-        inten01 = np.clip((inten + 20.0) / 275.0, 0.0, 1.0)
+        inten01 = self._i01  # clip((inten + 20) / 275, 0, 1)
+        np.add(inten, 20.0, out=inten01)
+        np.divide(inten01, 275.0, out=inten01)
+        np.clip(inten01, 0.0, 1.0, out=inten01)
+        y1 = self._y1
         if cfg.cutoff_hz > 0:
-            eps = np.minimum(inten01 * dt * 2 * math.pi * cfg.cutoff_hz, 1.0)
-            y1 = (1 - eps) * self.y + eps * target
+            # eps = min(inten01 * dt * 2 * pi * f, 1); y1 = (1 - eps) * y + eps * target
+            eps = self._tmp
+            np.multiply(inten01, dt, out=eps)
+            eps *= 2
+            eps *= math.pi
+            eps *= cfg.cutoff_hz
+            np.minimum(eps, 1.0, out=eps)
+            np.subtract(1, eps, out=y1)
+            y1 *= self.y
+            eps *= target
+            y1 += eps
         else:
-            y1 = target
-        dy = y1 - self.y
-        step = float(np.abs(dy).max(initial=0.0))
+            np.copyto(y1, target)
+        k = self._k  # dy / dt + leak slope, dy = y1 - y
+        np.subtract(y1, self.y, out=k)
+        step = max(float(k.max(initial=0.0)), -float(k.min(initial=0.0)))
         self.max_step = max(self.max_step, step)
         if step > min(cfg.threshold_on, cfg.threshold_off):
             self.fast_intervals += 1
-        k = dy / dt + self.leak_slope
+        k /= dt
+        k += self.leak_slope
         ts, idx, pol = self._crossings(k, t0, t1)
         ts2, idx2, pol2 = self._shot_noise(inten01, k, t0, t1, index)
-        self.y = y1
+        self.y, self._y1 = y1, self.y
         t = np.concatenate([ts, ts2])
-        i = np.concatenate([idx, idx2])
-        p = np.concatenate([pol, pol2])
-        ev = np.empty((len(t), 4), np.int64)
-        ev[:, 0] = np.rint(t * 1e6)
-        ev[:, 1] = i % self.w
-        ev[:, 2] = i // self.w
-        ev[:, 3] = p
-        return ev[_time_order(ev[:, 0], i, len(self.thr_on))]
+        t *= 1e6
+        np.rint(t, out=t)
+        return _time_order(
+            t.astype(np.int64),
+            np.concatenate([idx, idx2]),
+            np.concatenate([pol, pol2]),
+            self._yx,
+            self._xbits,
+        )
 
     def _crossings(self, k: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every threshold crossing in (t0, t1] of the linear d(t); updates d and last-event times."""
-        d_end = self.d + k * (t1 - t0)
-        cand = np.flatnonzero(
-            (np.maximum(self.d, d_end) >= self.thr_on) | (np.minimum(self.d, d_end) <= self.neg_thr_off)
-        )
-        self.d = d_end  # pixels that fire get their d recomputed below
-        out_t, out_i, out_p = [], [], []
-        idx = cand
-        tau = np.full(len(idx), t0)
-        d = self.d[idx] - k[idx] * (t1 - t0)
-        kk, on, off, last = k[idx], self.thr_on[idx], self.thr_off[idx], self.last[idx]
+        """Every threshold crossing in (t0, t1] of the linear d(t); updates d and last-event times.
+
+        The first crossing of each pixel follows the general rule (a pixel may start beyond a threshold, or in
+        its refractory period). After an event d restarts at 0 with the same slope, so the next one of the same
+        polarity comes after P = max(threshold / |slope|, refractory): later crossings are that recurrence, run
+        on the pixels still firing (t_next = t + P; rounding is monotonic, so this is the same number as
+        max(t + threshold / |slope|, t + refractory), the general rule with d = 0).
+        """
+        dt = t1 - t0
+        d_end = self._d_end
+        np.multiply(k, dt, out=d_end)
+        d_end += self.d
+        m1, m2, tmp = self._m1, self._m2, self._tmp
+        np.maximum(self.d, d_end, out=tmp)
+        np.greater_equal(tmp, self.thr_on, out=m1)
+        np.minimum(self.d, d_end, out=tmp)
+        np.less_equal(tmp, self.neg_thr_off, out=m2)
+        m1 |= m2
+        cand = m1
+        self.d, self._d_end = d_end, self.d  # pixels that fire get their d recomputed below
         refr = self.cfg.refractory
-        for _ in range(_MAX_ITER):
-            if len(idx) == 0:
-                break
+        # First crossings. Most candidates start strictly between their thresholds: with slope kk (never 0
+        # for them: kk == 0 keeps d_end == d) they cross the threshold on kk's side at t0 + (thr - d) / kk,
+        # firing then or when their refractory period ends, if that is by t1. Whole-array arithmetic (cheaper
+        # than gathering the candidates), the same operations as the general rule below.
+        d, num, t = self._tmp, self._num, self._t
+        np.multiply(k, dt, out=d)
+        np.subtract(d_end, d, out=d)  # d at t0, as d_end - kk * dt
+        up = self._up
+        np.greater(k, 0, out=up)
+        np.subtract(self.neg_thr_off, d, out=num)
+        np.subtract(self.thr_on, d, out=t)
+        np.copyto(num, t, where=up)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            np.divide(num, k, out=t)
+        t += t0
+        np.add(self.last, refr, out=num)  # ready
+        np.maximum(t, num, out=t)  # firing time
+        simple = self._m2
+        np.less(d, self.thr_on, out=simple)
+        fire = self._m3
+        np.greater(d, self.neg_thr_off, out=fire)
+        simple &= fire
+        np.less_equal(t, t1, out=fire)
+        fire &= simple
+        fire &= cand
+        idx = np.flatnonzero(fire)
+        kk = k[idx]
+        tau = t[idx]
+        use_on = up[idx]
+        # The other candidates (beyond a threshold at t0): the general rule.
+        np.logical_not(simple, out=simple)
+        simple &= cand
+        cx = np.flatnonzero(simple)
+        if len(cx):
+            kc, on, off, last = k[cx], self.thr_on[cx], self.thr_off[cx], self.last[cx]
+            dc = d[cx]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                t_on = np.where(d >= on, tau, np.where(kk > 0, tau + (on - d) / kk, np.inf))
-                t_off = np.where(d <= -off, tau, np.where(kk < 0, tau + (-off - d) / kk, np.inf))
+                t_on = np.where(dc >= on, t0, np.where(kc > 0, t0 + (on - dc) / kc, np.inf))
+                t_off = np.where(dc <= -off, t0, np.where(kc < 0, t0 + (-off - dc) / kc, np.inf))
                 ready = last + refr
                 f_on = np.maximum(t_on, ready)
                 f_off = np.maximum(t_off, ready)
-                ok_on = np.isfinite(t_on) & (f_on <= t1) & ((kk > 0) | (d + kk * (f_on - tau) >= on))
-                ok_off = np.isfinite(t_off) & (f_off <= t1) & ((kk < 0) | (d + kk * (f_off - tau) <= -off))
-            use_on = ok_on & (~ok_off | (f_on <= f_off))
-            fire = ok_on | ok_off
-            t_fire = np.where(use_on, f_on, f_off)
-            out_t.append(t_fire[fire])
-            out_i.append(idx[fire])
-            out_p.append(use_on[fire].astype(np.int64))
-            # Pixels that stop firing keep d at t1 (already in self.d); the others restart from their event.
-            last = np.where(fire, t_fire, last)
-            self.last[idx[~fire]] = last[~fire]
-            self.d[idx[fire]] = kk[fire] * (t1 - t_fire[fire])
-            keep = fire
-            idx, tau, kk, on, off, last = idx[keep], t_fire[keep], kk[keep], on[keep], off[keep], last[keep]
-            d = np.zeros(len(idx))
+                ok_on = np.isfinite(t_on) & (f_on <= t1) & ((kc > 0) | (dc + kc * (f_on - t0) >= on))
+                ok_off = np.isfinite(t_off) & (f_off <= t1) & ((kc < 0) | (dc + kc * (f_off - t0) <= -off))
+            on_c = ok_on & (~ok_off | (f_on <= f_off))
+            fc = ok_on | ok_off
+            idx = np.concatenate([idx, cx[fc]])
+            kk = np.concatenate([kk, kc[fc]])
+            tau = np.concatenate([tau, np.where(on_c, f_on, f_off)[fc]])
+            use_on = np.concatenate([use_on, on_c[fc]])
+        if len(idx) == 0:
+            return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        out_t, out_i, out_p = [tau], [idx], [use_on.astype(np.int64)]
+        # Later crossings of the pixels that fired (kk == 0: period inf, no more events).
+        with np.errstate(divide="ignore"):
+            period = np.where(kk > 0, self.thr_on[idx], self.thr_off[idx]) / np.abs(kk)
+        np.maximum(period, refr, out=period)
+        pol = (kk > 0).astype(np.int64)
+        done_i, done_t, done_k = [], [], []
+        for _ in range(_MAX_ITER):
+            if len(idx) == 0:
+                break
+            nxt = tau + period
+            fire = nxt <= t1
+            stop = ~fire
+            done_i.append(idx[stop])
+            done_t.append(tau[stop])
+            done_k.append(kk[stop])
+            idx, tau, kk, period, pol = idx[fire], nxt[fire], kk[fire], period[fire], pol[fire]
+            out_t.append(tau)
+            out_i.append(idx)
+            out_p.append(pol)
         else:  # pragma: no cover - guards against a pathological loop
             raise ConfigError("event generation did not converge (thresholds too small?)")
-        if not out_t:
-            return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        # Each pixel that fired restarts from its last event: d(t1) = slope * (t1 - t_last).
+        fired, t_last, slope = np.concatenate(done_i), np.concatenate(done_t), np.concatenate(done_k)
+        self.last[fired] = t_last
+        self.d[fired] = slope * (t1 - t_last)
         return np.concatenate(out_t), np.concatenate(out_i), np.concatenate(out_p)
 
     def _shot_noise(
@@ -267,7 +387,7 @@ class PixelArray:
             return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
         g = rng(cfg.seed, "events_interval", index)
         dt = t1 - t0
-        u = g.random(inten01.size)
+        u = g.random(out=self._u)
         # rate <= shot_noise_rate, so only pixels under that rate's probability can fire: the exact per-pixel
         # test (same arithmetic as on the whole array) runs on those few (bound padded against libm rounding).
         bound = -math.expm1(-cfg.shot_noise_rate * dt) * (1 + 1e-9) + 1e-300
@@ -287,7 +407,9 @@ class PixelArray:
 class _Writers:
     """Streams events to events.h5 (resizable, gzip) and events.txt; previews per time window."""
 
-    def __init__(self, out: Path, cfg: EventsConfig, h: int, w: int, t_start: float) -> None:
+    def __init__(
+        self, out: Path, cfg: EventsConfig, h: int, w: int, t_start: float, threads: int = 1
+    ) -> None:
         self.out, self.cfg, self.h, self.w = out, cfg, h, w
         self.count = 0
         self._ctx = []
@@ -307,11 +429,13 @@ class _Writers:
                 compression_opts=_H5_GZIP,
                 shuffle=True,
             )
-            self._pool = ThreadPoolExecutor(max_workers=1)
+            self._threads = max(1, threads)  # compress chunks in parallel (stored in order: the same file)
+            self._pool = ThreadPoolExecutor(max_workers=self._threads)
             self._futures: list[tuple[int, Future[bytes]]] = []
             self._pending: list[np.ndarray] = []
             self._pending_n = 0
             self._h5_rows = 0
+            self._h5_capacity = 0
             self.ds.attrs["columns"] = ",".join(EVENT_COLUMNS)
             self.ds.attrs["polarity"] = "1 = ON (brighter), 0 = OFF (darker)"
             self.ds.attrs["width"], self.ds.attrs["height"] = w, h
@@ -342,7 +466,7 @@ class _Writers:
                 self.buf.append(ev[win == wi])
 
     def _h5_add(self, ev: np.ndarray) -> None:
-        """Append rows: whole chunks are shuffled and deflated on a background thread (zlib drops the GIL, so
+        """Append rows: whole chunks are shuffled and deflated on background threads (zlib drops the GIL, so
         compression overlaps the pixel model) and stored with direct chunk writes; the rest waits for more."""
         self._pending.append(ev)
         self._pending_n += len(ev)
@@ -353,8 +477,12 @@ class _Writers:
         for s in range(0, whole, _H5_CHUNK):
             self._futures.append((self._h5_rows, self._pool.submit(_deflate_chunk, rows[s : s + _H5_CHUNK])))
             self._h5_rows += _H5_CHUNK
-            self.ds.resize(self._h5_rows, axis=0)
-            while len(self._futures) > 2:  # bounded: at most 3 chunks in flight
+            if (
+                self._h5_rows > self._h5_capacity
+            ):  # grow by doubling (each resize costs ~1 ms); cut at the end
+                self._h5_capacity = max(self._h5_rows, 2 * self._h5_capacity)
+                self.ds.resize(self._h5_capacity, axis=0)
+            while len(self._futures) > 2 * self._threads:  # bounded: at most 2 per thread + 1 in flight
                 self._store_chunk()
         self._pending = [rows[whole:]]
         self._pending_n = len(rows) - whole
@@ -367,8 +495,8 @@ class _Writers:
         while self._futures:
             self._store_chunk()
         rest = np.concatenate(self._pending) if self._pending else np.zeros((0, 4), np.int64)
+        self.ds.resize(self._h5_rows + len(rest), axis=0)
         if len(rest):
-            self.ds.resize(self._h5_rows + len(rest), axis=0)
             self.ds[self._h5_rows :] = rest
 
     def _flush(self) -> None:
@@ -421,7 +549,7 @@ def emulate_events(
     """Emulate an event camera; write events.h5 (+ txt/npz, previews) and a transforms.json. Returns the folder.
 
     `progress` is called with the number of input frames finished after each batch (`progress_total` in
-    all); `workers` threads read frames (0: one per CPU core; same output).
+    all); `workers` threads read frames and compress events.h5 (0: one per CPU core; same output).
     """
     return run_emulator(
         _run, progress_total, cfg or EventsConfig(), input_dir, output_dir, overwrite, progress, workers
@@ -430,7 +558,7 @@ def emulate_events(
 
 def _run(seq: Sequence, out: Path, cfg: EventsConfig, progress: Progress, workers: int = 1) -> Path:
     pixels = PixelArray(cfg, seq.h, seq.w)
-    writers = _Writers(out, cfg, seq.h, seq.w, float(seq.times[0]))
+    writers = _Writers(out, cfg, seq.h, seq.w, float(seq.times[0]), workers)
     error: BaseException | None = None
     try:
         for b0, b1 in batches(seq.n, cfg.batch_size):

@@ -21,7 +21,7 @@ from camsim.emulate import timebase
 from camsim.emulate.common import prepare_output
 from camsim.errors import DatasetError
 from camsim.fileio import read_exr, read_image
-from camsim.passes import ALBEDO, DEPTH, FRAME, LINEAR
+from camsim.passes import ALBEDO, DEPTH, FRAME, LINEAR, NORMAL
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,10 @@ class Sequence:
     def albedo(self, i: int) -> np.ndarray:
         """Frame i's scene-linear diffuse albedo, HxWx3 float32 (0 on background)."""
         return np.maximum(self._read_pass(i, ALBEDO), 0.0, dtype=np.float32)
+
+    def normal(self, i: int) -> np.ndarray:
+        """Frame i's unit surface normals in the camera frame (OpenGL axes), HxWx3 float32 (0 on background)."""
+        return self._read_pass(i, NORMAL)
 
     def intrinsics(self, i: int) -> np.ndarray:
         """Frame i's 3x3 intrinsics (top-left pixel-corner origin), its own when animated."""

@@ -27,9 +27,10 @@ from typing import Literal
 import numpy as np
 
 from camsim import trajectory
-from camsim.emulate import timebase
+from camsim.emulate import srgb8, timebase
 from camsim.emulate.common import (
     Progress,
+    blockwise,
     check_positive,
     check_probability,
     parallel_map,
@@ -37,7 +38,7 @@ from camsim.emulate.common import (
     write_params,
     write_transforms_streamed,
 )
-from camsim.emulate.light import Sequence, linear_to_srgb, output_meta, photon_rate, run_emulator
+from camsim.emulate.light import Sequence, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import write_image
 from camsim.passes import FRAME, RAW
@@ -191,6 +192,8 @@ def row_weights(n_rows: int, m: int, shift: float) -> tuple[int, np.ndarray]:
 def expose(frames: list[np.ndarray], weights: np.ndarray | None) -> np.ndarray:
     """Integrate linear frames over the exposure: plain mean, or per-row weights (rolling shutter)."""
     if weights is None:
+        if len(frames) == 1:  # the mean of one frame is the frame (x / 1), without stacking a copy first
+            return np.array(frames[0], dtype=np.float32)
         return np.mean(np.stack(frames), axis=0, dtype=np.float32).astype(np.float32)
     out = np.zeros_like(frames[0], dtype=np.float32)
     for j, f in enumerate(frames):
@@ -208,38 +211,60 @@ def fixed_pattern(cfg: RgbConfig, shape: tuple[int, ...]) -> tuple[np.ndarray, n
     return prnu, dsnu
 
 
+def dark_mean(cfg: RgbConfig, t_exp: float, fpn: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Mean dark electrons per pixel of an exposure: dark current plus DSNU, at least 0."""
+    return np.clip(cfg.dark_current * t_exp + fpn[1], 0, None)
+
+
 def sense(
-    cfg: RgbConfig, photons: np.ndarray, t_exp: float, fpn: tuple[np.ndarray, np.ndarray], index: int
+    cfg: RgbConfig,
+    photons: np.ndarray,
+    t_exp: float,
+    fpn: tuple[np.ndarray, np.ndarray],
+    index: int,
+    dark: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Photons per pixel (mosaic or HxWx3) -> raw DN (uint16) with the noise of frame `index`."""
+    """Photons per pixel (mosaic or HxWx3) -> raw DN (uint16) with the noise of frame `index`; `dark` is
+    `dark_mean` (computed when not given). In-place steps, each the formula's own operation."""
     if cfg.noise:
         g = rng(cfg.seed, "rgb_frame", index)
-        prnu, dsnu = fpn
-        e = g.poisson(cfg.qe * photons * prnu).astype(np.float32)
-        dark = np.clip(cfg.dark_current * t_exp + dsnu, 0, None)
-        e += g.poisson(dark).astype(np.float32)
-        e = np.minimum(e, np.float32(cfg.full_well))
-        e += np.float32(cfg.read_noise) * g.standard_normal(e.shape, dtype=np.float32)
+        lam = cfg.qe * photons
+        lam *= fpn[0]  # PRNU
+        e = g.poisson(lam).astype(np.float32)
+        e += g.poisson(dark_mean(cfg, t_exp, fpn) if dark is None else dark).astype(np.float32)
+        np.minimum(e, np.float32(cfg.full_well), out=e)
+        read = g.standard_normal(e.shape, dtype=np.float32)
+        read *= np.float32(cfg.read_noise)
+        e += read
     else:
         e = np.minimum(np.float32(cfg.qe) * photons, np.float32(cfg.full_well))
-    dn = np.rint(e * np.float32(cfg.gain) + np.float32(cfg.black_level))
-    return np.clip(dn, 0, cfg.white_level).astype(np.uint16)
+    e *= np.float32(cfg.gain)
+    e += np.float32(cfg.black_level)
+    np.rint(e, out=e)
+    np.clip(e, 0, cfg.white_level, out=e)
+    return e.astype(np.uint16)
 
 
 def isp(cfg: RgbConfig, raw: np.ndarray, exposure_white_e: float) -> np.ndarray:
     """Raw DN -> 8-bit sRGB: black level, normalise so white input maps to 1, WB, demosaic, CCM, curve."""
-    lin = (raw.astype(np.float32) - cfg.black_level) / np.float32(exposure_white_e * cfg.gain)
+    lin = raw.astype(np.float32)
+    lin -= cfg.black_level
+    lin /= np.float32(exposure_white_e * cfg.gain)
+    # Unit white-balance gains and an identity colour matrix are skipped: x * 1 and x * 1 + y * 0 + z * 0 are x
+    # for finite x (a -0.0 that becomes +0.0 is clipped to the same code).
+    wb = np.asarray(cfg.white_balance, np.float32)
     if cfg.bayer:
-        wb = np.asarray(cfg.white_balance, np.float32)
         for c, sites in _SITES.items():
             for rows, cols in sites:
-                lin[rows, cols] *= wb[c]
+                if wb[c] != 1:
+                    lin[rows, cols] *= wb[c]
         rgb = demosaic_bilinear(lin)
     else:
-        rgb = lin * np.asarray(cfg.white_balance, np.float32)
+        rgb = lin * wb if np.any(wb != 1) else lin
     ccm = np.asarray(cfg.color_matrix, np.float32).reshape(3, 3)
-    rgb = rgb @ ccm.T
-    return np.rint(linear_to_srgb(rgb) * 255).astype(np.uint8)
+    if not np.array_equal(ccm, np.eye(3, dtype=np.float32)):
+        rgb = rgb @ ccm.T
+    return srgb8.encode(rgb)  # = np.rint(linear_to_srgb(rgb) * 255).astype(np.uint8), by table
 
 
 @dataclass(frozen=True)
@@ -336,6 +361,7 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
     fpn = (
         fixed_pattern(cfg, shape) if cfg.noise else (np.ones(shape, np.float32), np.zeros(shape, np.float32))
     )
+    dark = dark_mean(cfg, t_exp, fpn) if cfg.noise else None
     white_e = cfg.qe * phot * t_exp
     if white_e <= 0:
         raise ConfigError("flux, qe and exposure give no signal at white")
@@ -344,15 +370,17 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
     (out / "frames").mkdir(exist_ok=True)
     if cfg.raw:
         (out / RAW.folder).mkdir(exist_ok=True)
-    numbers = [round(float(seq.frame_numbers[o * m])) for o in range(n_out)]
+    source_numbers = seq.frame_numbers
+    numbers = [round(float(source_numbers[o * m])) for o in range(n_out)]
     cache: dict[int, np.ndarray] = {}
+    pose = blockwise(lambda os: trajectory.linear_poses(seq.poses, [ex.middle(int(o), h) for o in os]), n_out)
 
     def entry(o: int) -> dict:
         """Pose and time at the middle of the exposure (middle row for a rolling shutter)."""
         mid = ex.middle(o, h)
         fr = {
             FRAME.key: FRAME.relpath(numbers[o]),
-            "transform_matrix": trajectory.linear_pose(seq.poses, mid).tolist(),
+            "transform_matrix": pose(o).tolist(),
             **seq.place(mid, numbers[o]),
             "exposure_input_frames": ex.frames_of(o),
         }
@@ -364,7 +392,7 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         first = o * m
         lin = expose([cache[first + j] for j in range(ex.frames_of(o))], ex.weights_of(o))
         photons = phot * t_exp * lin
-        raw = sense(cfg, mosaic(photons) if cfg.bayer else photons, t_exp, fpn, o)
+        raw = sense(cfg, mosaic(photons) if cfg.bayer else photons, t_exp, fpn, o, dark)
         img = isp(cfg, raw, white_e)
         write_image(out / FRAME.relpath(numbers[o]), img)
         if cfg.raw:

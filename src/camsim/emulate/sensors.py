@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from camsim import derive
-from camsim.emulate import events, imu, rgb, spad
+from camsim.emulate import events, imu, itof, lidar, rgb, spad
 from camsim.emulate.common import Progress, prepare_output, settings
 from camsim.emulate.light import Sequence, open_sequence
 from camsim.resume import Reuse
@@ -42,6 +42,8 @@ SENSORS: dict[str, Sensor] = {
     "rgb": Sensor("rgb", rgb.RgbConfig, rgb._run, rgb.progress_total, "frames"),
     "events": Sensor("events", events.EventsConfig, events._run, events.progress_total, "frames"),
     "imu": Sensor("imu", imu.ImuConfig, imu._run, imu.progress_total, "samples", light="srgb"),
+    "itof": Sensor("itof", itof.ItofConfig, itof._run, itof.progress_total, "taps"),
+    "lidar": Sensor("lidar", lidar.LidarConfig, lidar._run, lidar.progress_total, "frames"),
 }
 
 

@@ -31,6 +31,7 @@ from camsim.emulate import timebase
 from camsim.emulate.common import (
     Progress,
     batches,
+    blockwise,
     check_positive,
     check_probability,
     parallel_map,
@@ -180,10 +181,23 @@ def _neighbours(det: np.ndarray) -> np.ndarray:
 
 
 class _State:
-    """What carries from one binary frame to the next (for dead time and afterpulsing)."""
+    """What carries from one binary frame to the next (for dead time and afterpulsing), and the work buffers
+    of a binary frame (reused: a fresh array per frame costs page faults)."""
 
     def __init__(self) -> None:
         self.prev: np.ndarray | None = None
+        self.u: np.ndarray | None = None
+        self.lam: np.ndarray | None = None
+        self.det: list[np.ndarray] = []
+
+    def buffers(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Uniforms, rates and a detection map of `shape`; the detection map alternates between two arrays, so
+        the previous frame's (`prev`) stays intact."""
+        if self.u is None or self.u.shape != shape:
+            self.u, self.lam = np.empty(shape, np.float32), np.empty(shape, np.float32)
+            self.det = [np.empty(shape, bool), np.empty(shape, bool)]
+        self.det.reverse()
+        return self.u, self.lam, self.det[0]
 
 
 def _binary_frame(
@@ -191,16 +205,17 @@ def _binary_frame(
 ) -> np.ndarray:
     """One binary frame (HxWxC bool) for global binary-frame index j from a rate map (counts/s)."""
     g = rng(cfg.seed, "spad_frame", j)
-    u = g.random(rate.shape, dtype=np.float32)
-    lam = rate * np.float32(gate)
+    u, lam, det = state.buffers(rate.shape)
+    g.random(out=u, dtype=np.float32)
+    np.multiply(rate, np.float32(gate), out=lam)
     if state.prev is not None and cfg.dead_time > period - gate:
         blind = min(gate, cfg.dead_time - (period - gate))
-        lam = np.where(state.prev, rate * np.float32(gate - blind), lam)
+        np.copyto(lam, rate * np.float32(gate - blind), where=state.prev)
     # u < 1 - exp(-lam), computed in place (same float32 arithmetic as detection_probability).
-    np.negative(lam, out=lam)  # lam is a fresh array here
+    np.negative(lam, out=lam)
     np.expm1(lam, out=lam)
     np.negative(lam, out=lam)
-    det = u < lam
+    np.less(u, lam, out=det)
     if cfg.afterpulsing > 0 and state.prev is not None:
         det |= state.prev & (g.random(rate.shape, dtype=np.float32) < cfg.afterpulsing)
     if cfg.crosstalk > 0:
@@ -280,12 +295,19 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
         gate = float(cfg.gate_time)
     dcr = dark_count_map(cfg, h, w, c)
     dtype = np.uint8 if cfg.bits <= 8 else np.uint16
-    numbers = [timebase.subframe_number(seq.frame_numbers, o * levels, k) for o in range(n_out)]
+    source_numbers = seq.frame_numbers
+    numbers = [timebase.subframe_number(source_numbers, o * levels, k) for o in range(n_out)]
 
     def rate_of(i: int) -> np.ndarray:
+        """qe * photons * signal + dark counts (counts/s), in place where the array is this function's own."""
         lin = seq.linear(i)
-        sig = lin if cfg.color else (lin @ LUMA.astype(np.float32))[..., None]
-        return (np.float32(cfg.qe * phot) * sig + dcr).astype(np.float32)
+        if cfg.color:
+            rate = np.float32(cfg.qe * phot) * lin
+        else:
+            rate = (lin @ LUMA.astype(np.float32))[..., None]
+            rate *= np.float32(cfg.qe * phot)
+        rate += dcr
+        return rate.astype(np.float32, copy=False)
 
     packed_w = math.ceil(w / 8)
     state = _State()
@@ -309,7 +331,12 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
                     j = i * k + kk
                     if o >= n_out:
                         break
-                    acc += _binary_frame(cfg, rate, gate, period, j, state)
+                    det = _binary_frame(cfg, rate, gate, period, j, state)
+                    if levels == 1:  # binary output: the frame itself
+                        _emit(cfg, out, arr, det, o, numbers[o], levels, dtype)
+                        o += 1
+                        continue
+                    acc += det
                     filled += 1
                     if filled == levels:
                         _emit(cfg, out, arr, acc, o, numbers[o], levels, dtype)
@@ -355,8 +382,14 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
         input_light=seq.light_name,
         dark_count_rate_mean=float(dcr.mean()),
     )
+    pose = blockwise(
+        lambda os: trajectory.linear_poses(seq.poses, [_middle(int(o), levels, k) for o in os]), n_out
+    )
     write_transforms_streamed(
-        out / "transforms.json", meta, lambda o: _frame_entry(cfg, seq, o, numbers[o], levels, k), n_out
+        out / "transforms.json",
+        meta,
+        lambda o: _frame_entry(cfg, seq, o, numbers[o], levels, k, pose(o)),
+        n_out,
     )
     return out
 
@@ -407,10 +440,18 @@ def _conventions(seq: Sequence, cfg: SpadConfig, levels: int, k: int) -> dict[st
     return timebase.conventions(seq.meta, own)
 
 
-def _frame_entry(cfg: SpadConfig, seq: Sequence, o: int, number: int, levels: int, k: int) -> dict:
-    """transforms.json entry of output frame o: pose and time at the middle of its binary frames."""
-    x = (o * levels + levels / 2.0) / k - 0.5  # fractional input-frame index
-    entry = {"transform_matrix": trajectory.linear_pose(seq.poses, x).tolist(), **seq.place(x, number)}
+def _middle(o: int, levels: int, k: int) -> float:
+    """Fractional input-frame index of the middle of output frame o's binary frames."""
+    return (o * levels + levels / 2.0) / k - 0.5
+
+
+def _frame_entry(
+    cfg: SpadConfig, seq: Sequence, o: int, number: int, levels: int, k: int, pose: np.ndarray
+) -> dict:
+    """transforms.json entry of output frame o: pose (`trajectory.linear_pose` at its middle, given) and time at
+    the middle of its binary frames."""
+    x = _middle(o, levels, k)
+    entry = {"transform_matrix": pose.tolist(), **seq.place(x, number)}
     if cfg.mode == "img":
         entry[FRAME.key] = FRAME.relpath(number)
     return entry
@@ -419,7 +460,7 @@ def _frame_entry(cfg: SpadConfig, seq: Sequence, o: int, number: int, levels: in
 def _emit(cfg, out, arr, acc, o, number, levels, dtype) -> None:
     """Store output frame o (the sum of `levels` binary frames)."""
     if cfg.bits == 1:
-        frame = acc.astype(bool)
+        frame = acc.astype(bool, copy=False)
         if arr is not None:
             arr[o] = np.packbits(frame, axis=1)
     else:
