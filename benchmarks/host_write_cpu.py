@@ -5,7 +5,9 @@ writer thread's CPU time (`time.thread_time`: the same on a loaded machine, unli
 scenes, FRAMES frames each at each SIZE (16 samples, every default ground truth and debug PNGs) are rendered
 once, keeping Blender's raw multilayer EXR and the cameras of every frame; then each frame is written again
 REPEATS times, whole and in parts: reading and converting the passes (`convert_passes`), writing the EXRs,
-the debug PNGs, and the rest (the RGB frame's check and move, checksums). Runs on whichever camsim is
+the debug PNGs, and the rest (the RGB frame's check and move, checksums); and the per-object annotations
+of each frame (`Annotator.annotate`, which the writer thread runs too, mostly rasterising each object's
+triangles: camsim.raster.coverage). Runs on whichever camsim is
 imported, so `PYTHONPATH=/path/to/older/camsim/src python benchmarks/host_write_cpu.py` measures an older one
 on the same frames (settings it lacks are left out).
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from common import demo_scenes
 
 import camsim
+from camsim import annotations as annotations_module
 from camsim import layout as layout_module
 from camsim.blender.worker import BlenderWorker, WorkerOptions
 from camsim.config import RenderConfig
@@ -33,10 +36,18 @@ from camsim.jobs import SequenceJob
 from camsim.render import render_sequence
 
 
-def capture(scenes: list[Path], size: int, frames: int, tmp: Path) -> list[tuple]:
-    """Render, keeping a copy of each frame's raw EXR and RGB file and the arguments write_frame got."""
+def capture(scenes: list[Path], size: int, frames: int, tmp: Path) -> tuple[list[tuple], list[tuple]]:
+    """Render, keeping a copy of each frame's raw EXR and RGB file and the arguments write_frame got, and
+    each annotation call (the annotator, its arguments, the geometry file's bytes)."""
     kept: list[tuple] = []
+    annotated: list[tuple] = []
     original = layout_module.SequenceLayout.write_frame
+    original_annotate = annotations_module.Annotator.annotate
+
+    def annotate(self, frame, reported, geometry_file, segmentation, cam):
+        blob = geometry_file.read_bytes() if geometry_file.is_file() else b""
+        annotated.append((self, frame, reported, blob, segmentation.copy(), cam))
+        return original_annotate(self, frame, reported, geometry_file, segmentation, cam)
 
     def keep(self, frame, rgb_tmp, exr_tmp, layer, cams, converted=None):
         n = len(kept)
@@ -47,6 +58,7 @@ def capture(scenes: list[Path], size: int, frames: int, tmp: Path) -> list[tuple
         return original(self, frame, rgb_tmp, exr_tmp, layer, cams, converted)
 
     layout_module.SequenceLayout.write_frame = keep
+    annotations_module.Annotator.annotate = annotate
     try:
         config = RenderConfig(
             width=size, height=size, max_samples=16, device_type="cpu", log_dir=tmp / "logs"
@@ -58,7 +70,8 @@ def capture(scenes: list[Path], size: int, frames: int, tmp: Path) -> list[tuple
                 render_sequence(worker, job)
     finally:
         layout_module.SequenceLayout.write_frame = original
-    return kept
+        annotations_module.Annotator.annotate = original_annotate
+    return kept, annotated
 
 
 def cpu_per_frame(fn, frames: list[tuple], repeats: int) -> float:
@@ -83,7 +96,7 @@ def main() -> None:
         tmp = Path(tmp_dir)
         scenes = demo_scenes(tmp / "scenes", 2)
         for size in args.sizes:
-            frames = capture(scenes, size, args.frames, tmp / f"cap{size}")
+            frames, annotated = capture(scenes, size, args.frames, tmp / f"cap{size}")
             fields = {f.name for f in dataclasses.fields(RenderConfig)}
             variants = {
                 "default": {},
@@ -117,6 +130,17 @@ def main() -> None:
                 total = cpu_per_frame(whole, frames, args.repeats)
                 conv = cpu_per_frame(converted, frames, args.repeats)
                 files = cpu_per_frame(ground_truth, frames, args.repeats)
+                if name == "default":
+                    geometry = tmp / "geometry.bin"
+
+                    def annotate(annotator, frame, reported, blob, segmentation, cam, geometry=geometry):
+                        geometry.write_bytes(blob)
+                        annotations_module.Annotator.annotate(
+                            annotator, frame, reported, geometry, segmentation, cam
+                        )
+
+                    print(f"  annotations {cpu_per_frame(annotate, annotated, args.repeats) * 1e3:7.1f} "
+                          f"(per frame, {len(annotated)} frames)")  # fmt: skip
                 print(f"  {name:<28} write_frame {total * 1e3:7.1f}   read + convert {conv * 1e3:6.1f}   "
                       f"EXRs + debug PNGs {files * 1e3:6.1f}   rest {(total - conv - files) * 1e3:6.1f}")  # fmt: skip
 

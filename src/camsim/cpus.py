@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -138,22 +137,3 @@ def available_cpus() -> int:
     """The CPUs this process may use: the fewest of its affinity, its cgroup quota (v2 or v1) and
     `SLURM_CPUS_PER_TASK` (inside a SLURM job), else `os.cpu_count()`; at least 1."""
     return fewest(os.cpu_count(), _affinity(), *_cgroup_limits(), slurm_limit(os.environ))
-
-
-YIELD_NICE = 10
-"""How much lower than the renderer's the ground-truth writer thread's priority is (nice steps)."""
-
-
-def yield_to_renderer(by: int = YIELD_NICE) -> None:
-    """Lower the calling thread's CPU priority by `by` nice steps (Linux: priorities are per thread; elsewhere
-    nothing), for host work that runs beside a render on the same cores: it then takes the CPU Cycles leaves
-    idle (its serial phases, the saves between frames) before the CPU Cycles would use. A thread that falls
-    behind is waited for, and Blender idles meanwhile, so it is never starved (BENCHMARKS.md, issue 19)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import contextlib
-    import threading
-
-    tid = threading.get_native_id()
-    with contextlib.suppress(OSError):  # not permitted here: the thread keeps its priority
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))

@@ -298,10 +298,10 @@ HTJ2K needs OpenEXR 3.4 and ZSTD 3.5 to write and to read (camsim.encoding)."""
 def write_exr(path: str | os.PathLike[str], channels: Mapping[str, np.ndarray], codec: str = "zip") -> None:
     """Write named 2-D channels (float32, float16 or uint32) as a single-part scanline EXR, atomically."""
     OpenEXR = _exr()
-    name = EXR_CODECS.get(codec)
-    if name is None or not hasattr(OpenEXR, name):
+    constant = EXR_CODECS.get(codec)
+    if constant is None or not hasattr(OpenEXR, constant):
         raise OutputWriteError(f"cannot write {path}: this OpenEXR has no {codec!r} codec")
-    header = {"compression": getattr(OpenEXR, name), "type": OpenEXR.scanlineimage}
+    header = {"compression": getattr(OpenEXR, constant), "type": OpenEXR.scanlineimage}
     chans = {name: np.ascontiguousarray(arr) for name, arr in channels.items()}
     with atomic_path(path) as tmp, OpenEXR.File(header, chans) as f:
         f.write(str(tmp))

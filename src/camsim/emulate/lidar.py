@@ -37,11 +37,12 @@ from camsim.emulate.common import (
     write_transforms_streamed,
 )
 from camsim.emulate.lidar_config import LidarConfig
-from camsim.emulate.lidar_model import detections, histogram_and_estimate, photon_model
+from camsim.emulate.lidar_model import measure, photon_model
 from camsim.emulate.lidar_points import POINT_DTYPE, camera_points, world_points
 from camsim.emulate.lidar_scan import Scan, fractional_index, line_of_pixel, nearest_frames, plan_scan
 from camsim.emulate.light import LUMA, Sequence, output_meta, run_emulator
 from camsim.emulate.rays import RayGeometry, incidence_cosine
+from camsim.emulate.scratch import PerThread, Scratch
 from camsim.errors import ConfigError, DatasetError
 from camsim.fileio import atomic_path
 from camsim.passes import ALBEDO, DEPTH, LIDAR_HISTOGRAMS, LIDAR_POINTS, NORMAL
@@ -173,6 +174,7 @@ def _run(seq: Sequence, out: Path, cfg: LidarConfig, progress: Progress, workers
     blocks = math.ceil(npx / BLOCK)
     subframes = max(1, math.ceil(scan.frame_period**-1 / seq.fps - 1e-9))
     numbers = _frame_numbers(seq, scan, subframes)
+    scratch = PerThread()  # the blocks' scratch arrays, kept from block to block
     with (
         atomic_path(out / LIDAR_HISTOGRAMS.filename) as hist_tmp,
         atomic_path(out / LIDAR_POINTS.filename) as pts_tmp,
@@ -195,7 +197,7 @@ def _run(seq: Sequence, out: Path, cfg: LidarConfig, progress: Progress, workers
             )
             results = parallel_map(
                 lambda b, k=k, inputs=inputs: _block(
-                    cfg, inputs, k * blocks + b, b * BLOCK, min(npx, (b + 1) * BLOCK)
+                    cfg, inputs, k * blocks + b, b * BLOCK, min(npx, (b + 1) * BLOCK), scratch.get()
                 ),
                 range(blocks),
                 workers,
@@ -253,11 +255,9 @@ def _gather(frames: _Frames, src: np.ndarray, npx: int) -> dict[str, Any]:
     return out
 
 
-def _block(cfg: LidarConfig, inputs: dict[str, Any], index: int, lo: int, hi: int) -> tuple:
+def _block(cfg: LidarConfig, inputs: dict[str, Any], index: int, lo: int, hi: int, scratch: Scratch) -> tuple:
     tr = photon_model(cfg, inputs["rho"][lo:hi], inputs["albedo"][lo:hi], inputs["ambient"][lo:hi])
-    pix, ticks, clipped = detections(cfg, tr, rng(cfg.seed, "lidar_block", index))
-    histogram, t_est, found = histogram_and_estimate(cfg, pix, ticks, hi - lo)
-    return histogram, t_est, found, clipped
+    return measure(cfg, tr, rng(cfg.seed, "lidar_block", index), scratch)
 
 
 def _points(

@@ -53,14 +53,19 @@ def equi_width(pix: np.ndarray, ticks: np.ndarray, npx: int, n: int, bins: int) 
     if n != bins:
         key //= n // bins  # pix * bins + ticks // (n / bins)
     if npx * bins <= 8 * len(key):  # dense counting is cheaper than sorting
-        counts = np.bincount(key, minlength=npx * bins)
-        index = np.flatnonzero(counts)
-        count = counts[index]
-    else:
-        key = np.sort(key)
-        starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1)) if len(key) else key
-        count = np.diff(np.append(starts, len(key)))
-        index = key[starts]
+        return sparse(np.bincount(key, minlength=npx * bins).reshape(npx, bins))
+    key = np.sort(key)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1)) if len(key) else key
+    return _sparse(key[starts], np.diff(np.append(starts, len(key))), npx, bins)
+
+
+def sparse(counts: np.ndarray) -> Sparse:
+    """The Sparse form of dense equi-width counts (npx, B)."""
+    index = np.flatnonzero(counts)
+    return _sparse(index, counts.ravel()[index], *counts.shape)
+
+
+def _sparse(index: np.ndarray, count: np.ndarray, npx: int, bins: int) -> Sparse:
     cum = np.cumsum(count) - count  # detections before this bin, over all pixels
     pixel = index // bins
     first = np.concatenate(([True], pixel[1:] != pixel[:-1])) if len(pixel) else pixel.astype(bool)
@@ -107,11 +112,18 @@ def equi_depth(
 def coates(counts: np.ndarray, cycles: int) -> np.ndarray:
     """Mean photon count per bin (float64) from first-detection counts (npx, B) over `cycles` cycles; a bin
     every armed cycle detected in counts as if half a cycle had not (its rate has no finite estimate)."""
-    armed = cycles - np.cumsum(counts, axis=1, dtype=np.int64) + counts
-    out = np.zeros(counts.shape, np.float64)
-    nz = np.nonzero(counts)  # armed >= counts: every cycle that detected in a bin was armed there
-    out[nz] = _coates_rate(counts[nz], armed[nz])
-    return out
+    h = counts.astype(np.float64)
+    armed = np.cumsum(h, axis=1)  # (exact: integers)
+    armed -= h
+    np.subtract(cycles, armed, out=armed)  # >= h: every cycle that detected in a bin was armed there
+    with np.errstate(divide="ignore", invalid="ignore"):  # (armed 0: no detection there, rate 0 below)
+        rate = h / armed
+        np.minimum(rate, 1.0 - 0.5 / armed, out=rate)
+    np.negative(rate, out=rate)
+    np.log1p(rate, out=rate)
+    np.negative(rate, out=rate)
+    rate[h == 0] = 0.0
+    return rate
 
 
 def irf_kernel(sigma: float, width: float) -> np.ndarray:

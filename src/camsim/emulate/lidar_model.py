@@ -10,7 +10,13 @@ import numpy as np
 
 from camsim.emulate import lidar_histogram as hist
 from camsim.emulate import lidar_transient as tra
+from camsim.emulate.lidar_binned import binned_independent
 from camsim.emulate.lidar_config import LidarConfig
+from camsim.emulate.scratch import Scratch
+
+DENSE_BINS = 64
+"""Equi-width histograms of at most this many bins are corrected and estimated dense, larger ones by their
+occupied bins."""
 
 
 def photon_model(cfg: LidarConfig, rho: np.ndarray, albedo: np.ndarray, ambient: np.ndarray) -> tra.Transient:
@@ -39,6 +45,22 @@ def detections(
     return pix, ticks, clipped
 
 
+def measure(
+    cfg: LidarConfig, tr: tra.Transient, g: np.random.Generator, scratch: Scratch | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(histogram, estimated return time in ticks, detections per pixel, detections clipped by jitter) of a
+    block: `histogram_and_estimate` of `detections`; for equi-width histograms of independent cycles straight
+    from the binned sampler (the same draws and the same result, without per-detection pixel and tick arrays;
+    its scratch arrays from `scratch` when given)."""
+    if cfg.histogram == "equi-width" and not cfg.dead_time_carries_over:
+        counts, clipped = binned_independent(
+            tr, cfg.cycles, cfg.jitter / cfg.bin_width, cfg.histogram_bins, g, scratch
+        )
+        return (*_equi_width_dense(cfg, counts), clipped)
+    pix, ticks, clipped = detections(cfg, tr, g)
+    return (*histogram_and_estimate(cfg, pix, ticks, len(tr.total)), clipped)
+
+
 def histogram_and_estimate(
     cfg: LidarConfig, pix: np.ndarray, ticks: np.ndarray, npx: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,12 +72,27 @@ def histogram_and_estimate(
         counts = hist.equi_depth_counts(found, bins)
         values = hist.coates(counts, cfg.cycles) if cfg.coates else counts
         return edges, hist.densest_bin(values, edges), found
-    sparse = hist.equi_width(pix, ticks, npx, n, bins)
+    return _equi_width_estimate(cfg, hist.equi_width(pix, ticks, npx, n, bins))
+
+
+def _equi_width_estimate(cfg: LidarConfig, sparse: hist.Sparse) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     counts = sparse.dense(dtype=cfg.dtype)
-    found = sparse.detections()
     values = sparse.dense(hist.coates_sparse(sparse, cfg.cycles), np.float32) if cfg.coates else counts
-    width = n // bins
+    return counts, _estimate(cfg, values), sparse.detections()
+
+
+def _equi_width_dense(cfg: LidarConfig, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_equi_width_estimate` of dense counts (npx, B): the same values, computed dense for few bins."""
+    if cfg.histogram_bins > DENSE_BINS:
+        return _equi_width_estimate(cfg, hist.sparse(counts))
+    values = hist.coates(counts, cfg.cycles).astype(np.float32) if cfg.coates else counts
+    return counts.astype(cfg.dtype), _estimate(cfg, values), counts.sum(axis=1)
+
+
+def _estimate(cfg: LidarConfig, values: np.ndarray) -> np.ndarray:
+    """Return time (ticks) of each pixel from its equi-width histogram `values` (counts or Coates rates)."""
+    width = cfg.tdc_bins // cfg.histogram_bins
     if cfg.resolved_estimator == "peak":
-        return counts, hist.peak(values, width), found
+        return hist.peak(values, width)
     sigma = math.hypot(cfg.sigma, cfg.jitter) / cfg.bin_width
-    return counts, hist.matched_filter(values, hist.irf_kernel(sigma, width), width), found
+    return hist.matched_filter(values, hist.irf_kernel(sigma, width), width)

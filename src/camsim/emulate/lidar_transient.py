@@ -49,75 +49,98 @@ def pulse_centre(rho: np.ndarray, tick: float, period: float, sigma: float) -> n
     return np.where(t > per - TRUNCATE * sigma, t - per, t)
 
 
-def pulse_masses(centre: np.ndarray, sigma: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fraction of a unit pulse in each tick of a window per pixel: (w0 (P,) first tick, masses (P, K)).
+def pulse_masses(
+    centre: np.ndarray, sigma: float, n: int, weight: np.ndarray | None = None, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of a unit pulse in each tick of a window per pixel: (w0 (P,) first tick, masses (P, K)), times
+    `weight` (P,) when given, written into `out` (P, K) when given.
 
     The window [w0, w0 + K) lies in the gate [0, n) and holds all of the pulse's mass inside the gate."""
     k = window_ticks(sigma, n)
     c = np.asarray(centre, np.float64)
     w0 = np.clip(np.floor(c - TRUNCATE * sigma), 0, n - k).astype(np.int64)
-    edges = w0[:, None] + np.arange(k + 1, dtype=np.float64)[None, :]
-    cdf = (ndtr((edges - c[:, None]) / sigma) - _TAIL) / (1.0 - 2.0 * _TAIL)
-    cdf = np.clip(cdf, 0.0, 1.0)
-    return w0, np.diff(cdf, axis=1)
+    cdf = ((w0 - c) / sigma)[:, None] + np.arange(k + 1, dtype=np.float64)[None, :] / sigma
+    ndtr(cdf, out=cdf)
+    np.clip(cdf, _TAIL, 1.0 - _TAIL, out=cdf)  # the truncated pulse's CDF is (cdf - _TAIL) / (1 - 2 _TAIL)
+    masses = np.subtract(cdf[:, 1:], cdf[:, :-1], out=out)
+    norm = 1.0 / (1.0 - 2.0 * _TAIL)
+    masses *= norm if weight is None else (np.asarray(weight, np.float64) * norm)[:, None]
+    return w0, masses
 
 
 @dataclass
 class Transient:
-    """Mean photon counts per tick and cycle of P pixels: `beta` (P,) everywhere in the gate, plus the pulse's
-    `window` (P, K) on ticks [w0, w0 + K). The gate is cut into K + 2 segments of constant rate (before the
-    window, its K ticks, after it), with edges (P, K + 3) in ticks and the cumulative count C at each edge."""
+    """Mean photon counts per tick and cycle of P pixels, piecewise constant: the gate [0, n) is cut into K + 2
+    segments (before the pulse's window, its K ticks [w0, w0 + K), after it) of `rate` (P, K + 2) each; the
+    background `beta` is the rate outside the window. Derived: each segment's count dcum (P, K + 2), the
+    cumulative count C at each segment edge (P, K + 3) and in all (`total`, P), the edges in ticks."""
 
-    beta: np.ndarray
+    rate: np.ndarray
     w0: np.ndarray
-    window: np.ndarray
     n: int
 
     def __post_init__(self) -> None:
-        npx, k = self.window.shape
-        w0 = self.w0.astype(np.float64)
-        edges = np.empty((npx, k + 3), np.float64)
-        edges[:, 0] = 0.0
-        edges[:, 1 : k + 2] = w0[:, None] + np.arange(k + 1, dtype=np.float64)
-        edges[:, k + 2] = self.n
-        cum = np.empty((npx, k + 3), np.float64)
+        k = self.k
+        dcum = self.rate.copy()
+        dcum[:, 0] *= self.w0
+        dcum[:, k + 1] *= self.n - k - self.w0
+        self.dcum = dcum
+        """Mean photon count of each segment (P, K + 2)."""
+        cum = np.empty((len(dcum), k + 3), np.float64)
         cum[:, 0] = 0.0
-        cum[:, 1] = self.beta * w0
-        np.cumsum(self.beta[:, None] + self.window, axis=1, out=cum[:, 2 : k + 2])
-        cum[:, 2 : k + 2] += cum[:, 1:2]
-        cum[:, k + 2] = cum[:, k + 1] + self.beta * (self.n - w0 - k)
-        self.edges = edges
+        np.cumsum(dcum, axis=1, out=cum[:, 1:])
         self.cum = cum
         """C at each segment edge (P, K + 3)."""
         self.total = cum[:, k + 2]
         """Mean photon count of the whole gate (P,)."""
-        self.dcum = np.diff(cum, axis=1)
-        """Mean photon count of each segment (P, K + 2)."""
-        dedge = np.diff(edges, axis=1)
-        inverse = np.zeros((npx, k + 3), np.float64)  # ticks per unit of C in each segment (0: empty segment)
-        np.divide(dedge, self.dcum, out=inverse[:, :-1], where=self.dcum > 0)
-        self.inverse = inverse
-        """Ticks per unit of C in each segment (P, K + 3; 0 for an empty segment and past the last)."""
+
+    @property
+    def k(self) -> int:
+        return self.rate.shape[1] - 2
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self.rate[:, 0]
 
     @cached_property
-    def _search(self) -> tuple[float, np.ndarray, np.ndarray]:
-        """Rows of C and of the edges stacked into increasing arrays (for `invert` and `cumulative`)."""
+    def edges(self) -> np.ndarray:
+        """Segment edges in ticks (P, K + 3)."""
+        edges = np.empty((len(self.w0), self.k + 3), np.float64)
+        edges[:, 0] = 0.0
+        np.add(self.w0[:, None], np.arange(self.k + 1, dtype=np.float64), out=edges[:, 1:-1])
+        edges[:, -1] = self.n
+        return edges
+
+    @cached_property
+    def neg_reach(self) -> np.ndarray:
+        """exp(-dcum) - 1 (P, K + 2): minus the probability of a photon within each segment, once it is
+        reached."""
+        neg = np.negative(self.dcum)
+        return np.expm1(neg, out=neg)
+
+    def ticks_per_count(self, scale: float = 1.0) -> np.ndarray:
+        """`scale` / rate of each segment (P, K + 2): ticks per unit of C (inf where the rate is 0)."""
+        with np.errstate(divide="ignore"):
+            return np.divide(scale, self.rate)
+
+    @cached_property
+    def _search(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of C and of the edges stacked into increasing arrays, and the ticks per count padded to the
+        edges, 0 in empty segments (for `invert` and `cumulative`)."""
         npx = len(self.total)
         span = float(self.total.max(initial=0.0)) + 1.0
         stacked = (self.cum + np.arange(npx, dtype=np.float64)[:, None] * span).ravel()
         stacked_edges = (self.edges + np.arange(npx, dtype=np.float64)[:, None] * (self.n + 1.0)).ravel()
-        return span, stacked, stacked_edges
-
-    @property
-    def k(self) -> int:
-        return self.window.shape[1]
+        inverse = np.zeros(self.edges.shape, np.float64)
+        np.divide(1.0, self.rate, out=inverse[:, :-1], where=self.rate > 0)
+        return span, stacked, stacked_edges, inverse.ravel()
 
     def rates(self) -> np.ndarray:
         """The dense transient (P, n): mean count per tick (for tests and small checks; the sampler never
         builds it)."""
         dense = np.repeat(self.beta[:, None], self.n, axis=1)
         rows = np.arange(len(self.beta))[:, None]
-        dense[rows, self.w0[:, None] + np.arange(self.k)] += self.window
+        dense[rows, self.w0[:, None] + np.arange(self.k)] = self.rate[:, 1:-1]
         return dense
 
     def _interpolate(self, pix: np.ndarray, x: np.ndarray, stacked: np.ndarray, scale: float, src: np.ndarray,
@@ -141,10 +164,10 @@ class Transient:
         unit-exponential clock reads e."""
         width = self.k + 3
         base = pix * width
-        span, stacked, _ = self._search
+        span, stacked, _, inverse = self._search
         idx = np.searchsorted(stacked, e + pix * span, side="right") - 1
         np.clip(idx, base, base + width - 2, out=idx)
-        t = (e - self.cum.ravel()[idx]) * self.inverse.ravel()[idx]
+        t = (e - self.cum.ravel()[idx]) * inverse[idx]
         t += self.edges.ravel()[idx]
         return np.minimum(t, np.nextafter(float(self.n), 0.0), out=t)
 
@@ -153,8 +176,13 @@ def transient(signal: np.ndarray, beta: np.ndarray, centre: np.ndarray, sigma: f
     """The transient of P pixels: `signal` (P,) mean detectable photons of one pulse's return (the part outside
     the gate is lost), `beta` (P,) background counts per tick, the pulse's `centre` (P,) and standard deviation
     `sigma` in ticks."""
-    w0, masses = pulse_masses(centre, sigma, n)
-    return Transient(np.asarray(beta, np.float64), w0, masses * np.asarray(signal, np.float64)[:, None], n)
+    beta = np.asarray(beta, np.float64)
+    rate = np.empty((len(beta), window_ticks(sigma, n) + 2), np.float64)
+    w0, masses = pulse_masses(centre, sigma, n, signal, out=rate[:, 1:-1])
+    masses += beta[:, None]
+    rate[:, 0] = beta
+    rate[:, -1] = beta
+    return Transient(rate, w0, n)
 
 
 def first_detection_law(tr: Transient) -> tuple[np.ndarray, np.ndarray]:
@@ -162,34 +190,55 @@ def first_detection_law(tr: Transient) -> tuple[np.ndarray, np.ndarray]:
     detection lies in each segment given that it detects (rows sum to 1; a pixel without light: all in the
     last segment)."""
     p = -np.expm1(-tr.total)
-    inside = -np.expm1(-tr.dcum)  # a photon in the segment, once it is reached
-    q = np.exp(-tr.cum[:, :-1])
-    q *= inside
+    q = np.negative(tr.cum[:, :-1])
+    np.exp(q, out=q)
+    q *= tr.neg_reach
     lit = p > 0
-    np.divide(q, p[:, None], out=q, where=lit[:, None])
-    q[~lit] = 0.0
-    q[~lit, -1] = 1.0
+    q *= np.divide(-1.0, p, out=np.zeros_like(p), where=lit)[:, None]
+    if not lit.all():
+        q[~lit, -1] = 1.0
     return p, q
+
+
+def segment_counts(tr: Transient, cycles: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Detections of N independent cycles per pixel (P,) and per segment (P, K + 2). Draws: one binomial per
+    pixel, then one multinomial per pixel (`first_detection_law`)."""
+    p, q = first_detection_law(tr)
+    d = g.binomial(cycles, p)
+    return d, g.multinomial(d, q)
+
+
+def segment_index(per_segment: np.ndarray) -> np.ndarray:
+    """Each detection's flat segment index (D,) int64 for detections counted `per_segment` (P, S), in segment
+    order."""
+    return np.repeat(np.arange(per_segment.size), per_segment.ravel())
+
+
+def place_in_segments(
+    t: np.ndarray, seg: np.ndarray, scratch: np.ndarray, neg_reach: np.ndarray, neg_scale: np.ndarray
+) -> None:
+    """Turn uniforms `t` (D,), in place, into the times of detections in segments `seg` (D,) past their
+    segments' starts. In a segment of constant rate the first arrival's clock reading past the segment's start
+    is an exponential truncated to the segment's count dC: -ln(1 - u (1 - exp(-dC))) = ln(1 + u neg_reach)
+    (neg_reach = exp(-dC) - 1); its time is that over the rate (times -neg_scale). `neg_reach`, `neg_scale`:
+    (P, S); `scratch` (D,) float64 is overwritten."""
+    t *= np.take(neg_reach, seg, out=scratch, mode="clip")
+    np.log1p(t, out=t)
+    t *= np.take(neg_scale, seg, out=scratch, mode="clip")
 
 
 def detect_independent(tr: Transient, cycles: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """First detections of N independent cycles per pixel: (pixel (D,), time in ticks (D,)), pixel-ordered
     (and segment-ordered within a pixel). Draws: one binomial per pixel (its detections), one multinomial per
     pixel (their segments, `first_detection_law`), then one uniform per detection (its time in its segment)."""
-    p, q = first_detection_law(tr)
-    d = g.binomial(cycles, p)
-    per_segment = g.multinomial(d, q).ravel()
+    d, per_segment = segment_counts(tr, cycles, g)
     t = g.random(int(d.sum()))
-    seg = np.repeat(np.arange(per_segment.size), per_segment)  # each detection's segment (flat index)
+    seg = segment_index(per_segment)
     scratch = np.empty_like(t)
-    # In a segment of constant rate the first arrival's clock reading past the segment's start is an exponential
-    # truncated to the segment's count dC: -ln(1 - u (1 - exp(-dC))); in ticks, times the ticks per unit of C.
-    t *= np.take(np.expm1(-tr.dcum).ravel(), seg, out=scratch, mode="clip")
-    np.log1p(t, out=t)
-    t *= np.take(-tr.inverse[:, :-1].ravel(), seg, out=scratch, mode="clip")
-    t += np.take(tr.edges[:, :-1].ravel(), seg, out=scratch, mode="clip")
-    np.minimum(t, np.nextafter(float(tr.n), 0.0), out=t)
-    return np.repeat(np.arange(len(p)), d), t
+    place_in_segments(t, seg, scratch, tr.neg_reach, tr.ticks_per_count(-1.0))
+    t += np.take(tr.edges[:, :-1], seg, out=scratch, mode="clip")
+    np.minimum(t, np.nextafter(float(tr.n), 0.0), out=t)  # (t < n but for rounding)
+    return np.repeat(np.arange(len(d)), d), t
 
 
 def detect_with_dead_time(

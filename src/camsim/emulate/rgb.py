@@ -372,6 +372,7 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         (out / RAW.folder).mkdir(exist_ok=True)
     source_numbers = seq.frame_numbers
     numbers = [round(float(source_numbers[o * m])) for o in range(n_out)]
+    del source_numbers  # not held while frames are processed (memory flat in the sequence length)
     cache: dict[int, np.ndarray] = {}
     pose = blockwise(lambda os: trajectory.linear_poses(seq.poses, [ex.middle(int(o), h) for o in os]), n_out)
 

@@ -297,6 +297,7 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
     dtype = np.uint8 if cfg.bits <= 8 else np.uint16
     source_numbers = seq.frame_numbers
     numbers = [timebase.subframe_number(source_numbers, o * levels, k) for o in range(n_out)]
+    del source_numbers  # not held while frames are processed (memory flat in the sequence length)
 
     def rate_of(i: int) -> np.ndarray:
         """qe * photons * signal + dark counts (counts/s), in place where the array is this function's own."""
