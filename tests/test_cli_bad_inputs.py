@@ -29,7 +29,7 @@ from camsim.emulate.sensors import SENSORS
 
 TESTS = Path(__file__).parent
 TINY = ["--render-config.width", "16", "--render-config.height", "12", "--render-config.max-samples", "1",
-        "--render-config.device-type", "cpu"]  # fmt: skip
+        "--render-config.device-type", "cpu", "--render-config.albedo"]  # fmt: skip (albedo: for emulate itof/lidar)
 WIDER = [a if a != "16" else "20" for a in TINY]
 EYE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
@@ -278,7 +278,7 @@ def workspace(
         (ws / f"s-{name}").mkdir()
         (ws / f"s-{name}" / f"{name}.blend").write_bytes((ws / f"{name}.blend").read_bytes())
     seq = ws / "seq"
-    assert cli_run("render-animation", str(demo_scenes[0]), str(seq), "--frame-start", "1", "--frame-end", "3", "--render-config.albedo",
+    assert cli_run("render-animation", str(demo_scenes[0]), str(seq), "--frame-start", "1", "--frame-end", "3",
                    *TINY, "--render-config.log-dir", str(ws.parent / "logs")).code == 0  # fmt: skip
     (ws / "s-one").mkdir()  # a dataset of one scene whose only sequence is `seq`
     (ws / "s-one" / demo_scenes[0].name).write_bytes(demo_scenes[0].read_bytes())
