@@ -28,8 +28,17 @@ from camsim.blender.worker import BlenderWorker
 from camsim.emulate.sensors import SENSORS
 
 TESTS = Path(__file__).parent
-TINY = ["--render-config.width", "16", "--render-config.height", "12", "--render-config.max-samples", "1",
-        "--render-config.device-type", "cpu", "--render-config.albedo"]  # fmt: skip (albedo: for emulate itof/lidar)
+TINY = [
+    "--render-config.width",
+    "16",
+    "--render-config.height",
+    "12",
+    "--render-config.max-samples",
+    "1",
+    "--render-config.device-type",
+    "cpu",
+    "--render-config.albedo",
+]  # fmt: skip (albedo: for emulate itof/lidar)
 WIDER = [a if a != "16" else "20" for a in TINY]
 EYE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
