@@ -50,10 +50,9 @@ from camsim.emulate.common import (
 from camsim.emulate.itof_codes import CODES, C, correlation, phase_response, tap_phases, unambiguous_range
 from camsim.emulate.itof_decode import check_frequencies, common_frequency_mhz, decode, extended_range
 from camsim.emulate.light import LUMA, Sequence, output_meta, run_emulator
-from camsim.emulate.rays import RayGeometry, incidence_cosine
+from camsim.emulate.rays import RayGeometry, incidence_cosine, require_passes
 from camsim.errors import ConfigError, DatasetError
 from camsim.fileio import atomic_path
-from camsim.passes import ALBEDO, DEPTH, NORMAL
 
 log = logging.getLogger(__name__)
 
@@ -200,19 +199,7 @@ def plan(seq: Sequence, cfg: ItofConfig) -> Plan:
             "emulate itof cannot read a sequence interpolated on the fly yet (--no-keep-interpolated): keep the "
             "interpolated frames (camsim interpolate, or create-datasets --keep-interpolated)"
         )
-    if not seq.has_pass(ALBEDO.key):
-        raise DatasetError(
-            f"{seq.root}: emulate itof needs the albedo pass: render with --render-config.albedo"
-        )
-    if not seq.has_pass(DEPTH.key):
-        raise DatasetError(
-            f"{seq.root}: emulate itof needs the depth pass: render with --render-config.depths"
-        )
-    if cfg.incidence and not seq.has_pass(NORMAL.key):
-        raise DatasetError(
-            f"{seq.root}: emulate itof needs the normal pass for the incidence cosine: render with "
-            "--render-config.normals, or pass --no-incidence"
-        )
+    require_passes(seq, "emulate itof", cfg.incidence)
     kt = cfg.total_taps
     if seq.n < kt:
         raise ConfigError(f"{seq.n} source frames give no iToF frame of {kt} taps (one source frame per tap)")

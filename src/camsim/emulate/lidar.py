@@ -41,11 +41,11 @@ from camsim.emulate.lidar_model import measure, photon_model
 from camsim.emulate.lidar_points import POINT_DTYPE, camera_points, world_points
 from camsim.emulate.lidar_scan import Scan, fractional_index, line_of_pixel, nearest_frames, plan_scan
 from camsim.emulate.light import LUMA, Sequence, output_meta, run_emulator
-from camsim.emulate.rays import RayGeometry, incidence_cosine
+from camsim.emulate.rays import RayGeometry, incidence_cosine, require_passes
 from camsim.emulate.scratch import PerThread, Scratch
 from camsim.errors import ConfigError, DatasetError
 from camsim.fileio import atomic_path
-from camsim.passes import ALBEDO, DEPTH, LIDAR_HISTOGRAMS, LIDAR_POINTS, NORMAL
+from camsim.passes import LIDAR_HISTOGRAMS, LIDAR_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +64,7 @@ def check_source(seq: Sequence, cfg: LidarConfig) -> None:
             f"{seq.source}: lidar cannot read frames interpolated on the fly yet: write the interpolated sequence "
             "(camsim interpolate, or create-datasets without --no-keep-interpolated) and emulate that"
         )
-    if not seq.has_pass(ALBEDO.key):
-        raise DatasetError(
-            f"{seq.source}: lidar needs the albedo pass: render with --render-config.{ALBEDO.flag}"
-        )
-    if not seq.has_pass(DEPTH.key):
-        raise DatasetError(
-            f"{seq.source}: lidar needs the depth pass: render with --render-config.{DEPTH.flag}"
-        )
-    if cfg.incidence and not seq.has_pass(NORMAL.key):
-        raise DatasetError(
-            f"{seq.source}: lidar needs the normal pass for the incidence cosine: render with "
-            f"--render-config.{NORMAL.flag}, or pass --no-incidence"
-        )
+    require_passes(seq, "lidar", cfg.incidence)
 
 
 def plan(seq: Sequence, cfg: LidarConfig) -> Scan:

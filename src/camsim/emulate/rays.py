@@ -9,6 +9,8 @@ import numpy as np
 
 from camsim import lenses
 from camsim.emulate.light import Sequence, radial_depth
+from camsim.errors import DatasetError
+from camsim.passes import ALBEDO, DEPTH, NORMAL
 
 
 class RayGeometry:
@@ -48,3 +50,18 @@ def incidence_cosine(normals: np.ndarray, rays: np.ndarray) -> np.ndarray:
     dot += normals[..., 1] * rays[..., 1]
     dot += normals[..., 2] * rays[..., 2]
     return np.abs(dot, out=dot)
+
+
+def require_passes(seq: Sequence, sensor: str, incidence: bool) -> None:
+    """DatasetError (one line, naming the render flag) when `seq` lacks a pass an active sensor reads: albedo,
+    depth, and normals when it uses the incidence cosine. `sensor` names the sensor in the message."""
+    for kind in (ALBEDO, DEPTH):
+        if not seq.has_pass(kind.key):
+            raise DatasetError(
+                f"{seq.source}: {sensor} needs the {kind.name} pass: render with --render-config.{kind.flag}"
+            )
+    if incidence and not seq.has_pass(NORMAL.key):
+        raise DatasetError(
+            f"{seq.source}: {sensor} needs the normal pass for the incidence cosine: render with "
+            f"--render-config.{NORMAL.flag}, or pass --no-incidence"
+        )
