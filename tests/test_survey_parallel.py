@@ -201,3 +201,37 @@ def test_scene_record_stamps_the_file(tmp_path: Path) -> None:
     failed = scene_record(SceneEntry("a", path), "scene has no camera", None)
     assert failed is not None and failed.error == "scene has no camera" and failed.start is None
     assert scene_record(SceneEntry("gone", tmp_path / "gone.blend"), "x", None) is None
+
+
+def test_a_render_slot_takes_the_blender_planning_hands_over(four_scenes: list[Path], tmp_path: Path) -> None:
+    """The first job is out while the reader reads the last scene: the slot waits for that reader's Blender
+    instead of starting a second one (jobs=1 runs one Blender in all, as a bare loop does)."""
+    from camsim.jobs import WorkerSlot
+    from camsim.spares import Spares
+
+    scenes = _folder(tmp_path, four_scenes[:2])
+    config = _config(tmp_path)
+    spares = Spares()
+    reads = survey_local(scenes, config, 1, {}, None, spares)
+    first = next(reads)  # the reader goes on with the second (last) scene meanwhile
+    slot = WorkerSlot(config, spare=spares)
+    try:
+        worker = slot.get()
+        rest = list(reads)
+        assert worker.alive and slot.started == 1 and spares.coming == 0 and spares.empty()
+        assert _started(config) == ["worker-1"]  # the reader's Blender: no other started
+        assert {first.scene.name, *(r.scene.name for r in rest)} == {"survey_a", "survey_b"}
+    finally:
+        slot.close()
+
+
+def test_a_render_slot_starts_its_own_blender_when_none_is_coming(tmp_path: Path) -> None:
+    from camsim.jobs import WorkerSlot
+    from camsim.spares import Spares
+
+    config = _config(tmp_path)
+    slot = WorkerSlot(config, spare=Spares())  # nothing expected: no wait
+    try:
+        assert slot.get().alive and _started(config) == ["worker-1"]
+    finally:
+        slot.close()

@@ -28,6 +28,7 @@ from camsim.manifest import MANIFEST, STAGES, Manifest, Splits, read_manifest, s
 from camsim.planning import DatasetPlan, PlanOptions, ScenePlanFailure, plan_datasets
 from camsim.resume import Reuse
 from camsim.sampling import SceneEntry
+from camsim.spares import Spares
 from camsim.stages import Pipeline, StageOutcome, StageTask
 from camsim.survey import SceneRead
 
@@ -141,7 +142,7 @@ class DatasetRun:
         self.failures: list[ScenePlanFailure] = []
         self.jobs: list[SequenceJob] = []
         self.view: Any = None
-        self.spare: queue.Queue = queue.Queue()
+        self.spare = Spares()
 
     # -- planning
 

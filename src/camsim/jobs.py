@@ -24,9 +24,14 @@ from camsim.config import GPU_BACKENDS, RenderConfig, RenderSettings
 from camsim.errors import CamsimError, OutputWriteError, SceneError, UserInputError, WorkerError
 from camsim.render import SequenceResult, render_sequence, sequence_is_complete
 from camsim.resume import Reuse
+from camsim.spares import Spares
 from camsim.stages import StageOutcome, StageTask
 
 log = logging.getLogger(__name__)
+
+SPARE_WAIT = 120.0
+"""Seconds a slot with no worker waits for a warm Blender that planning is about to hand over (a scene reader on
+its last scene) before it starts one of its own."""
 
 Status = Literal["done", "skipped", "failed"]
 
@@ -98,11 +103,15 @@ class WorkerSlot:
 
     def get(self) -> BlenderWorker:
         with self._lock:
-            if self.stopped:
-                raise WorkerError(f"worker-{self.index + 1} is stopping; no new worker is started")
             if self.worker is not None and not self.worker.alive:
                 self.worker.kill()
                 self.worker = None
+            waiting = self.worker is None and isinstance(self.spare, Spares) and not self.stopped
+        if waiting:  # outside the lock: stop() and adopt() go on meanwhile
+            self.spare.wait(SPARE_WAIT, lambda: self.stopped or self.worker is not None)  # type: ignore[union-attr]
+        with self._lock:
+            if self.stopped:
+                raise WorkerError(f"worker-{self.index + 1} is stopping; no new worker is started")
             if self.worker is None:
                 self.worker = self._take_spare()
             if self.worker is None:

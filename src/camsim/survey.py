@@ -25,6 +25,7 @@ from camsim.manifest import SceneRecord, scene_cache_valid
 from camsim.planning import SceneRange
 from camsim.render import check_blend_file
 from camsim.sampling import SceneEntry
+from camsim.spares import Spares
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def survey_local(
     def reader(index: int) -> None:
         current: list[BlenderWorker] = []
         starts = 0
+        expecting = False
 
         def get_worker() -> BlenderWorker:
             nonlocal starts
@@ -204,6 +206,9 @@ def survey_local(
                     scene = todo.get_nowait()
                 except queue.Empty:
                     break
+                if todo.empty() and isinstance(spare, Spares) and not expecting:
+                    spare.expect()  # the last scene: this reader's Blender is coming to the render slots
+                    expecting = True
                 stat = stat_or_none(scene.path)
                 for attempt in range(1 + READ_RETRIES):
                     reading = read_scene(get_worker, scene.path, scene_name)
@@ -227,6 +232,8 @@ def survey_local(
         finally:
             for w in current:
                 w.kill()
+            if expecting:
+                spare.settle()  # type: ignore[attr-defined]
 
     threads = [
         threading.Thread(target=reader, args=(i,), name=f"camsim-survey-{i}", daemon=True)
