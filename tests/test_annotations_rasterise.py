@@ -88,3 +88,57 @@ def test_category_ids_are_the_sorted_names_and_the_semantic_map_their_lookup():
 def test_semantic_maps_without_the_segmentation_are_refused_in_one_line():
     with pytest.raises(ConfigError, match=r"--render-config.no-segmentations or --render-config.semantics$"):
         RenderConfig(semantics=True, segmentations=False).validate()
+
+
+def _per_pixel(tri_uv: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The rule itself, pixel by pixel: every pixel centre tested against each oriented triangle's three edge
+    functions with the arithmetic `raster.coverage` promises (float64, >= 0 on an edge)."""
+    mask = np.zeros((h, w), bool)
+    px, py = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    for tri in np.asarray(tri_uv, np.float64).reshape(-1, 3, 2):
+        if not np.isfinite(tri).all():
+            continue
+        (u0, v0), (u1, v1), (u2, v2) = tri
+        area = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
+        if area == 0:
+            continue
+        if area < 0:
+            tri = tri[[0, 2, 1]]
+        inside = np.ones((h, w), bool)
+        for e in range(3):
+            (ax, ay), (bx, by) = tri[e], tri[(e + 1) % 3]
+            inside &= (bx - ax) * (py - ay) - (by - ay) * (px - ax) >= 0
+        mask |= inside
+    return mask
+
+
+def test_coverage_by_runs_equals_the_per_pixel_rule() -> None:
+    """Random triangles of every size, and the adversarial ones: vertices and edges through pixel centres,
+    axis-aligned and nearly flat edges, slivers, triangles far outside or around the whole image."""
+    rng = np.random.default_rng(7)
+    w, h = 37, 23
+    cases = [rng.uniform(-10, 47, (60, 3, 2)), rng.uniform(0, 40, (200, 3, 2)) * [1, 0.6]]
+    small = rng.uniform(0, 35, (300, 1, 2)) + rng.uniform(-1.5, 1.5, (300, 3, 2))
+    cases.append(small)
+    centres = np.floor(rng.uniform(0, 30, (300, 3, 2))) + 0.5  # every vertex on a pixel centre
+    cases.append(centres)
+    halves = np.round(rng.uniform(0, 40, (300, 3, 2)) * 2) / 2  # vertices on centres and corners
+    cases.append(halves)
+    flat = rng.uniform(0, 36, (100, 3, 2))
+    flat[:, 1, 1] = flat[:, 0, 1] + rng.uniform(-1e-9, 1e-9, 100)  # nearly horizontal edges
+    cases.append(flat)
+    through = []  # edges through pixel centres at random slopes: the edge function there is 0 up to rounding
+    for _ in range(400):
+        c = np.floor(rng.uniform(2, 20, 2)) + 0.5
+        d = rng.normal(size=2)
+        a, b = c - rng.uniform(0.3, 9) * d, c + rng.uniform(0.3, 9) * d
+        through.append([a, b, c + rng.uniform(-9, 9, 2)])
+    cases.append(np.array(through))
+    cases.append(np.array([[[-1e6, -1e6], [1e6, -1e6], [0.0, 1e6]],  # around the whole image
+                           [[1e3, 1e3], [2e3, 1e3], [1e3, 2e3]],  # all outside
+                           [[3.5, 2.5], [3.5, 20.5], [3.5 + 1e-12, 11.5]],  # a sliver along a column of centres
+                           [[0.5, 0.5], [36.5, 0.5], [0.5, 22.5]]]))  # fmt: skip
+    for tris in cases:
+        np.testing.assert_array_equal(coverage(tris, w, h), _per_pixel(tris, w, h))
+        for one in tris[:40]:
+            np.testing.assert_array_equal(coverage(one[None], w, h), _per_pixel(one[None], w, h))

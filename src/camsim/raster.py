@@ -65,8 +65,10 @@ def project(points: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> n
 
 def coverage(tri_uv: np.ndarray, w: int, h: int) -> np.ndarray:
     """(h,w) bool: the pixels whose centres lie inside (or on an edge of) any of the (N,3,2) image-plane
-    triangles `tri_uv`. Exact in float64: each candidate centre of a triangle's bounding box is tested
-    against its three edges; triangles are grouped by box size so the work is about twice their area."""
+    triangles `tri_uv`. Exact in float64 (`inside`: the three edge functions at the centre, each >= 0), at a
+    cost per covered row rather than per pixel: in a row each edge function is monotone in the column (every
+    float64 operation in it rounds monotonically), so a triangle covers one run of columns there; the run's
+    ends are found from each edge's crossing, then moved to where `inside`'s own arithmetic puts them."""
     mask = np.zeros((h, w), dtype=bool)
     t = np.asarray(tri_uv, dtype=np.float64).reshape(-1, 3, 2)
     t = t[np.isfinite(t).all(axis=(1, 2))]
@@ -83,29 +85,69 @@ def coverage(tri_uv: np.ndarray, w: int, h: int) -> np.ndarray:
     c1 = np.minimum(np.floor(t[..., 0].max(axis=1) - 0.5), w - 1).astype(np.int64)
     r0 = np.maximum(np.ceil(t[..., 1].min(axis=1) - 0.5), 0).astype(np.int64)
     r1 = np.minimum(np.floor(t[..., 1].max(axis=1) - 0.5), h - 1).astype(np.int64)
-    bw, bh = c1 - c0 + 1, r1 - r0 + 1
-    keep = (bw > 0) & (bh > 0)
-    t, c0, r0, bw, bh = t[keep], c0[keep], r0[keep], bw[keep], bh[keep]
-    n = bw * bh
-    size = np.ceil(np.log2(np.maximum(n, 1))).astype(np.int64)  # bucket: boxes of at most 2**size pixels
-    for s in np.unique(size):
-        cap = 1 << int(s)
-        sel_all = np.nonzero(size == s)[0]
-        step = max(1, CHUNK // cap)
-        k = np.arange(cap)
-        for a in range(0, len(sel_all), step):
-            sel = sel_all[a : a + step]
-            width = bw[sel, None]
-            dx, dy = k % width, k // width
-            ok = k < n[sel, None]
-            col, row = c0[sel, None] + dx, r0[sel, None] + dy
-            px, py = col + 0.5, row + 0.5
-            tri = t[sel]
-            inside = ok
-            for e in range(3):
-                (ax, ay), (bx, by) = tri[:, e].T, tri[:, (e + 1) % 3].T
-                inside = inside & (
-                    (bx - ax)[:, None] * (py - ay[:, None]) - (by - ay)[:, None] * (px - ax[:, None]) >= 0
-                )
-            mask[row[inside], col[inside]] = True
+    keep = (c1 >= c0) & (r1 >= r0)
+    t, c0, c1, r0, r1 = t[keep], c0[keep], c1[keep], r0[keep], r1[keep]
+    rows = r1 - r0 + 1
+    ends = np.cumsum(rows)
+    a = 0
+    while a < len(t):  # (triangle, row) pairs, about CHUNK of them at a time
+        done = ends[a - 1] if a else 0
+        stop = max(a + 1, int(np.searchsorted(ends, done + CHUNK, side="right")))
+        b = slice(a, stop)
+        a = stop
+        tri_of = np.repeat(np.arange(len(t[b])), rows[b])
+        first = np.cumsum(rows[b]) - rows[b]
+        row = r0[b][tri_of] + (np.arange(len(tri_of)) - first[tri_of])
+        lo, hi = c0[b][tri_of].copy(), c1[b][tri_of].copy()
+        tri = t[b][tri_of]
+        py = row + 0.5
+        for e in range(3):
+            ax, ay = tri[:, e, 0], tri[:, e, 1]
+            dx, dy = tri[:, (e + 1) % 3, 0] - ax, tri[:, (e + 1) % 3, 1] - ay
+            _edge_run(ax, ay, dx, dy, py, lo, hi)
+        ok = lo <= hi
+        _fill_runs(mask, row[ok], lo[ok], hi[ok])
     return mask
+
+
+def _inside_edge(ax, ay, dx, dy, py, col) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """One edge function at the centre of pixel (row, col) >= 0, with exactly the arithmetic of a per-pixel
+    test: (bx - ax) (py - ay) - (by - ay) (px - ax) >= 0."""
+    return dx * (py - ay) - dy * ((col + 0.5) - ax) >= 0
+
+
+def _edge_run(ax, ay, dx, dy, py, lo, hi) -> None:  # type: ignore[no-untyped-def]
+    """Narrow the column runs [lo, hi] (in place) to where this edge's function is >= 0. dy > 0: the function
+    falls with the column (an upper end); dy < 0: it rises (a lower end); dy == 0: all or nothing."""
+    flat = dy == 0
+    if flat.any():
+        out = flat & ~_inside_edge(ax, ay, dx, dy, py, lo)
+        hi[out] = lo[out] - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = ax + dx * (py - ay) / dy - 0.5  # the column where the function is 0 (up to rounding)
+        # Clamped into the run's box: a nearly flat edge crosses far away (or at infinity), only the box matters.
+        cross = np.minimum(np.maximum(cross, lo - 1), hi + 1)
+    cross[flat] = lo[flat]  # any finite column: flat edges are settled above
+    up, down = dy > 0, dy < 0
+    end, start = np.floor(cross).astype(np.int64), np.ceil(cross).astype(np.int64)
+    for _ in range(64):  # rounding moves a crossing by far less than a column: a step or two settles it
+        more = up & _inside_edge(ax, ay, dx, dy, py, end + 1) & (end < hi)
+        less = up & ~_inside_edge(ax, ay, dx, dy, py, end) & (end >= lo)
+        earlier = down & _inside_edge(ax, ay, dx, dy, py, start - 1) & (start > lo)
+        later = down & ~_inside_edge(ax, ay, dx, dy, py, start) & (start <= hi)
+        if not (more.any() or less.any() or earlier.any() or later.any()):
+            break
+        end += more.astype(np.int64) - less.astype(np.int64)
+        start += later.astype(np.int64) - earlier.astype(np.int64)
+    np.minimum(hi, np.where(up, end, hi), out=hi)
+    np.maximum(lo, np.where(down, start, lo), out=lo)
+
+
+def _fill_runs(mask: np.ndarray, row: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Set mask[row, lo..hi] for every run (a difference array summed along the rows)."""
+    if not len(row):
+        return
+    h, w = mask.shape
+    n = h * (w + 1)
+    diff = np.bincount(row * (w + 1) + lo, minlength=n) - np.bincount(row * (w + 1) + hi + 1, minlength=n)
+    mask |= np.cumsum(diff.reshape(h, w + 1)[:, :w], axis=1) > 0

@@ -140,6 +140,7 @@ class CreateDatasets:
                 "--render-config.cameras all cannot go with --interpolate-factor or --emulate: the stages run "
                 "per camera and are planned before the render; name the cameras"
             )
+        _check_sensor_passes(pipeline, config)
         from camsim.splits import check_fractions
 
         fractions = check_fractions(self.splits) if self.splits else None
@@ -200,6 +201,22 @@ class CreateDatasets:
                 log.warning("interrupted: workers stopped; rerun with --allow-skips to continue")
                 raise
         return _summarise(report)
+
+
+def _check_sensor_passes(pipeline: Pipeline, config: RenderConfig) -> None:
+    """A sensor that reads a pass the render will not write is bad input before anything renders."""
+    from camsim.emulate.sensors import SENSORS
+    from camsim.errors import UserInputError
+    from camsim.passes import NORMAL
+
+    for name, cfg in pipeline.sensors:
+        for kind in SENSORS[name].passes(cfg):
+            if getattr(config, kind.flag):
+                continue
+            also = f" (or --{name}.no-incidence)" if kind is NORMAL else ""
+            raise UserInputError(
+                f"--emulate {name} reads the {kind.name} pass: render it with --render-config.{kind.flag}{also}"
+            )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

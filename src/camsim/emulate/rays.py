@@ -10,7 +10,7 @@ import numpy as np
 from camsim import lenses
 from camsim.emulate.light import Sequence, radial_depth
 from camsim.errors import DatasetError
-from camsim.passes import ALBEDO, DEPTH, NORMAL
+from camsim.passes import ALBEDO, DEPTH, NORMAL, Pass
 
 
 class RayGeometry:
@@ -52,16 +52,22 @@ def incidence_cosine(normals: np.ndarray, rays: np.ndarray) -> np.ndarray:
     return np.abs(dot, out=dot)
 
 
+def needed_passes(incidence: bool) -> tuple[Pass, ...]:
+    """The passes an active sensor reads: albedo and depth, and normals when it uses the incidence cosine."""
+    return (ALBEDO, DEPTH, NORMAL) if incidence else (ALBEDO, DEPTH)
+
+
 def require_passes(seq: Sequence, sensor: str, incidence: bool) -> None:
-    """DatasetError (one line, naming the render flag) when `seq` lacks a pass an active sensor reads: albedo,
-    depth, and normals when it uses the incidence cosine. `sensor` names the sensor in the message."""
-    for kind in (ALBEDO, DEPTH):
-        if not seq.has_pass(kind.key):
+    """DatasetError (one line, naming the render flag) when `seq` lacks a pass an active sensor reads
+    (`needed_passes`). `sensor` names the sensor in the message."""
+    for kind in needed_passes(incidence):
+        if seq.has_pass(kind.key):
+            continue
+        if kind is NORMAL:
             raise DatasetError(
-                f"{seq.source}: {sensor} needs the {kind.name} pass: render with --render-config.{kind.flag}"
+                f"{seq.source}: {sensor} needs the normal pass for the incidence cosine: render with "
+                f"--render-config.{NORMAL.flag}, or pass --no-incidence"
             )
-    if incidence and not seq.has_pass(NORMAL.key):
         raise DatasetError(
-            f"{seq.source}: {sensor} needs the normal pass for the incidence cosine: render with "
-            f"--render-config.{NORMAL.flag}, or pass --no-incidence"
+            f"{seq.source}: {sensor} needs the {kind.name} pass: render with --render-config.{kind.flag}"
         )

@@ -22,6 +22,8 @@ from camsim import derive
 from camsim.emulate import events, imu, itof, lidar, rgb, spad
 from camsim.emulate.common import Progress, prepare_output, settings
 from camsim.emulate.light import Sequence, open_sequence
+from camsim.emulate.rays import needed_passes
+from camsim.passes import Pass
 from camsim.resume import Reuse
 
 
@@ -35,6 +37,13 @@ class Sensor:
     unit: str
     light: str | None = None
     """Input light forced for this sensor (the IMU reads poses only)."""
+    passes: Callable[[Any], tuple[Pass, ...]] = lambda cfg: ()
+    """The render passes it reads besides the light, for a config (a render without them is refused before it
+    starts)."""
+
+
+def _active(cfg: Any) -> tuple[Pass, ...]:
+    return needed_passes(cfg.incidence)
 
 
 SENSORS: dict[str, Sensor] = {
@@ -42,8 +51,8 @@ SENSORS: dict[str, Sensor] = {
     "rgb": Sensor("rgb", rgb.RgbConfig, rgb._run, rgb.progress_total, "frames"),
     "events": Sensor("events", events.EventsConfig, events._run, events.progress_total, "frames"),
     "imu": Sensor("imu", imu.ImuConfig, imu._run, imu.progress_total, "samples", light="srgb"),
-    "itof": Sensor("itof", itof.ItofConfig, itof._run, itof.progress_total, "taps"),
-    "lidar": Sensor("lidar", lidar.LidarConfig, lidar._run, lidar.progress_total, "frames"),
+    "itof": Sensor("itof", itof.ItofConfig, itof._run, itof.progress_total, "taps", passes=_active),
+    "lidar": Sensor("lidar", lidar.LidarConfig, lidar._run, lidar.progress_total, "frames", passes=_active),
 }
 
 
