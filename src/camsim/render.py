@@ -10,14 +10,11 @@ to bottom as the order things happen in; frame files are layout.py's, conversion
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -472,7 +469,7 @@ def render_folder(
     pending: deque[Future[dict[str, str]]] = deque()
     sums = layout.kept_checksums(previous, [f for f in frames if f not in set(todo)])
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="camsim-gt", initializer=_yield_to_blender) as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camsim-gt") as pool:
             for f in todo:
                 rgb_tmp = scratch / f"rgb_{f:06d}{layout.frame_ext}"
                 exr_tmp = scratch / f"passes_{f:06d}.exr" if need_exr else None
@@ -491,7 +488,7 @@ def render_folder(
                 pending.append(
                     pool.submit(layout.write_frame, f, rgb_tmp, exr_tmp, info["layer"], frame_cams, annotate)
                 )
-                while len(pending) > HOST_LAG or (pending and pending[0].done()):
+                while len(pending) > 1 or (pending and pending[0].done()):
                     sums.update(pending.popleft().result())
                     result.frames_rendered += 1
                     if progress:
@@ -527,21 +524,6 @@ def render_folder(
         shutil.rmtree(scratch, ignore_errors=True)
     result.seconds = time.perf_counter() - t0
     return result
-
-
-HOST_LAG = 3
-"""Frames the host's ground-truth writer may fall behind Blender: it catches up in the gaps of Cycles' frames
-(scene sync, saving, denoising set-up) instead of taking cores from the render (`_yield_to_blender`)."""
-
-HOST_NICENESS = 10
-"""Niceness of the ground-truth writer thread (Linux: per thread): Blender's render threads keep the cores."""
-
-
-def _yield_to_blender() -> None:
-    """Lower the calling thread's priority, where the OS gives threads their own (Linux); else nothing."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HOST_NICENESS)
 
 
 def camera_distance(meta: dict[str, Any]) -> float:
