@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 CHUNK = 1 << 22
-"""Pixel-centre tests evaluated at once (bounds the temporary arrays to some tens of MiB)."""
+"""(Triangle, row) pairs evaluated at once (bounds the temporary arrays to some tens of MiB)."""
 
 
 def clip_depth(tris: np.ndarray, near: float, far: float) -> np.ndarray:
