@@ -16,7 +16,17 @@ the share of the exact one's disagreement it explains:
     w_appearance = clip(1 - e_appearance^2 / e_exact^2, 0, 1)
 
 Where the exact flow explains the change (almost everywhere) the exact colour is kept as it is; where it
-does not, the appearance candidate takes over as far as it explains the change better. Only colours are fused (the frame and, when present, the linear image); depth, flow, ids, normals and
+does not, the appearance candidate takes over as far as it explains the change better.
+
+Below a pixel of motion any resampling loses to blending: over less than a pixel per source frame a
+pixel's colour changes almost linearly in time (the time blend of the unwarped neighbours is right to
+second order in the motion, with no interpolation kernel), while a warp resamples anti-aliased edges at
+sub-pixel offsets. So where the motion per source frame, the larger of the exact flow and both
+appearance flows (a shadow or highlight can move over a still surface), is below `SUBPIXEL[0]` pixels
+the new colour is the cross-fade of the two neighbours, above `SUBPIXEL[1]` the warp's, and in between a
+linear ramp of the two.
+
+Only colours are fused (the frame and, when present, the linear image); depth, flow, ids, normals and
 albedo of a new frame stay those of the exact warp. Measured in `benchmarks/interpolate_peers.py`.
 """
 
@@ -30,6 +40,8 @@ BOTH = 0.5
 """A neighbour sees the pixel's surface where its blend weight (without the time weight) exceeds this."""
 POWER = 2.0
 """w = 1 - (e_appearance / e_exact) ** POWER."""
+SUBPIXEL = (0.5, 1.5)
+"""Motion (pixels per source frame) below which colour is the neighbours' cross-fade, and above which the warp's."""
 FLOOR = 1e-3
 """Disagreement (sRGB units) added to both candidates: below it neither is preferred (quantisation, noise)."""
 
@@ -116,3 +128,20 @@ def fuse(
     app = (1.0 - s) * da + s * db
     w = weight[..., None]
     return (1.0 - w) * colour + w * app
+
+
+def crossfade_weight(exact_motion: np.ndarray, appearance: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Per pixel (HxW), the weight of the neighbours' cross-fade: 1 below `SUBPIXEL[0]` pixels of motion
+    per source frame, 0 above `SUBPIXEL[1]`, linear between. `exact_motion`: the exact flow's length per
+    source frame at the new frame's pixels; `appearance`: the appearance flows (a->b, b->a), HxWx2."""
+    lo, hi = SUBPIXEL
+    v = np.maximum(exact_motion, np.maximum(*(np.hypot(f[..., 0], f[..., 1]) for f in appearance)))
+    return np.clip((hi - v) / (hi - lo), 0.0, 1.0).astype(np.float64)
+
+
+def cross_fade(
+    colour: np.ndarray, a_img: np.ndarray, b_img: np.ndarray, weight: np.ndarray, s: float
+) -> np.ndarray:
+    """`colour` (HxWxC) blended with the time blend of the unwarped neighbours by `weight` (HxW)."""
+    w = weight[..., None]
+    return (1.0 - w) * colour + w * ((1.0 - s) * a_img + s * b_img)

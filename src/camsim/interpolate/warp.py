@@ -426,6 +426,13 @@ class PairWarper:
             rgb = (1.0 - wgt[..., None]) * rgb + wgt[..., None] * ((1.0 - s) * da + s * db)
             if linear is not None:
                 linear = fusion.fuse(linear, self.a.linear, self.b.linear, wgt, self.appearance, s)
+            cwt = fusion.crossfade_weight(np.hypot(flow[..., 0], flow[..., 1]) * n_new, self.appearance)
+            if cwt.any():
+                rgb = fusion.cross_fade(
+                    rgb, self.a.rgb.reshape(rgb.shape), self.b.rgb.reshape(rgb.shape), cwt, s
+                )
+                if linear is not None:
+                    linear = fusion.cross_fade(linear, self.a.linear, self.b.linear, cwt, s)
         return WarpedFrame(
             rgb=rgb,
             depth=depth2,
