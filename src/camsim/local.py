@@ -69,6 +69,8 @@ class LocalPool:
                     done.put(("render", (i, run_job(slot, job, self.max_retries, emit, self._stop.is_set))))
             except BaseException as exc:  # planning failed (bad input found late): stop everything
                 done.put(("error", exc))
+            finally:
+                done.put(("ended", slot.index))  # the loop below ends as soon as the last slot does
 
         threads = [
             threading.Thread(target=drive, args=(slot,), name=f"camsim-slot-{slot.index}", daemon=True)
@@ -78,14 +80,18 @@ class LocalPool:
         staging = _Stages(self, stages, emit, done)
         for t in threads:
             t.start()
+        ended = 0
         try:
             while True:
+                if ended == len(threads) and done.empty() and staging.idle():
+                    break
                 self._settle_spares()
                 try:
                     kind, payload = done.get(timeout=0.2)
                 except queue.Empty:
-                    if not any(t.is_alive() for t in threads) and done.empty() and staging.idle():
-                        break
+                    continue
+                if kind == "ended":
+                    ended += 1
                     continue
                 if kind == "error":
                     raise payload  # type: ignore[misc]

@@ -22,17 +22,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
-from scipy.special import ndtr
 
 C_LIGHT = 299_792_458.0
 """Speed of light in vacuum (m/s)."""
 TRUNCATE = 8.0
 """The pulse is a Gaussian truncated at +-TRUNCATE standard deviations (and renormalised)."""
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-_TAIL = float(ndtr(-TRUNCATE))
+
+
+@cache
+def _tail() -> float:
+    """The Gaussian's mass beyond -TRUNCATE sigma (scipy is imported on first use, not with the configs)."""
+    from scipy.special import ndtr
+
+    return float(ndtr(-TRUNCATE))
 
 
 def window_ticks(sigma: float, n: int) -> int:
@@ -56,14 +62,17 @@ def pulse_masses(
     `weight` (P,) when given, written into `out` (P, K) when given.
 
     The window [w0, w0 + K) lies in the gate [0, n) and holds all of the pulse's mass inside the gate."""
+    from scipy.special import ndtr
+
+    tail = _tail()
     k = window_ticks(sigma, n)
     c = np.asarray(centre, np.float64)
     w0 = np.clip(np.floor(c - TRUNCATE * sigma), 0, n - k).astype(np.int64)
     cdf = ((w0 - c) / sigma)[:, None] + np.arange(k + 1, dtype=np.float64)[None, :] / sigma
     ndtr(cdf, out=cdf)
-    np.clip(cdf, _TAIL, 1.0 - _TAIL, out=cdf)  # the truncated pulse's CDF is (cdf - _TAIL) / (1 - 2 _TAIL)
+    np.clip(cdf, tail, 1.0 - tail, out=cdf)  # the truncated pulse's CDF is (cdf - tail) / (1 - 2 tail)
     masses = np.subtract(cdf[:, 1:], cdf[:, :-1], out=out)
-    norm = 1.0 / (1.0 - 2.0 * _TAIL)
+    norm = 1.0 / (1.0 - 2.0 * tail)
     masses *= norm if weight is None else (np.asarray(weight, np.float64) * norm)[:, None]
     return w0, masses
 
