@@ -178,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0)
     if not args:
         args = ["--help"]
+    if args[0] == "create-datasets":  # its first Blender starts while the rest of the command line is read
+        from camsim import prestart
+
+        prestart.begin(args[1:])
     if args[0] in COMMANDS and reads_config_file(command := _load(COMMANDS[args[0]][0])):
         try:
             args = [args[0], *_expand_config(args[1:], command)]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from camsim import prestart
 from camsim.blender.worker import BlenderWorker, options_from_config
 from camsim.config import GPU_BACKENDS, RenderConfig, RenderSettings
 from camsim.errors import CamsimError, OutputWriteError, SceneError, UserInputError, WorkerError
@@ -117,7 +118,7 @@ class WorkerSlot:
             if self.worker is None:
                 self.started += 1
                 name = f"worker-{self.index + 1}" + (f"-r{self.started - 1}" if self.started > 1 else "")
-                self.worker = BlenderWorker(options_from_config(self.config, name)).start()
+                self.worker = prestart.start_worker(options_from_config(self.config, name))
             return self.worker
 
     def adopt(self, worker: BlenderWorker) -> bool:

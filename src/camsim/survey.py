@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from camsim import prestart
 from camsim.blender.worker import BlenderWorker, options_from_config
 from camsim.config import RenderConfig
 from camsim.errors import CamsimError, WorkerError
@@ -188,13 +189,17 @@ def survey_local(
                 current.pop().kill()
             starts += 1
             name = f"worker-{index + 1}" + (f"-r{starts - 1}" if starts > 1 else "")
-            w = BlenderWorker(options_from_config(config, name))
+            options = options_from_config(config, name)
+            early = prestart.take(options)  # the Blender the CLI started while it read the command line
+            w = early or BlenderWorker(options)
             with lock:
                 if stop.is_set():
+                    w.kill()
                     raise WorkerError("the survey was stopped")
                 held.append(w)
             current.append(w)
-            w.start()
+            if early is None:
+                w.start()
             if stop.is_set():  # stopped while it started: the abort may have missed it
                 w.kill()
                 raise WorkerError("the survey was stopped")
