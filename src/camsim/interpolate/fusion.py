@@ -18,6 +18,16 @@ the share of the exact one's disagreement it explains:
 Where the exact flow explains the change (almost everywhere) the exact colour is kept as it is; where it
 does not, the appearance candidate takes over as far as it explains the change better.
 
+The exact flow can also say itself that it is wrong. Cycles averages motion vectors over each pixel's
+samples, so a pixel that a structure thinner than a pixel crosses (a wire, a fence bar) carries a mix of the
+structure's and the background's motion: a flow that is neither surface's. At an ordinary silhouette the
+mix lies between the flows of the two surfaces' own pixels nearby; a thin structure has no pixels of its
+own, so there the flow lies off every such mix (`unexplained_motion`). Where it does by more than
+`MIXED_PX`, the exact candidate's disagreement is taken to be at least `MIXED_DISAGREEMENT` (the warp moves
+part of the pixel with the wrong motion, and how wrong its colour is cannot be measured there: the two
+warped neighbours can agree on the wrong picture), so the appearance candidate takes over as far as it
+agrees with itself better than that.
+
 Below a pixel of motion any resampling loses to blending: over less than a pixel per source frame a
 pixel's colour changes almost linearly in time (the time blend of the unwarped neighbours is right to
 second order in the motion, with no interpolation kernel), while a warp resamples anti-aliased edges at
@@ -40,6 +50,12 @@ BOTH = 0.5
 """A neighbour sees the pixel's surface where its blend weight (without the time weight) exceeds this."""
 POWER = 2.0
 """w = 1 - (e_appearance / e_exact) ** POWER."""
+MIXED_PX = 0.25
+"""Flow (pixels) farther than this from every mix of two nearby surfaces' flows is a thin structure's mix."""
+SMOOTH_PX = 0.1
+"""A pixel's own surface flow: its 3x3 neighbours share its id and its flow is within this of their median."""
+MIXED_DISAGREEMENT = 0.1
+"""Disagreement (sRGB units) the exact candidate is given where its flow is a thin structure's mix."""
 SUBPIXEL = (0.5, 1.5)
 """Motion (pixels per source frame) below which colour is the neighbours' cross-fade, and above which the warp's."""
 FLOOR = 1e-3
@@ -91,6 +107,64 @@ def _disagreement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(mean_sq, 0.0)) + np.float32(FLOOR)
 
 
+def unexplained_motion(flow: np.ndarray, ids: np.ndarray | None, radius: int = 2) -> np.ndarray:
+    """Per pixel (HxW float32, pixels), how far its flow (HxWx2) lies from every mix of two surfaces' own flows
+    within `radius` pixels, beyond the spread of those surfaces' flows there (a turning surface's flow varies).
+
+    A surface's own pixels: their 3x3 neighbours share their id (`ids`, HxW; None: one surface) and their flow
+    is within `SMOOTH_PX` of the 3x3 median. Per pixel, q1 is the own flow nearest its flow and q2 the own flow
+    farthest from q1; the distance is that of the flow from the segment q1-q2, less the larger spread of the
+    own flows of q1's and q2's surfaces in the window. 0 where no own pixel is near."""
+    from scipy.ndimage import median_filter
+
+    h, w = flow.shape[:2]
+    f = np.nan_to_num(np.asarray(flow, np.float32)[..., :2])
+    seg = np.zeros((h, w), np.int64) if ids is None else np.asarray(ids).astype(np.int64)
+    pad = np.pad(seg, 1, mode="edge")
+    own = np.ones((h, w), bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            own &= pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] == seg
+    med = np.stack([median_filter(f[..., c], size=3, mode="nearest") for c in range(2)], axis=-1)
+    own &= np.hypot(*(f - med).transpose(2, 0, 1)) < SMOOTH_PX
+    r = radius
+    pf = np.pad(f, ((r, r), (r, r), (0, 0)), mode="edge")
+    po = np.pad(own, r, mode="constant", constant_values=False)
+    ps = np.pad(seg, r, mode="edge")
+    offs = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    cand = np.stack([pf[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offs])
+    ok = np.stack([po[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offs])
+    cid = np.stack([ps[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offs])
+    i1 = np.where(ok, np.linalg.norm(cand - f[None], axis=-1), np.inf).argmin(0)[None]
+    q1, id1 = np.take_along_axis(cand, i1[..., None], 0)[0], np.take_along_axis(cid, i1, 0)[0]
+    d1 = np.linalg.norm(cand - q1[None], axis=-1)
+    i2 = np.where(ok, d1, -1.0).argmax(0)[None]
+    q2, id2 = np.take_along_axis(cand, i2[..., None], 0)[0], np.take_along_axis(cid, i2, 0)[0]
+    spread = np.maximum(
+        np.where(ok & (cid == id1[None]), d1, 0.0).max(0),
+        np.where(ok & (cid == id2[None]), np.linalg.norm(cand - q2[None], axis=-1), 0.0).max(0),
+    )
+    seg12 = q2 - q1
+    l2 = (seg12 * seg12).sum(-1)
+    t = np.clip(((f - q1) * seg12).sum(-1) / np.where(l2 > 0, l2, 1.0), 0.0, 1.0)
+    dist = np.linalg.norm(f - (q1 + t[..., None] * seg12), axis=-1)
+    return np.where(ok.any(0), np.maximum(dist - spread, 0.0), 0.0).astype(np.float32)
+
+
+def mixed_at(
+    unexplained: tuple[np.ndarray, np.ndarray], appearance: tuple[np.ndarray, np.ndarray], s: float
+) -> np.ndarray:
+    """Per pixel at fraction s (HxW in [0, 1]), how surely a thin structure's mixed flow is there: each
+    neighbour's `unexplained_motion` where it was and where the appearance flow carries it at s, over
+    `MIXED_PX`, clipped to 1."""
+    ua, ub = unexplained
+    moved = (
+        _warp(ua[..., None], appearance[0], s)[..., 0],
+        _warp(ub[..., None], appearance[1], 1.0 - s)[..., 0],
+    )
+    return np.clip(np.maximum.reduce([ua, ub, *moved]) / MIXED_PX, 0.0, 1.0)
+
+
 def appearance_weight(
     exact_sides: tuple[np.ndarray, np.ndarray],
     both: np.ndarray,
@@ -98,11 +172,12 @@ def appearance_weight(
     b_rgb: np.ndarray,
     appearance: tuple[np.ndarray, np.ndarray],
     s: float,
+    mixed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Per pixel at fraction s, the appearance candidate's weight (HxW), and the two warped neighbours it
     blends. `exact_sides`: each neighbour's colour as the exact warp sampled it at s (HxWxC), `both`: where
     both neighbours see the pixel's surface (elsewhere one side alone is right and they cannot agree);
-    `appearance`: the appearance flows (a->b, b->a), HxWx2.
+    `appearance`: the appearance flows (a->b, b->a), HxWx2; `mixed`: `mixed_at` (None: no thin structures).
 
     The weight is the share of the exact candidate's disagreement that the appearance candidate explains,
     1 - e_appearance^2 / e_exact^2, clipped to [0, 1]: 0 wherever the exact warp agrees as well."""
@@ -111,6 +186,8 @@ def appearance_weight(
     ea, eb = (np.nan_to_num(x) for x in exact_sides)
     e_exact = _disagreement(np.where(both[..., None], ea, 0.0), np.where(both[..., None], eb, 0.0))
     e_app = _disagreement(da, db)
+    if mixed is not None:
+        e_exact = np.maximum(e_exact, (mixed * MIXED_DISAGREEMENT).astype(e_exact.dtype))
     return np.clip(1.0 - (e_app / e_exact) ** POWER, 0.0, 1.0), (da, db)
 
 

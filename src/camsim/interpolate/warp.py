@@ -256,6 +256,11 @@ class PairWarper:
         self.a, self.b, self.beta = a, b, beta
         # Colour fusion with an appearance flow where the exact flow does not explain the change (fusion.py).
         self.appearance = fusion.appearance_flows(a.rgb, b.rgb) if appearance else None
+        self.unexplained = (
+            (fusion.unexplained_motion(a.flow[..., 0:2], a.segmentation),
+             fusion.unexplained_motion(b.flow[..., 2:4], b.segmentation))
+            if appearance else None
+        )  # fmt: skip
         self.sides = (_Side(a, b, +1), _Side(b, a, -1))
         ea, eb = edge_attached(a), edge_attached(b)
         self.colour_sides = (_Side(ea, eb, +1), _Side(eb, ea, -1))
@@ -422,7 +427,10 @@ class PairWarper:
             (ca, wa), (cb, wb) = per_side
             sides = (ca[:, :nc].reshape(h, w, nc), cb[:, :nc].reshape(h, w, nc))
             both = ((wa > fusion.BOTH) & (wb > fusion.BOTH)).reshape(h, w)
-            wgt, (da, db) = fusion.appearance_weight(sides, both, self.a.rgb, self.b.rgb, self.appearance, s)
+            mixed = fusion.mixed_at(self.unexplained, self.appearance, s)  # type: ignore[arg-type]
+            wgt, (da, db) = fusion.appearance_weight(
+                sides, both, self.a.rgb, self.b.rgb, self.appearance, s, mixed
+            )
             rgb = (1.0 - wgt[..., None]) * rgb + wgt[..., None] * ((1.0 - s) * da + s * db)
             if linear is not None:
                 linear = fusion.fuse(linear, self.a.linear, self.b.linear, wgt, self.appearance, s)

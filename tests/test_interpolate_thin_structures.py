@@ -1,0 +1,53 @@
+"""A bar thinner than a pixel over a still wall: Cycles averages motion vectors over each pixel's samples, so the
+bar's pixels carry a fraction of its motion (a flow neither surface has). The exact warp drags the bar at that
+fraction and leaves a ghost; fusion.unexplained_motion finds those pixels and there the appearance candidate
+takes over as far as it agrees with itself. Ordinary silhouettes and turning surfaces, whose mixed flows lie
+between two surfaces' own flows, are not flagged. (On rendered thin bars: benchmarks/interpolate_peers.py,
+scene "lines".)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from camsim.interpolate import fusion
+
+H, W = 48, 64
+
+
+def test_a_mixed_flow_hands_the_pixel_to_an_appearance_that_agrees_with_itself() -> None:
+    rng = np.random.default_rng(2)
+    a = rng.uniform(0.2, 0.6, (H, W, 3))
+    sides = (a, a)  # the exact warp's two neighbours agree (on a picture that may be wrong)
+    still = (np.zeros((H, W, 2), np.float32), np.zeros((H, W, 2), np.float32))
+    close = a * 1.02  # an appearance candidate whose neighbours agree within about 1 % (sRGB)
+    far = np.clip(a * 1.6, 0, 1)  # one whose neighbours disagree by far more than MIXED_DISAGREEMENT
+    both = np.ones((H, W), bool)
+    mixed = np.zeros((H, W))
+    mixed[:, 20:24] = 1.0
+    w_none, _ = fusion.appearance_weight(sides, both, a, close, still, 0.5)
+    w_mixed, _ = fusion.appearance_weight(sides, both, a, close, still, 0.5, mixed)
+    w_far, _ = fusion.appearance_weight(sides, both, a, far, still, 0.5, mixed)
+    assert w_none.max() == 0.0  # the exact warp explains everything it can measure
+    assert w_mixed[:, 20:24].min() > 0.9 and w_mixed[:, 30:].max() == 0.0
+    assert w_far.max() == 0.0  # an appearance that does not agree with itself is not taken either
+
+
+def test_silhouettes_and_turning_surfaces_are_explained() -> None:
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    # A turning surface: flow linear in position (0.1 px more per pixel), one id.
+    turning = np.stack([-0.1 * (yy - H / 2), 0.1 * (xx - W / 2)], axis=-1)
+    assert fusion.unexplained_motion(turning, np.ones((H, W), np.uint32)).max() == 0.0
+    # A silhouette: ids 1 | 2 with flows (0, 0) | (6, 2); the two columns either side of the edge mix them.
+    ids = np.where(xx < 30, 1, 2).astype(np.uint32)
+    flow = np.where((xx < 30)[..., None], 0.0, np.array([6.0, 2.0]))
+    for col, share in ((29, 0.25), (30, 0.75)):
+        flow[:, col] = share * np.array([6.0, 2.0])
+    assert fusion.unexplained_motion(flow, ids).max() == 0.0
+    # A quarter of that motion on one column of a still wall (a thin structure with no pixels of its own) is
+    # flagged at its full size, and only there.
+    line = np.zeros((H, W, 2))
+    line[:, 29] = 0.25 * np.array([6.0, 2.0])
+    u = fusion.unexplained_motion(line, np.ones((H, W), np.uint32))
+    assert u[:, 29].min() == pytest.approx(0.25 * np.hypot(6.0, 2.0), rel=1e-5)
+    assert u[:, [c for c in range(W) if c != 29]].max() == 0.0
