@@ -7,24 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from cli_errors import one_line_error
 from synthetic_active import plane_frame, write_active_sequence
-from synthetic_plane import write_plane_sequence
 
 from camsim.cli import main
-from camsim.emulate.itof import ItofConfig
-from camsim.emulate.sensors import emulate_sequence
-from camsim.errors import ConfigError
 
 H, W = 6, 8
-
-
-def one_line_error(capsys, *argv) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("camsim: error:"), err
-    return err[0]
 
 
 @pytest.fixture
@@ -50,13 +38,6 @@ def test_cli_writes_taps_params_and_transforms(seq, tmp_path):
     assert params["derived"]["unused_source_frames"] == 2
 
 
-def test_source_without_albedo_is_refused_naming_the_flag(tmp_path, capsys):
-    seq = write_active_sequence(tmp_path / "seq", lambda i: plane_frame(H, W, 2.0), 4, H, W, albedo=False)
-    err = one_line_error(capsys, "emulate", "itof", seq, tmp_path / "out")
-    assert "--render-config.albedo" in err
-    assert not (tmp_path / "out").exists()
-
-
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -72,28 +53,6 @@ def test_source_without_albedo_is_refused_naming_the_flag(tmp_path, capsys):
 def test_bad_settings_are_one_line_and_exit_code_2(seq, tmp_path, capsys, args, words):
     seq4 = write_active_sequence(tmp_path / "seq4", lambda i: plane_frame(H, W, 2.0), 4, H, W)
     assert words in one_line_error(capsys, "emulate", "itof", seq4, tmp_path / "out", *args)
-
-
-def test_source_without_normals_needs_no_incidence(tmp_path, capsys):
-    def frame(i):
-        f = plane_frame(H, W, 2.0)
-        del f["normal"]
-        return f
-
-    seq = write_active_sequence(tmp_path / "seq", frame, 4, H, W)
-    assert "--no-incidence" in one_line_error(capsys, "emulate", "itof", seq, tmp_path / "out")
-    with pytest.raises(SystemExit) as exc:
-        main(["emulate", "itof", str(seq), str(tmp_path / "ok"), "--no-incidence"])
-    assert exc.value.code == 0
-
-
-def test_sequence_interpolated_on_the_fly_is_refused(tmp_path):
-    from camsim.interpolate.stream import open_streamed
-
-    streamed = open_streamed(write_plane_sequence(tmp_path / "plane", n=4), 2, 60.0, "auto")
-    with pytest.raises(ConfigError, match="interpolated on the fly"):
-        emulate_sequence("itof", ItofConfig(), streamed, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
 
 
 def test_create_datasets_takes_itof_flags_and_refuses_bad_ones(tmp_path, capsys):

@@ -7,25 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from cli_errors import one_line_error
 from synthetic_active import plane_frame, write_active_sequence
-from synthetic_plane import write_plane_sequence
 from test_format_documented import documented, keys_of, section
 
 from camsim.cli import main
-from camsim.emulate.lidar_config import LidarConfig
-from camsim.emulate.sensors import emulate_sequence
-from camsim.errors import DatasetError
 
 H, W = 6, 8
-
-
-def one_line_error(capsys, *argv) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("camsim: error:"), err
-    return err[0]
 
 
 @pytest.fixture
@@ -63,13 +51,6 @@ def test_cli_writes_histograms_points_and_documented_keys(seq, tmp_path):
     assert set(pts.dtype.names) <= documented(text)
 
 
-def test_source_without_albedo_is_refused_naming_the_flag(tmp_path, capsys):
-    seq = write_active_sequence(tmp_path / "seq", lambda i: plane_frame(H, W, 2.0), 4, H, W, albedo=False)
-    err = one_line_error(capsys, "emulate", "lidar", seq, tmp_path / "out")
-    assert "--render-config.albedo" in err
-    assert not (tmp_path / "out").exists()
-
-
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -97,29 +78,6 @@ def test_a_dead_time_reaching_the_next_gate_runs_cycle_by_cycle_without_coates(s
     assert exc.value.code == 0
     block = json.loads((tmp_path / "out" / "transforms.json").read_text())["lidar"]
     assert block["detection_model"].startswith("cycle by cycle") and block["coates"] is False
-
-
-def test_source_without_normals_needs_no_incidence(tmp_path, capsys):
-    def frame(i):
-        f = plane_frame(H, W, 2.0)
-        del f["normal"]
-        return f
-
-    seq = write_active_sequence(tmp_path / "seq", frame, 4, H, W)
-    assert "--no-incidence" in one_line_error(capsys, "emulate", "lidar", seq, tmp_path / "out")
-    with pytest.raises(SystemExit) as exc:
-        main(["emulate", "lidar", str(seq), str(tmp_path / "ok"), "--no-incidence", "--cycles", "10"])
-    assert exc.value.code == 0
-
-
-def test_sequence_interpolated_on_the_fly_is_refused(tmp_path):
-    from camsim.interpolate.stream import open_streamed
-
-    plane = write_plane_sequence(tmp_path / "plane", n=4, albedo=True)
-    streamed = open_streamed(plane, 2, 60.0, "auto")
-    with pytest.raises(DatasetError, match="interpolated on the fly"):
-        emulate_sequence("lidar", LidarConfig(), streamed, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
 
 
 def test_create_datasets_takes_lidar_flags_and_refuses_bad_ones(tmp_path, capsys):

@@ -140,7 +140,7 @@ class CreateDatasets:
                 "--render-config.cameras all cannot go with --interpolate-factor or --emulate: the stages run "
                 "per camera and are planned before the render; name the cameras"
             )
-        _check_sensor_passes(pipeline, config)
+        _check_sensor_inputs(pipeline, config)
         from camsim.splits import check_fractions
 
         fractions = check_fractions(self.splits) if self.splits else None
@@ -203,13 +203,19 @@ class CreateDatasets:
         return _summarise(report)
 
 
-def _check_sensor_passes(pipeline: Pipeline, config: RenderConfig) -> None:
-    """A sensor that reads a pass the render will not write is bad input before anything renders."""
+def _check_sensor_inputs(pipeline: Pipeline, config: RenderConfig) -> None:
+    """A sensor that reads a pass the render will not write, or frames it cannot read interpolated on the fly,
+    is bad input before anything renders."""
     from camsim.emulate.sensors import SENSORS
     from camsim.errors import UserInputError
     from camsim.passes import NORMAL
 
     for name, cfg in pipeline.sensors:
+        if pipeline.interpolate_factor and not pipeline.keep_interpolated and not SENSORS[name].streamed:
+            raise UserInputError(
+                f"--emulate {name} cannot read frames interpolated on the fly: leave out --no-keep-interpolated "
+                "(the interpolated sequences are then written and it reads those)"
+            )
         for kind in SENSORS[name].passes(cfg):
             if getattr(config, kind.flag):
                 continue

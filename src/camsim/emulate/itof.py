@@ -194,11 +194,6 @@ class Plan:
 
 def plan(seq: Sequence, cfg: ItofConfig) -> Plan:
     """The pure plan of a run; refuses (typed, one line) a source that cannot give one output frame."""
-    if seq.source_interpolation is not None:
-        raise ConfigError(
-            "emulate itof cannot read a sequence interpolated on the fly yet (--no-keep-interpolated): keep the "
-            "interpolated frames (camsim interpolate, or create-datasets --keep-interpolated)"
-        )
     require_passes(seq, "emulate itof", cfg.incidence)
     kt = cfg.total_taps
     if seq.n < kt:

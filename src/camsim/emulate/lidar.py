@@ -43,7 +43,7 @@ from camsim.emulate.lidar_scan import Scan, fractional_index, line_of_pixel, nea
 from camsim.emulate.light import LUMA, Sequence, output_meta, run_emulator
 from camsim.emulate.rays import RayGeometry, incidence_cosine, require_passes
 from camsim.emulate.scratch import PerThread, Scratch
-from camsim.errors import ConfigError, DatasetError
+from camsim.errors import ConfigError
 from camsim.fileio import atomic_path
 from camsim.passes import LIDAR_HISTOGRAMS, LIDAR_POINTS
 
@@ -59,11 +59,6 @@ BLOCK = 4096
 def check_source(seq: Sequence, cfg: LidarConfig) -> None:
     """DatasetError when the sequence cannot feed a LiDAR: no albedo or depth pass (or normal pass, for the
     incidence cosine), or frames interpolated on the fly."""
-    if seq.source_interpolation is not None:
-        raise DatasetError(
-            f"{seq.source}: lidar cannot read frames interpolated on the fly yet: write the interpolated sequence "
-            "(camsim interpolate, or create-datasets without --no-keep-interpolated) and emulate that"
-        )
     require_passes(seq, "lidar", cfg.incidence)
 
 

@@ -58,8 +58,14 @@ def needed_passes(incidence: bool) -> tuple[Pass, ...]:
 
 
 def require_passes(seq: Sequence, sensor: str, incidence: bool) -> None:
-    """DatasetError (one line, naming the render flag) when `seq` lacks a pass an active sensor reads
+    """DatasetError (one line, naming the flag to change) when `seq` cannot feed an active sensor: frames
+    interpolated on the fly (its rays need each frame's passes as written), or a pass it reads missing
     (`needed_passes`). `sensor` names the sensor in the message."""
+    if seq.source_interpolation is not None:
+        raise DatasetError(
+            f"{seq.source}: {sensor} cannot read frames interpolated on the fly yet: write the interpolated "
+            "sequence (camsim interpolate, or create-datasets without --no-keep-interpolated) and emulate that"
+        )
     for kind in needed_passes(incidence):
         if seq.has_pass(kind.key):
             continue

@@ -40,6 +40,9 @@ class Sensor:
     passes: Callable[[Any], tuple[Pass, ...]] = lambda cfg: ()
     """The render passes it reads besides the light, for a config (a render without them is refused before it
     starts)."""
+    streamed: bool = True
+    """Whether it reads frames interpolated on the fly (create-datasets --no-keep-interpolated); a run that
+    would feed it such frames is refused before it starts."""
 
 
 def _active(cfg: Any) -> tuple[Pass, ...]:
@@ -51,8 +54,12 @@ SENSORS: dict[str, Sensor] = {
     "rgb": Sensor("rgb", rgb.RgbConfig, rgb._run, rgb.progress_total, "frames"),
     "events": Sensor("events", events.EventsConfig, events._run, events.progress_total, "frames"),
     "imu": Sensor("imu", imu.ImuConfig, imu._run, imu.progress_total, "samples", light="srgb"),
-    "itof": Sensor("itof", itof.ItofConfig, itof._run, itof.progress_total, "taps", passes=_active),
-    "lidar": Sensor("lidar", lidar.LidarConfig, lidar._run, lidar.progress_total, "frames", passes=_active),
+    "itof": Sensor(
+        "itof", itof.ItofConfig, itof._run, itof.progress_total, "taps", passes=_active, streamed=False
+    ),
+    "lidar": Sensor(
+        "lidar", lidar.LidarConfig, lidar._run, lidar.progress_total, "frames", passes=_active, streamed=False
+    ),
 }
 
 
