@@ -166,6 +166,14 @@ def _expand_config(args: list[str], cls: type) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `camsim` console script (and `python -m camsim`)."""
+    try:
+        _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, once a Blender is started early) while parsing
+        print("camsim: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _main(argv: Sequence[str] | None) -> None:
     import tyro
 
     from camsim import __version__

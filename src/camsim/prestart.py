@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import importlib.util
+import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,8 +88,16 @@ def begin(args: Sequence[str]) -> None:
         if _pending is not None:
             return
         _pending = (thread, options, box)
+    if threading.current_thread() is threading.main_thread():
+        # From now on a Blender exists: SIGTERM ends the process like Ctrl-C (exit handlers run, and kill it)
+        # already while the command line is parsed (create-datasets keeps this for its whole run).
+        signal.signal(signal.SIGTERM, _interrupt)
     thread.start()
     atexit.register(_discard)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def take(options: WorkerOptions) -> BlenderWorker | None:
