@@ -6,8 +6,9 @@ its pixels' centre samples hit (their flow is the sample-averaged mix of the lin
 motion, so the line is dragged at the wrong speed); highlights and reflections move with the light and the
 viewer. There the two neighbours, each warped to the new time with the exact flow, disagree.
 
-So a second candidate is made from the pictures alone: OpenCV's DIS optical flow (medium preset) between the
-two neighbours' grey sRGB images, each neighbour backward-warped along it to the new time (bilinear) and the
+So a second candidate is made from the pictures: OpenCV's DIS optical flow (medium preset) between the
+two neighbours' grey sRGB images, refined from the exact flows (what the pictures show moves with its surface
+almost everywhere, so the search starts there and spends itself on what does not), each neighbour backward-warped along it to the new time (bilinear) and the
 two blended by time distance in linear light. Each candidate's error per pixel is how much its two warped
 neighbours disagree (root-mean-square sRGB difference over a 5x5 window; for the exact candidate, the two
 neighbours as the exact warp sampled them, where both see the surface), and the appearance candidate gets
@@ -76,12 +77,20 @@ def _grey8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(srgb.oetf(np.clip(c, 0.0, 1.0)) * 255.0), 0, 255).astype(np.uint8)
 
 
-def appearance_flows(a_rgb: np.ndarray, b_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DIS optical flow (pixels, x right, y down) from a to b and from b to a, HxWx2 float32 each."""
+def appearance_flows(
+    a_rgb: np.ndarray, b_rgb: np.ndarray, initial: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """DIS optical flow (pixels, x right, y down) from a to b and from b to a, HxWx2 float32 each; refined from
+    `initial` (the exact flows a->b and b->a) when given, else from zero."""
     cv2 = _cv2()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     ga, gb = _grey8(a_rgb), _grey8(b_rgb)
-    return dis.calc(ga, gb, None), dis.calc(gb, ga, None)
+    start = (
+        [None, None]
+        if initial is None
+        else [np.ascontiguousarray(np.nan_to_num(f), np.float32) for f in initial]
+    )
+    return dis.calc(ga, gb, start[0]), dis.calc(gb, ga, start[1])
 
 
 def _warp(img: np.ndarray, flow: np.ndarray, s: float) -> np.ndarray:

@@ -255,7 +255,11 @@ class PairWarper:
             raise ValueError("frames of a pair differ in size")
         self.a, self.b, self.beta = a, b, beta
         # Colour fusion with an appearance flow where the exact flow does not explain the change (fusion.py).
-        self.appearance = fusion.appearance_flows(a.rgb, b.rgb) if appearance else None
+        self.appearance = (
+            fusion.appearance_flows(a.rgb, b.rgb, (a.flow[..., 0:2], b.flow[..., 2:4]))
+            if appearance
+            else None
+        )
         self.unexplained = (
             (fusion.unexplained_motion(a.flow[..., 0:2], a.segmentation),
              fusion.unexplained_motion(b.flow[..., 2:4], b.segmentation))
