@@ -51,3 +51,18 @@ def test_silhouettes_and_turning_surfaces_are_explained() -> None:
     u = fusion.unexplained_motion(line, np.ones((H, W), np.uint32))
     assert u[:, 29].min() == pytest.approx(0.25 * np.hypot(6.0, 2.0), rel=1e-5)
     assert u[:, [c for c in range(W) if c != 29]].max() == 0.0
+
+
+def test_an_appearance_flow_equal_to_the_exact_one_adds_nothing() -> None:
+    """Where DIS found the exact flow, its candidate is the same motion with a bilinear blur: never fused."""
+    rng = np.random.default_rng(4)
+    a = rng.uniform(0.2, 0.6, (H, W, 3))
+    sides = (a, a * 1.1)  # the exact warp's neighbours disagree ...
+    same = (np.zeros((H, W, 2), np.float32), np.zeros((H, W, 2), np.float32))
+    both = np.ones((H, W), bool)
+    w_free, _ = fusion.appearance_weight(sides, both, a, a, same, 0.5)  # ... and the appearance agrees
+    w_gated, _ = fusion.appearance_weight(sides, both, a, a, same, 0.5, exact=same)
+    assert w_free.min() > 0.5 and w_gated.max() == 0.0
+    apart = (same[0] + np.float32(fusion.DIFFERENT_PX), same[1])
+    w_apart, _ = fusion.appearance_weight(sides, both, a, a, same, 0.5, exact=apart)
+    np.testing.assert_allclose(w_apart, w_free)

@@ -6,10 +6,11 @@ its pixels' centre samples hit (their flow is the sample-averaged mix of the lin
 motion, so the line is dragged at the wrong speed); highlights and reflections move with the light and the
 viewer. There the two neighbours, each warped to the new time with the exact flow, disagree.
 
-So a second candidate is made from the pictures: OpenCV's DIS optical flow (medium preset) between the
-two neighbours' grey sRGB images, refined from the exact flows (what the pictures show moves with its surface
-almost everywhere, so the search starts there and spends itself on what does not), each neighbour backward-warped along it to the new time (bilinear) and the
-two blended by time distance in linear light. Each candidate's error per pixel is how much its two warped
+So a second candidate is made from the pictures: OpenCV's DIS optical flow (medium preset) between the two
+neighbours' grey sRGB images, started from the exact flows (what the
+pictures show moves with its surface almost everywhere, so the search starts there and spends itself on
+what does not), each neighbour backward-warped along it to the new time (bilinear) and the two blended by
+time distance in linear light. Each candidate's error per pixel is how much its two warped
 neighbours disagree (root-mean-square sRGB difference over a 5x5 window; for the exact candidate, the two
 neighbours as the exact warp sampled them, where both see the surface), and the appearance candidate gets
 the share of the exact one's disagreement it explains:
@@ -57,6 +58,9 @@ SMOOTH_PX = 0.1
 """A pixel's own surface flow: its 3x3 neighbours share its id and its flow is within this of their median."""
 MIXED_DISAGREEMENT = 0.1
 """Disagreement (sRGB units) the exact candidate is given where its flow is a thin structure's mix."""
+DIFFERENT_PX = 0.5
+"""The appearance candidate counts fully where its flow differs from the exact one by this (pixels), not at all
+where they are equal (it would only add its bilinear blur), linearly between."""
 SUBPIXEL = (0.5, 1.5)
 """Motion (pixels per source frame) below which colour is the neighbours' cross-fade, and above which the warp's."""
 FLOOR = 1e-3
@@ -182,6 +186,7 @@ def appearance_weight(
     appearance: tuple[np.ndarray, np.ndarray],
     s: float,
     mixed: np.ndarray | None = None,
+    exact: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Per pixel at fraction s, the appearance candidate's weight (HxW), and the two warped neighbours it
     blends. `exact_sides`: each neighbour's colour as the exact warp sampled it at s (HxWxC), `both`: where
@@ -197,7 +202,16 @@ def appearance_weight(
     e_app = _disagreement(da, db)
     if mixed is not None:
         e_exact = np.maximum(e_exact, (mixed * MIXED_DISAGREEMENT).astype(e_exact.dtype))
-    return np.clip(1.0 - (e_app / e_exact) ** POWER, 0.0, 1.0), (da, db)
+    w = np.clip(1.0 - (e_app / e_exact) ** POWER, 0.0, 1.0)
+    if exact is not None:  # where the appearance flow is the exact one, it only adds its bilinear blur
+        apart = np.maximum(
+            *(
+                np.hypot(*(np.nan_to_num(e) - f).transpose(2, 0, 1))
+                for e, f in zip(exact, appearance, strict=True)
+            )
+        )
+        w *= np.clip(apart / DIFFERENT_PX, 0.0, 1.0)
+    return w, (da, db)
 
 
 def fuse(

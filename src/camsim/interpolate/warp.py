@@ -433,8 +433,9 @@ class PairWarper:
             both = ((wa > fusion.BOTH) & (wb > fusion.BOTH)).reshape(h, w)
             mixed = fusion.mixed_at(self.unexplained, self.appearance, s)  # type: ignore[arg-type]
             wgt, (da, db) = fusion.appearance_weight(
-                sides, both, self.a.rgb, self.b.rgb, self.appearance, s, mixed
-            )
+                sides, both, self.a.rgb, self.b.rgb, self.appearance, s, mixed,
+                (self.a.flow[..., 0:2], self.b.flow[..., 2:4]),
+            )  # fmt: skip
             rgb = (1.0 - wgt[..., None]) * rgb + wgt[..., None] * ((1.0 - s) * da + s * db)
             if linear is not None:
                 linear = fusion.fuse(linear, self.a.linear, self.b.linear, wgt, self.appearance, s)
