@@ -139,7 +139,8 @@ def unexplained_motion(flow: np.ndarray, ids: np.ndarray | None, radius: int = 2
         for dx in (-1, 0, 1):
             own &= pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] == seg
     med = np.stack([median_filter(f[..., c], size=3, mode="nearest") for c in range(2)], axis=-1)
-    own &= np.hypot(*(f - med).transpose(2, 0, 1)) < SMOOTH_PX
+    off = f - med
+    own &= np.hypot(off[..., 0], off[..., 1]) < SMOOTH_PX
     r = radius
     pf = np.pad(f, ((r, r), (r, r), (0, 0)), mode="edge")
     po = np.pad(own, r, mode="constant", constant_values=False)
@@ -204,13 +205,7 @@ def appearance_weight(
         e_exact = np.maximum(e_exact, (mixed * MIXED_DISAGREEMENT).astype(e_exact.dtype))
     w = np.clip(1.0 - (e_app / e_exact) ** POWER, 0.0, 1.0)
     if exact is not None:  # where the appearance flow is the exact one, it only adds its bilinear blur
-        apart = np.maximum(
-            *(
-                np.hypot(*(np.nan_to_num(e) - f).transpose(2, 0, 1))
-                for e, f in zip(exact, appearance, strict=True)
-            )
-        )
-        w *= np.clip(apart / DIFFERENT_PX, 0.0, 1.0)
+        w *= np.clip(_flow_gap(exact[0], appearance[0], exact[1], appearance[1]) / DIFFERENT_PX, 0.0, 1.0)
     return w, (da, db)
 
 
@@ -230,12 +225,18 @@ def fuse(
     return (1.0 - w) * colour + w * app
 
 
+def _flow_gap(e0: np.ndarray | float, f0: np.ndarray, e1: np.ndarray | float, f1: np.ndarray) -> np.ndarray:
+    """Per pixel, the larger of |f0 - e0| and |f1 - e1| (HxWx2 flows; e0, e1 may be 0), in pixels."""
+    d0, d1 = f0 - np.nan_to_num(e0), f1 - np.nan_to_num(e1)
+    return np.maximum(np.hypot(d0[..., 0], d0[..., 1]), np.hypot(d1[..., 0], d1[..., 1]))
+
+
 def crossfade_weight(exact_motion: np.ndarray, appearance: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Per pixel (HxW), the weight of the neighbours' cross-fade: 1 below `SUBPIXEL[0]` pixels of motion
     per source frame, 0 above `SUBPIXEL[1]`, linear between. `exact_motion`: the exact flow's length per
     source frame at the new frame's pixels; `appearance`: the appearance flows (a->b, b->a), HxWx2."""
     lo, hi = SUBPIXEL
-    v = np.maximum(exact_motion, np.maximum(*(np.hypot(f[..., 0], f[..., 1]) for f in appearance)))
+    v = np.maximum(exact_motion, _flow_gap(0.0, appearance[0], 0.0, appearance[1]))
     return np.clip((hi - v) / (hi - lo), 0.0, 1.0).astype(np.float64)
 
 
