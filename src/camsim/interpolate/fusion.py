@@ -61,6 +61,8 @@ MIXED_DISAGREEMENT = 0.1
 DIFFERENT_PX = 0.5
 """The appearance candidate counts fully where its flow differs from the exact one by this (pixels), not at all
 where they are equal (it would only add its bilinear blur), linearly between."""
+UNEXPLAINED_CHUNK = 1 << 16
+"""Pixels whose candidates `unexplained_motion` holds at once (memory: about 650 bytes a pixel)."""
 SUBPIXEL = (0.5, 1.5)
 """Motion (pixels per source frame) below which colour is the neighbours' cross-fade, and above which the warp's."""
 FLOOR = 1e-3
@@ -146,23 +148,30 @@ def unexplained_motion(flow: np.ndarray, ids: np.ndarray | None, radius: int = 2
     po = np.pad(own, r, mode="constant", constant_values=False)
     ps = np.pad(seg, r, mode="edge")
     offs = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-    cand = np.stack([pf[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offs])
-    ok = np.stack([po[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offs])
-    cid = np.stack([ps[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offs])
-    i1 = np.where(ok, np.linalg.norm(cand - f[None], axis=-1), np.inf).argmin(0)[None]
-    q1, id1 = np.take_along_axis(cand, i1[..., None], 0)[0], np.take_along_axis(cid, i1, 0)[0]
-    d1 = np.linalg.norm(cand - q1[None], axis=-1)
-    i2 = np.where(ok, d1, -1.0).argmax(0)[None]
-    q2, id2 = np.take_along_axis(cand, i2[..., None], 0)[0], np.take_along_axis(cid, i2, 0)[0]
-    spread = np.maximum(
-        np.where(ok & (cid == id1[None]), d1, 0.0).max(0),
-        np.where(ok & (cid == id2[None]), np.linalg.norm(cand - q2[None], axis=-1), 0.0).max(0),
-    )
-    seg12 = q2 - q1
-    l2 = (seg12 * seg12).sum(-1)
-    t = np.clip(((f - q1) * seg12).sum(-1) / np.where(l2 > 0, l2, 1.0), 0.0, 1.0)
-    dist = np.linalg.norm(f - (q1 + t[..., None] * seg12), axis=-1)
-    return np.where(ok.any(0), np.maximum(dist - spread, 0.0), 0.0).astype(np.float32)
+    out = np.zeros((h, w), np.float32)
+    rows = max(1, UNEXPLAINED_CHUNK // max(w, 1))  # the (2r+1)^2 candidates of a block of rows at a time
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        sl = [(slice(r + dy + y0, r + dy + y1), slice(r + dx, r + dx + w)) for dy, dx in offs]
+        cand = np.stack([pf[a] for a in sl])
+        ok = np.stack([po[a] for a in sl])
+        cid = np.stack([ps[a] for a in sl])
+        fb = f[y0:y1]
+        i1 = np.where(ok, np.linalg.norm(cand - fb[None], axis=-1), np.inf).argmin(0)[None]
+        q1, id1 = np.take_along_axis(cand, i1[..., None], 0)[0], np.take_along_axis(cid, i1, 0)[0]
+        d1 = np.linalg.norm(cand - q1[None], axis=-1)
+        i2 = np.where(ok, d1, -1.0).argmax(0)[None]
+        q2, id2 = np.take_along_axis(cand, i2[..., None], 0)[0], np.take_along_axis(cid, i2, 0)[0]
+        spread = np.maximum(
+            np.where(ok & (cid == id1[None]), d1, 0.0).max(0),
+            np.where(ok & (cid == id2[None]), np.linalg.norm(cand - q2[None], axis=-1), 0.0).max(0),
+        )
+        seg12 = q2 - q1
+        l2 = (seg12 * seg12).sum(-1)
+        t = np.clip(((fb - q1) * seg12).sum(-1) / np.where(l2 > 0, l2, 1.0), 0.0, 1.0)
+        dist = np.linalg.norm(fb - (q1 + t[..., None] * seg12), axis=-1)
+        out[y0:y1] = np.where(ok.any(0), np.maximum(dist - spread, 0.0), 0.0)
+    return out
 
 
 def mixed_at(
