@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `camsim` console script (and `python -m camsim`)."""
     try:
         _main(argv)
-    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, once a Blender is started early) while parsing
+    except KeyboardInterrupt:  # Ctrl-C (SIGTERM too, once a Blender exists), while parsing or running
         print("camsim: interrupted", file=sys.stderr)
         sys.exit(130)
 
@@ -226,7 +226,4 @@ def _main(argv: Sequence[str] | None) -> None:
     except CamsimError as exc:
         print(f"camsim: failed: {exc}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("camsim: interrupted", file=sys.stderr)
-        sys.exit(130)
     sys.exit(int(code or 0))

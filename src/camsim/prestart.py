@@ -8,9 +8,9 @@ when its options are the ones asked for: the start overlaps the parse instead of
 
 Only where the command line alone tells how the first worker starts: its Blender and log folder are read
 from it; with an option setting a timeout or script execution, a configuration file, a Dask cluster or
-`--help` nothing starts early. A worker nobody took
-(bad input found, a different configuration) is killed when the process exits; one that failed to start is
-forgotten, and the run starts its own and reports that failure itself.
+`--help` nothing starts early. A worker nobody took (bad input found, a different configuration) is killed
+when the process exits; one that failed to start is forgotten, and the run starts its own and reports that
+failure itself.
 """
 
 from __future__ import annotations
@@ -100,19 +100,25 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def take(options: WorkerOptions) -> BlenderWorker | None:
-    """The early worker when it started with `options` (its name aside), else None (one with other options
-    is killed). Waits for a start still under way; only the first call can return a worker."""
+def _claim(timeout: float | None = None) -> tuple[WorkerOptions, BlenderWorker] | None:
+    """The early worker and its options, once (later calls get None); waits for a start still under way."""
     global _pending
     with _lock:
         pending, _pending = _pending, None
     if pending is None:
         return None
     thread, started_with, box = pending
-    thread.join()
-    w = box[0] if box else None
-    if w is None:
+    thread.join(timeout)
+    return (started_with, box[0]) if box else None
+
+
+def take(options: WorkerOptions) -> BlenderWorker | None:
+    """The early worker when it started with `options` (its name aside), else None (one with other options
+    is killed). Waits for a start still under way; only the first call can return a worker."""
+    claimed = _claim()
+    if claimed is None:
         return None
+    started_with, w = claimed
     if dataclasses.replace(started_with, name=options.name) != options or not w.alive:
         w.kill()
         return None
@@ -126,12 +132,6 @@ def start_worker(options: WorkerOptions) -> BlenderWorker:
 
 def _discard() -> None:
     """At exit: kill an early worker nobody took."""
-    global _pending
-    with _lock:
-        pending, _pending = _pending, None
-    if pending is None:
-        return
-    thread, _, box = pending
-    thread.join(timeout=30)
-    for w in box:
-        w.kill()
+    claimed = _claim(timeout=30)
+    if claimed is not None:
+        claimed[1].kill()

@@ -7,11 +7,10 @@ motion, so the line is dragged at the wrong speed); highlights and reflections m
 viewer. There the two neighbours, each warped to the new time with the exact flow, disagree.
 
 So a second candidate is made from the pictures: OpenCV's DIS optical flow (medium preset) between the two
-neighbours' grey sRGB images, started from the exact flows (what the
-pictures show moves with its surface almost everywhere, so the search starts there and spends itself on
-what does not), each neighbour backward-warped along it to the new time (bilinear) and the two blended by
-time distance in linear light. Each candidate's error per pixel is how much its two warped
-neighbours disagree (root-mean-square sRGB difference over a 5x5 window; for the exact candidate, the two
+neighbours' grey sRGB images, started from the exact flows (what the pictures show moves with its surface
+almost everywhere, so the search starts there and spends itself on what does not), each neighbour
+backward-warped along it to the new time (bilinear) and the two blended by time distance in linear light.
+Each candidate's error per pixel is how much its two warped neighbours disagree (root-mean-square sRGB difference over a 5x5 window; for the exact candidate, the two
 neighbours as the exact warp sampled them, where both see the surface), and the appearance candidate gets
 the share of the exact one's disagreement it explains:
 

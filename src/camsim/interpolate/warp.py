@@ -255,14 +255,11 @@ class PairWarper:
             raise ValueError("frames of a pair differ in size")
         self.a, self.b, self.beta = a, b, beta
         # Colour fusion with an appearance flow where the exact flow does not explain the change (fusion.py).
-        self.appearance = (
-            fusion.appearance_flows(a.rgb, b.rgb, (a.flow[..., 0:2], b.flow[..., 2:4]))
-            if appearance
-            else None
-        )
+        self.exact_flows = (a.flow[..., 0:2], b.flow[..., 2:4])  # a -> b and b -> a
+        self.appearance = fusion.appearance_flows(a.rgb, b.rgb, self.exact_flows) if appearance else None
         self.unexplained = (
-            (fusion.unexplained_motion(a.flow[..., 0:2], a.segmentation),
-             fusion.unexplained_motion(b.flow[..., 2:4], b.segmentation))
+            (fusion.unexplained_motion(self.exact_flows[0], a.segmentation),
+             fusion.unexplained_motion(self.exact_flows[1], b.segmentation))
             if appearance else None
         )  # fmt: skip
         self.sides = (_Side(a, b, +1), _Side(b, a, -1))
@@ -433,9 +430,8 @@ class PairWarper:
             both = ((wa > fusion.BOTH) & (wb > fusion.BOTH)).reshape(h, w)
             mixed = fusion.mixed_at(self.unexplained, self.appearance, s)  # type: ignore[arg-type]
             wgt, (da, db) = fusion.appearance_weight(
-                sides, both, self.a.rgb, self.b.rgb, self.appearance, s, mixed,
-                (self.a.flow[..., 0:2], self.b.flow[..., 2:4]),
-            )  # fmt: skip
+                sides, both, self.a.rgb, self.b.rgb, self.appearance, s, mixed, self.exact_flows
+            )
             rgb = (1.0 - wgt[..., None]) * rgb + wgt[..., None] * ((1.0 - s) * da + s * db)
             if linear is not None:
                 linear = fusion.fuse(linear, self.a.linear, self.b.linear, wgt, self.appearance, s)
