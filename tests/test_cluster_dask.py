@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -249,6 +250,10 @@ def test_cluster_survives_sigkilled_worker(
     assert not alive, alive
 
 
+def _worker_names(client: Any) -> list[str]:
+    return [w.get("name") for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+
+
 def test_cluster_rejects_datasets_dir_a_worker_cannot_see(
     dask_cluster: DaskCluster, demo_scenes: list[Path], tmp_path: Path
 ) -> None:
@@ -266,7 +271,10 @@ def test_cluster_rejects_datasets_dir_a_worker_cannot_see(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
     ))  # fmt: skip
     with Client(dask_cluster.address, timeout="30s", set_as_default=False) as client:
-        client.wait_for_workers(3, timeout=60)
+        deadline = time.monotonic() + 60
+        while "elsewhere" not in _worker_names(client):
+            assert time.monotonic() < deadline, "the worker in its own mount namespace did not join"
+            time.sleep(0.1)
     run = _create(demo_scenes[0].parent, tmp_path / "ds", "--num-frames", "2", "--cluster",
                   dask_cluster.address, cwd=tmp_path)  # fmt: skip
     out, _ = run.communicate(timeout=120)
@@ -324,6 +332,68 @@ def bare_scheduler(tmp_path: Path) -> Iterator[DaskCluster]:
         for p in alive:
             p.kill()
         assert not alive, f"left running after teardown: {[(p.pid, p.name()) for p in alive]}"
+
+
+def _probe_restrictions(client: Any) -> dict[str, tuple[list[str], bool]]:
+    """The scheduler's probe tasks: (the workers each may run on, whether it may run elsewhere too)."""
+
+    def read(dask_scheduler: Any) -> dict[str, tuple[list[str], bool]]:
+        return {k: (sorted(ts.worker_restrictions or ()), bool(ts.loose_restrictions))
+                for k, ts in dask_scheduler.tasks.items() if str(k).startswith("camsim-probe-")}  # fmt: skip
+
+    return client.run_on_scheduler(read)
+
+
+def test_probe_waits_for_its_busy_worker_and_its_departure_stops_the_run(
+    bare_scheduler: DaskCluster, demo_scenes: list[Path], tmp_path: Path
+) -> None:
+    """Each worker's probe is pinned to it: with that worker busy and another idle, Dask's work stealing must
+    not run it on the idle one (that worker would render unchecked). If the busy worker then leaves, its
+    probe can never run: the run stops with one line and nothing rendered, instead of waiting forever."""
+    from distributed import Client
+
+    from camsim.dask import DaskRunner
+    from camsim.errors import WorkerError
+
+    workers = {}
+    for name in ("busy", "idle"):
+        workers[name] = subprocess.Popen(
+            [str(DASK), "worker", bare_scheduler.address, "--no-nanny", "--nthreads", "1", "--host", "127.0.0.1",
+             "--no-dashboard", "--name", name, "--local-directory", str(tmp_path / name)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        )  # fmt: skip
+        bare_scheduler.nannies.append(workers[name])
+    datasets = tmp_path / "ds"
+    results: list[RunResult | BaseException] = []
+    with Client(bare_scheduler.address, timeout="30s", set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        busy = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "busy")
+        blocker = client.submit(time.sleep, 120, workers=[busy], allow_other_workers=False, pure=False)
+
+        def run() -> None:
+            try:
+                with DaskRunner(bare_scheduler.address, TINY.replace(log_dir=tmp_path / "logs"),
+                                datasets_dir=datasets) as r:  # fmt: skip
+                    results.append(r.run(iter(_jobs(demo_scenes[:2], datasets))))
+            except BaseException as exc:
+                results.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while len(probes := _probe_restrictions(client)) < 2 and not results and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Pinned: Dask may not steal them (stealing moves loosely restricted tasks to idle workers).
+        everyone = sorted(client.scheduler_info()["workers"])
+        assert sorted(probes.values()) == [([a], False) for a in everyone], (probes, everyone, results)
+        time.sleep(2)
+        assert not results, results
+        workers["busy"].kill()
+        thread.join(timeout=60)
+        blocker.cancel()
+    assert results and isinstance(results[0], WorkerError), results
+    assert f"Dask worker {busy} left before it checked --datasets-dir" in str(results[0])
+    assert not list(datasets.rglob("*.png")) and not list(datasets.rglob("*.exr"))
 
 
 def test_run_submits_before_any_worker_joins(

@@ -545,6 +545,8 @@ class _Run:
         self.cpu_workers: list[str] = []
         """Workers without the GPU resource: where stages go when renders are pinned to GPU workers."""
         self.probes: list[Any] = []
+        self.probe_for: dict[int, str] = {}
+        """The worker each probe task is pinned to (none for the probe of a cluster that has no worker yet)."""
         self.since = time.monotonic()
 
     # -- the calling thread
@@ -595,10 +597,14 @@ class _Run:
         self._learn(workers)
         args = (str(self.runner.datasets_dir), self.token, [str(first.scene.absolute())],
                 str(self.config.log_dir))  # fmt: skip
+        # Pinned, not loosely restricted: Dask's work stealing moves a loose task to an idle worker, and the
+        # worker it was meant for would go unchecked (`_watch` stops the run if a pinned one's worker leaves).
         for i, address in enumerate(sorted(workers) or [None]):
-            where = {"workers": [address], "allow_other_workers": True} if address else {}
+            where = {"workers": [address], "allow_other_workers": False} if address else {}
+            if address:
+                self.probe_for[i] = address
             fut = self.client.submit(probe_worker, *args, key=f"camsim-probe-{self.token}-{i}", pure=False,
-                                     retries=self.runner.max_retries, **where)  # fmt: skip
+                                     retries=self.runner.max_retries, priority=10, **where)  # fmt: skip
             self.probes.append(fut)
             self._track("probe", i, fut)
         self._begin_events()
@@ -750,6 +756,12 @@ class _Run:
             workers = self.runner.check_workers(self.since, gpu=self.resources is not None)
             if workers:
                 self._learn(workers)
+            gone = [a for i, a in self.probe_for.items() if a not in workers and not self.probes[i].done()]
+            if gone:  # its pinned probe can never run, and every render waits for it
+                raise WorkerError(
+                    f"Dask worker {gone[0]} left before it checked --datasets-dir, so nothing was rendered; "
+                    "run the command again"
+                )
 
     def _learn(self, workers: dict[str, dict[str, Any]]) -> None:
         self.hosts = threads_by_host(workers)
