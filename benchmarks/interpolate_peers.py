@@ -209,6 +209,9 @@ def main() -> None:
     t_start = time.perf_counter()
     cells = []  # (scene, target, measured, factor, {method: [psnr...]})
     timing = {"render": 0.0, "camsim": 0.0, "DIS+warp": 0.0, "RIFE": 0.0}
+    # Cost: camsim's seconds per new frame against the truth renders' seconds per frame (their info.json, so
+    # that --reuse keeps the figure), per factor.
+    cost = {m: {"camsim": 0.0, "new": 0, "render": 0.0, "rendered": 0} for m in (2, 4)}
     with BlenderWorker(WorkerOptions(log_dir=work / "logs", name="peers")) as w:
 
         def render(
@@ -258,7 +261,13 @@ def main() -> None:
                     out = interpolate_sequence(
                         src, work / name / f"v{target:g}" / f"camsim_x{m}", m, overwrite=True
                     )
-                    timing["camsim"] += time.perf_counter() - t0
+                    dt = time.perf_counter() - t0
+                    timing["camsim"] += dt
+                    info = json.loads((truth / "info.json").read_text())
+                    cost[m]["camsim"] += dt
+                    cost[m]["new"] += sum(fr["interpolated"] for fr in out["frames"])
+                    cost[m]["render"] += info["render_seconds"]
+                    cost[m]["rendered"] += info["frames_rendered"]
                     for fr in out["frames"]:
                         if not fr["interpolated"]:
                             continue
@@ -307,6 +316,11 @@ def main() -> None:
         wins = sum(r["camsim"] >= max(r[k] for k in PEERS if np.isfinite(r[k])) - 0.2 for r in rows)
         print(f"| **mean x{m}** | | x{m} | | {mean['camsim']:.2f} | {mean['DIS+warp']:.2f} | {_db(mean['RIFE'])} "
               f"| {mean['cross-fade']:.2f} | {mean['camsim'] - best:+.2f} ({wins}/{len(rows)} cells within 0.2 dB) |")  # fmt: skip
+    for m, c in cost.items():
+        per_new, per_render = c["camsim"] / max(c["new"], 1), c["render"] / max(c["rendered"], 1)
+        print(f"cost x{m}: camsim {1e3 * per_new:.0f} ms per new frame ({c['new']} frames), rendering "
+              f"{1e3 * per_render:.0f} ms per frame ({c['rendered']} truth frames): "
+              f"{100 * per_new / per_render:.1f} % of rendering the same frames")  # fmt: skip
     print(f"\nwall {total:.0f} s; render {timing['render']:.0f} s, camsim {timing['camsim']:.1f} s, "
           f"DIS+warp {timing['DIS+warp']:.1f} s, RIFE {timing['RIFE']:.1f} s; workdir: {work}")  # fmt: skip
     (work / "peers.json").write_text(json.dumps([dict(zip(("scene", "target", "motion", "factor", "psnr", "frames"),

@@ -66,3 +66,50 @@ def test_an_appearance_flow_equal_to_the_exact_one_adds_nothing() -> None:
     apart = (same[0] + np.float32(fusion.DIFFERENT_PX), same[1])
     w_apart, _ = fusion.appearance_weight(sides, both, a, a, same, 0.5, exact=apart)
     np.testing.assert_allclose(w_apart, w_free)
+
+
+def _unexplained_by_definition(flow: np.ndarray, ids: np.ndarray, r: int = 2) -> np.ndarray:
+    """unexplained_motion's docstring, pixel by pixel (own pixels and candidates in offset order, the first of
+    equal candidates chosen as numpy's argmin/argmax do)."""
+    from scipy.ndimage import median_filter
+
+    h, w = ids.shape
+    med = np.stack([median_filter(flow[..., c], size=3, mode="nearest") for c in range(2)], axis=-1)
+    pad = np.pad(ids, 1, mode="edge")
+    own = np.hypot(*np.moveaxis(flow - med, -1, 0)) < fusion.SMOOTH_PX
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            own &= pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] == ids
+    out = np.zeros((h, w), np.float32)
+    for y in range(h):
+        for x in range(w):
+            cands = [(flow[y + dy, x + dx], ids[y + dy, x + dx]) for dy in range(-r, r + 1)
+                     for dx in range(-r, r + 1) if 0 <= y + dy < h and 0 <= x + dx < w and own[y + dy, x + dx]]  # fmt: skip
+            if not cands:
+                continue
+            f = flow[y, x]
+            q1, id1 = min(cands, key=lambda c: np.linalg.norm(c[0] - f))
+            q2, id2 = max(cands, key=lambda c: np.linalg.norm(c[0] - q1))
+            spread = max(max([np.linalg.norm(c - q1) for c, i in cands if i == id1], default=0.0),
+                         max([np.linalg.norm(c - q2) for c, i in cands if i == id2], default=0.0))  # fmt: skip
+            seg = q2 - q1
+            t = np.clip(np.dot(f - q1, seg) / np.dot(seg, seg), 0.0, 1.0) if np.dot(seg, seg) > 0 else 0.0
+            out[y, x] = max(np.linalg.norm(f - (q1 + t * seg)) - spread, 0.0)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unexplained_motion_matches_its_definition_at_every_pixel(seed: int) -> None:
+    """Only pixels that are not their surface's own are measured (an own pixel is its own nearest
+    candidate): the result is the definition's at every pixel, thin lines, silhouettes and noise alike."""
+    rng = np.random.default_rng(seed)
+    h, w = 18, 22
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ids = np.where(xx < 9, 1, 2).astype(np.int64)
+    flow = np.stack([0.05 * yy + 1.0, 0.03 * xx], axis=-1).astype(np.float32)
+    flow[ids == 2] = (-2.0, 0.5)
+    flow[:, 14] = (-0.4, 0.6)  # a thin line's mix over surface 2
+    flow[rng.uniform(size=(h, w)) < 0.08] += rng.normal(0, 0.5, 2).astype(np.float32)  # scattered odd pixels
+    got = fusion.unexplained_motion(flow, ids)
+    assert (got > 0).any() and (got == 0).mean() > 0.5
+    np.testing.assert_allclose(got, _unexplained_by_definition(flow, ids), atol=1e-5, rtol=0)

@@ -148,14 +148,14 @@ def unexplained_motion(flow: np.ndarray, ids: np.ndarray | None, radius: int = 2
     ps = np.pad(seg, r, mode="edge")
     offs = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
     out = np.zeros((h, w), np.float32)
-    rows = max(1, UNEXPLAINED_CHUNK // max(w, 1))  # the (2r+1)^2 candidates of a block of rows at a time
-    for y0 in range(0, h, rows):
-        y1 = min(h, y0 + rows)
-        sl = [(slice(r + dy + y0, r + dy + y1), slice(r + dx, r + dx + w)) for dy, dx in offs]
-        cand = np.stack([pf[a] for a in sl])
-        ok = np.stack([po[a] for a in sl])
-        cid = np.stack([ps[a] for a in sl])
-        fb = f[y0:y1]
+    # An own pixel is its own nearest candidate (q1 = its flow): 0. Only the others are measured.
+    ys, xs = np.nonzero(~own)
+    for i0 in range(0, ys.size, UNEXPLAINED_CHUNK):  # the (2r+1)^2 candidates of a block of pixels at a time
+        y, x = ys[i0 : i0 + UNEXPLAINED_CHUNK] + r, xs[i0 : i0 + UNEXPLAINED_CHUNK] + r
+        cand = np.stack([pf[y + dy, x + dx] for dy, dx in offs])
+        ok = np.stack([po[y + dy, x + dx] for dy, dx in offs])
+        cid = np.stack([ps[y + dy, x + dx] for dy, dx in offs])
+        fb = f[y - r, x - r]
         i1 = np.where(ok, np.linalg.norm(cand - fb[None], axis=-1), np.inf).argmin(0)[None]
         q1, id1 = np.take_along_axis(cand, i1[..., None], 0)[0], np.take_along_axis(cid, i1, 0)[0]
         d1 = np.linalg.norm(cand - q1[None], axis=-1)
@@ -169,7 +169,7 @@ def unexplained_motion(flow: np.ndarray, ids: np.ndarray | None, radius: int = 2
         l2 = (seg12 * seg12).sum(-1)
         t = np.clip(((fb - q1) * seg12).sum(-1) / np.where(l2 > 0, l2, 1.0), 0.0, 1.0)
         dist = np.linalg.norm(fb - (q1 + t[..., None] * seg12), axis=-1)
-        out[y0:y1] = np.where(ok.any(0), np.maximum(dist - spread, 0.0), 0.0)
+        out[y - r, x - r] = np.where(ok.any(0), np.maximum(dist - spread, 0.0), 0.0)
     return out
 
 
