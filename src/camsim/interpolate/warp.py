@@ -361,12 +361,21 @@ class PairWarper:
         hole = np.bincount(idx, weights=tw[k] * bil, minlength=npx) < HOLE_COVERAGE
         esum = np.bincount(idx, weights=e, minlength=npx)
         safe = np.where(esum > 0, esum, 1.0)
-        acc = (
-            np.stack(
-                [np.bincount(idx, weights=e * val[k, c], minlength=npx) for c in range(val.shape[1])], axis=1
-            )
-            / safe[:, None]
-        )
+        nc = self.a.rgb.reshape(h, w, -1).shape[2]
+        per_side: list[tuple[np.ndarray, np.ndarray]] = []
+        sharp, swt = reverse.blend(sampled, self.beta, per_side)
+        use = swt > 1e-6
+        # Splatted values: the flow everywhere; colours only where the sharp sampling covers nothing (elsewhere
+        # they are the sampled ones); normals come from the shown layer below.
+        extra = 3 * (has_lin + has_alb)
+        acc = np.zeros((npx, val.shape[1]))
+        for c in range(nc, nc + 4):
+            acc[:, c] = np.bincount(idx, weights=e * val[k, c], minlength=npx) / safe
+        rest = np.flatnonzero(~use[idx])
+        if rest.size:
+            ir, er, kr = idx[rest], e[rest], k[rest]
+            for c in [*range(nc), *range(val.shape[1] - extra, val.shape[1])]:
+                acc[:, c] = np.bincount(ir, weights=er * val[kr, c], minlength=npx) / safe
         sw = side_w.reshape(2, npx)
         alpha_tot = (sw * alpha.reshape(2, npx)).sum(0) / np.maximum(sw.sum(0), 1e-300)
         use_near = alpha_tot >= 0.5
@@ -378,12 +387,7 @@ class PairWarper:
         surface = (lw_fin > 0.5 * lw_all) & (lw_fin > 0)
         depth = np.where(surface, zacc / np.where(lw_fin > 0, lw_fin, 1.0), np.inf)
 
-        nc = self.a.rgb.reshape(h, w, -1).shape[2]
-        per_side: list[tuple[np.ndarray, np.ndarray]] = []
-        sharp, swt = reverse.blend(sampled, self.beta, per_side)
-        use = swt > 1e-6
         acc[use, :nc] = sharp[use, :nc]
-        extra = 3 * (has_lin + has_alb)
         if extra:
             acc[use, -extra:] = sharp[use, nc : nc + extra]
         rgb = acc[:, :nc].reshape(h, w, nc)
