@@ -291,7 +291,8 @@ def edge_model(image: np.ndarray, sigma: float = EDGE_SIGMA, tol: float = 0.08) 
         k = m[sel]
         md0 = d0[k] - (gx[k] * mx + gy[k] * my)  # signed distance at this pixel's centre
         pred = c0[k] + ndtr((gx[k] * ox + gy[k] * oy + md0) / sigma)[..., None] * dc[k]
-        err = np.sqrt(((pred - tnb[:, sel]) ** 2).sum(-1)).max(0)
+        pred -= tnb[:, sel]
+        err = np.sqrt((pred * pred).sum(-1).max(0))  # the largest distance of the nine (sqrt is monotonic)
         err /= np.sqrt(np.maximum((dc[k] ** 2).sum(-1), 1e-12))
         take = err < best[sel]
         best[sel[take]] = err[take]
