@@ -113,3 +113,16 @@ def test_unexplained_motion_matches_its_definition_at_every_pixel(seed: int) -> 
     got = fusion.unexplained_motion(flow, ids)
     assert (got > 0).any() and (got == 0).mean() > 0.5
     np.testing.assert_allclose(got, _unexplained_by_definition(flow, ids), atol=1e-5, rtol=0)
+
+
+def test_a_thin_structure_is_sure_on_its_pixels_and_their_neighbours_only() -> None:
+    """The pixel filter spreads a line's colour to the pixels beside those whose motion vectors it changed:
+    the mixed surety covers their 3x3 neighbours, and no more."""
+    line = np.zeros((H, W), np.float32)
+    line[10:30, 20] = 2 * fusion.MIXED_PX
+    line[10:30, 40] = 0.5 * fusion.MIXED_PX  # half sure
+    still = (np.zeros((H, W, 2), np.float32), np.zeros((H, W, 2), np.float32))
+    sure = fusion.mixed_at((line, np.zeros_like(line)), still, 0.5)
+    np.testing.assert_array_equal(sure[9:31, 19:22], 1.0)
+    np.testing.assert_array_equal(sure[9:31, 39:42], 0.5)
+    assert sure[:, [18, 22, 38, 42]].max() == 0.0 and sure[[8, 31], :].max() == 0.0

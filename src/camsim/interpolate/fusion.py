@@ -24,7 +24,8 @@ samples, so a pixel that a structure thinner than a pixel crosses (a wire, a fen
 structure's and the background's motion: a flow that is neither surface's. At an ordinary silhouette the
 mix lies between the flows of the two surfaces' own pixels nearby; a thin structure has no pixels of its
 own, so there the flow lies off every such mix (`unexplained_motion`). Where it does by more than
-`MIXED_PX`, the exact candidate's disagreement is taken to be at least `MIXED_DISAGREEMENT` (the warp moves
+`MIXED_PX`, and on the 3x3 neighbours of such pixels (the pixel filter spreads the structure's colour to
+them), the exact candidate's disagreement is taken to be at least `MIXED_DISAGREEMENT` (the warp moves
 part of the pixel with the wrong motion, and how wrong its colour is cannot be measured there: the two
 warped neighbours can agree on the wrong picture), so the appearance candidate takes over as far as it
 agrees with itself better than that.
@@ -178,13 +179,17 @@ def mixed_at(
 ) -> np.ndarray:
     """Per pixel at fraction s (HxW in [0, 1]), how surely a thin structure's mixed flow is there: each
     neighbour's `unexplained_motion` where it was and where the appearance flow carries it at s, over
-    `MIXED_PX`, clipped to 1."""
+    `MIXED_PX`, clipped to 1, and the largest of that over the pixel's 3x3 neighbours: the structure's colour
+    reaches the pixels around those whose motion vectors it changed (the pixel filter, Blackman-Harris of
+    1.5 px by default, spreads a sample over the neighbours within 0.75 px)."""
+    cv2 = _cv2()
     ua, ub = unexplained
     moved = (
         _warp(ua[..., None], appearance[0], s)[..., 0],
         _warp(ub[..., None], appearance[1], 1.0 - s)[..., 0],
     )
-    return np.clip(np.maximum.reduce([ua, ub, *moved]) / MIXED_PX, 0.0, 1.0)
+    sure = np.clip(np.maximum.reduce([ua, ub, *moved]) / MIXED_PX, 0.0, 1.0).astype(np.float32)
+    return cv2.dilate(sure, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
 
 
 def appearance_weight(
