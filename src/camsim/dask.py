@@ -604,7 +604,7 @@ class _Run:
             if address:
                 self.probe_for[i] = address
             fut = self.client.submit(probe_worker, *args, key=f"camsim-probe-{self.token}-{i}", pure=False,
-                                     retries=self.runner.max_retries, priority=10, **where)  # fmt: skip
+                                     retries=self.runner.max_retries, **where)  # fmt: skip
             self.probes.append(fut)
             self._track("probe", i, fut)
         self._begin_events()
