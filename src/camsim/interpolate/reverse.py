@@ -15,7 +15,7 @@ buffers and are tuned together (BENCHMARKS.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -403,6 +403,31 @@ def sample(
     return out, inside, all_match | masked
 
 
+FAR_MIN_COVERAGE = 1e-9
+"""A far layer with less coverage at a target pixel is not there (its samples get no weight)."""
+
+
+def sample_far(
+    coeffs: np.ndarray,
+    image: np.ndarray,
+    depth: np.ndarray,
+    slope: np.ndarray,
+    window: tuple[np.ndarray, np.ndarray, np.ndarray],
+    layer: Layer,
+    edges: EdgeModel | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`sample` of a far layer only where it has coverage (mostly just beside silhouettes); elsewhere value 0,
+    not inside, not clean: `blend` gives those samples no weight, and 0 keeps its sums exact."""
+    there = np.flatnonzero(layer.coverage > FAR_MIN_COVERAGE)
+    n = len(layer.coverage)
+    part = Layer(**{f.name: getattr(layer, f.name)[there] for f in fields(Layer)})
+    out, inside, clean = sample(coeffs, image, depth, slope, window, part, edges)
+    full = np.zeros((n, out.shape[1]), out.dtype), np.zeros(n, bool), np.zeros(n, bool)
+    for arr, got in zip(full, (out, inside, clean), strict=True):
+        arr[there] = got
+    return full
+
+
 def blend(
     sides: list[tuple[float, Layer, Layer, list[np.ndarray]]],
     beta: float,
@@ -434,7 +459,7 @@ def blend(
     acc, wsum = 0.0, 0.0
     per_side.clear()
     for (tw, near, far, (cn, cf, ok_n, ok_f, cl_n, cl_f)), (z, sl, cov) in zip(sides, front, strict=True):
-        has_far = far.coverage > 1e-9
+        has_far = far.coverage > FAR_MIN_COVERAGE
         alpha = np.where(has_far, np.minimum(1.0, near.coverage), 1.0)
         alpha = np.where(ok_n, alpha, 0.0)
         alpha = np.where(ok_f | ~has_far, alpha, np.where(ok_n, 1.0, 0.0))

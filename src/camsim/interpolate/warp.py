@@ -299,12 +299,10 @@ class PairWarper:
                 cside.slope[valid], cside.bg[valid], h, w, self.beta,
             )  # fmt: skip
             smp = []
-            for layer in (near, far):
+            for layer, sample in ((near, reverse.sample), (far, reverse.sample_far)):
                 reverse.exact_background(layer, c2w_t, K_t, src.c2w, src.K, h, w)
                 smp.append(
-                    reverse.sample(
-                        coeffs[0], coeffs[1], cside.z_bg, cside.slope, cside.window, layer, coeffs[2]
-                    )
+                    sample(coeffs[0], coeffs[1], cside.z_bg, cside.slope, cside.window, layer, coeffs[2])
                 )
             sampled.append((1.0 - frac, near, far, [p[i] for i in range(3) for p in smp]))
             x, y, z, valid, flow_new, normals = side.contributions(frac, c2w_t, K_t, n_new)
@@ -349,7 +347,7 @@ class PairWarper:
         far_cov = np.maximum(all_cov - near_cov, 0.0)
         mu = np.zeros(2 * npx)
         np.maximum.at(mu, bins, m)
-        has_far = far_cov > 1e-9
+        has_far = far_cov > reverse.FAR_MIN_COVERAGE
         alpha = np.where(has_far, np.minimum(1.0, near_cov), 1.0)
         side_w = np.repeat([1.0 - s, s], npx) * np.minimum(1.0, all_cov) * mu
         wk = side_w[bins]
