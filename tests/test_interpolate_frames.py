@@ -142,3 +142,26 @@ def test_antialiased_step_moves_without_blur(angle):
         got = PairWarper(a, b, edge_sigma=sigma).frame(s, np.eye(4), a.K, 4).rgb
         err = np.abs(got - truth)[4:-4, 4:-4].max()
         assert err < 0.02, (s, err)  # contrast 0.75; cubic B-spline resampling is off by up to 0.054
+
+
+def test_far_layer_is_sampled_only_where_it_covers_the_pixel():
+    """`sample_far` is `sample` where the far layer has coverage, and a weightless nothing elsewhere."""
+    from camsim.interpolate import reverse
+
+    rng = np.random.default_rng(4)
+    h, w, n = 12, 16, 120
+    image = rng.uniform(0.0, 1.0, (h, w, 3))
+    depth = np.where(np.arange(w)[None] < 7, 2.0, 5.0) * np.ones((h, w))
+    slope = np.zeros((h, w))
+    coverage = np.where(rng.uniform(size=n) < 0.4, 0.0, rng.uniform(0.1, 1.0, n))
+    layer = reverse.Layer(
+        coverage=coverage, sx=rng.uniform(-1, w + 1, n), sy=rng.uniform(-1, h + 1, n),
+        depth=np.full(n, 5.0), src_depth=rng.choice([2.0, 5.0], n), slope=np.zeros(n), background=np.zeros(n, bool),
+    )  # fmt: skip
+    args = (reverse.prefilter(image), image, depth, slope, reverse.window_stats(depth, slope), layer)
+    full, part = reverse.sample(*args), reverse.sample_far(*args)
+    there = coverage > reverse.FAR_MIN_COVERAGE
+    assert 0 < there.sum() < n
+    for a, b in zip(full, part, strict=True):
+        np.testing.assert_array_equal(b[there], a[there])
+        assert not b[~there].any()
