@@ -145,7 +145,8 @@ def test_antialiased_step_moves_without_blur(angle):
 
 
 def test_far_layer_is_sampled_only_where_it_covers_the_pixel():
-    """`sample_far` is `sample` where the far layer has coverage, and a weightless nothing elsewhere."""
+    """`sample` of only the far layer's covered points gives what it gives there, and a weightless nothing
+    elsewhere."""
     from camsim.interpolate import reverse
 
     rng = np.random.default_rng(4)
@@ -159,8 +160,8 @@ def test_far_layer_is_sampled_only_where_it_covers_the_pixel():
         depth=np.full(n, 5.0), src_depth=rng.choice([2.0, 5.0], n), slope=np.zeros(n), background=np.zeros(n, bool),
     )  # fmt: skip
     args = (reverse.prefilter(image), image, depth, slope, reverse.window_stats(depth, slope), layer)
-    full, part = reverse.sample(*args), reverse.sample_far(*args)
     there = coverage > reverse.FAR_MIN_COVERAGE
+    full, part = reverse.sample(*args), reverse.sample(*args, only=there)
     assert 0 < there.sum() < n
     for a, b in zip(full, part, strict=True):
         np.testing.assert_array_equal(b[there], a[there])

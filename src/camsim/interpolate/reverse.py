@@ -333,6 +333,7 @@ def sample(
     window: tuple[np.ndarray, np.ndarray, np.ndarray],
     layer: Layer,
     edges: EdgeModel | None = None,
+    only: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sample a neighbour where `layer` says its surface was: (values N x C, inside, clean).
 
@@ -343,9 +344,20 @@ def sample(
     False where none of those show it (the layer was hidden in this neighbour). Positions more than half
     a pixel outside the image (or NaN) are not inside.
     `image`: HxWxC values; `depth`/`slope`: the neighbour's depth (background as a huge finite depth)
-    and relative slope; `window`: their `window_stats`.
+    and relative slope; `window`: their `window_stats`. `only` (N bool): sample just these points; the others
+    get value 0, not inside, not clean (a far layer where it has no coverage: `blend` gives it no weight).
     """
     from scipy.ndimage import map_coordinates
+
+    if only is not None:
+        there = np.flatnonzero(only)
+        part = Layer(**{f.name: getattr(layer, f.name)[there] for f in fields(Layer)})
+        got = sample(coeffs, image, depth, slope, window, part, edges)
+        n = len(only)
+        full = np.zeros((n, got[0].shape[1]), got[0].dtype), np.zeros(n, bool), np.zeros(n, bool)
+        for arr, values in zip(full, got, strict=True):
+            arr[there] = values
+        return full
 
     h, w = depth.shape
     sx, sy = layer.sx, layer.sy
@@ -405,27 +417,6 @@ def sample(
 
 FAR_MIN_COVERAGE = 1e-9
 """A far layer with less coverage at a target pixel is not there (its samples get no weight)."""
-
-
-def sample_far(
-    coeffs: np.ndarray,
-    image: np.ndarray,
-    depth: np.ndarray,
-    slope: np.ndarray,
-    window: tuple[np.ndarray, np.ndarray, np.ndarray],
-    layer: Layer,
-    edges: EdgeModel | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`sample` of a far layer only where it has coverage (mostly just beside silhouettes); elsewhere value 0,
-    not inside, not clean: `blend` gives those samples no weight, and 0 keeps its sums exact."""
-    there = np.flatnonzero(layer.coverage > FAR_MIN_COVERAGE)
-    n = len(layer.coverage)
-    part = Layer(**{f.name: getattr(layer, f.name)[there] for f in fields(Layer)})
-    out, inside, clean = sample(coeffs, image, depth, slope, window, part, edges)
-    full = np.zeros((n, out.shape[1]), out.dtype), np.zeros(n, bool), np.zeros(n, bool)
-    for arr, got in zip(full, (out, inside, clean), strict=True):
-        arr[there] = got
-    return full
 
 
 def blend(

@@ -299,10 +299,12 @@ class PairWarper:
                 cside.slope[valid], cside.bg[valid], h, w, self.beta,
             )  # fmt: skip
             smp = []
-            for layer, sample in ((near, reverse.sample), (far, reverse.sample_far)):
+            for layer, only in ((near, None), (far, far.coverage > reverse.FAR_MIN_COVERAGE)):
                 reverse.exact_background(layer, c2w_t, K_t, src.c2w, src.K, h, w)
                 smp.append(
-                    sample(coeffs[0], coeffs[1], cside.z_bg, cside.slope, cside.window, layer, coeffs[2])
+                    reverse.sample(
+                        coeffs[0], coeffs[1], cside.z_bg, cside.slope, cside.window, layer, coeffs[2], only
+                    )
                 )
             sampled.append((1.0 - frac, near, far, [p[i] for i in range(3) for p in smp]))
             x, y, z, valid, flow_new, normals = side.contributions(frac, c2w_t, K_t, n_new)
