@@ -248,6 +248,7 @@ def main() -> None:
                 truth = render(work / name / f"v{target:g}" / "x4", blend, 4 * a, 4 * (a + n - 1), 4 * mult)
                 measured = v1 / float(mult)
                 truth_frames = by_number(truth)
+                truth_info = json.loads((truth / "info.json").read_text())  # its render time, for the cost
                 src_frames = {f: read_image(p) for f, p in by_number(src).items()}
                 numbers = sorted(src_frames)
                 flows = {}
@@ -263,11 +264,10 @@ def main() -> None:
                     )
                     dt = time.perf_counter() - t0
                     timing["camsim"] += dt
-                    info = json.loads((truth / "info.json").read_text())
                     cost[m]["camsim"] += dt
                     cost[m]["new"] += sum(fr["interpolated"] for fr in out["frames"])
-                    cost[m]["render"] += info["render_seconds"]
-                    cost[m]["rendered"] += info["frames_rendered"]
+                    cost[m]["render"] += truth_info["render_seconds"]
+                    cost[m]["rendered"] += truth_info["frames_rendered"]
                     for fr in out["frames"]:
                         if not fr["interpolated"]:
                             continue
