@@ -9,7 +9,11 @@ viewer. There the two neighbours, each warped to the new time with the exact flo
 So a second candidate is made from the pictures: OpenCV's DIS optical flow (medium preset) between the two
 neighbours' grey sRGB images, started from the exact flows (what the pictures show moves with its surface
 almost everywhere, so the search starts there and spends itself on what does not), each neighbour
-backward-warped along it to the new time (bilinear) and the two blended by time distance in linear light.
+backward-warped along it to the new time and the two blended by time distance in linear light. The warp's
+interpolant follows how well the flow is known: where the two appearance flows are forward-backward consistent
+to within a pixel, a cubic one (detail near the pixel scale, which the pixel filter passes and a bilinear
+warp attenuates, is kept), and where they are not (a structure moved farther than the flow search reaches),
+bilinear (a sharper kernel only makes a misplaced structure's error sharper).
 Each candidate's error per pixel is how much its two warped neighbours disagree (root-mean-square sRGB difference over a 5x5 window; for the exact candidate, the two
 neighbours as the exact warp sampled them, where both see the surface), and the appearance candidate gets
 the share of the exact one's disagreement it explains:
@@ -56,7 +60,7 @@ MIXED_PX = 0.25
 """Flow (pixels) farther than this from every mix of two nearby surfaces' flows is a thin structure's mix."""
 SMOOTH_PX = 0.1
 """A pixel's own surface flow: its 3x3 neighbours share its id and its flow is within this of their median."""
-MIXED_DISAGREEMENT = 0.1
+MIXED_DISAGREEMENT = 0.2
 """Disagreement (sRGB units) the exact candidate is given where its flow is a thin structure's mix."""
 DIFFERENT_PX = 0.5
 """The appearance candidate counts fully where its flow differs from the exact one by this (pixels), not at all
@@ -65,6 +69,9 @@ UNEXPLAINED_CHUNK = 1 << 16
 """Pixels whose candidates `unexplained_motion` holds at once (memory: about 650 bytes a pixel)."""
 SUBPIXEL = (0.5, 1.5)
 """Motion (pixels per source frame) below which colour is the neighbours' cross-fade, and above which the warp's."""
+SHARP_PX = (1.0, 2.0)
+"""Forward-backward inconsistency (pixels) of the appearance flows below which the neighbours are warped along them
+with a cubic interpolant, above which bilinearly, and in between a linear ramp of the two."""
 FLOOR = 1e-3
 """Disagreement (sRGB units) added to both candidates: below it neither is preferred (quantisation, noise)."""
 
@@ -99,15 +106,51 @@ def appearance_flows(
     return dis.calc(ga, gb, start[0]), dis.calc(gb, ga, start[1])
 
 
-def _warp(img: np.ndarray, flow: np.ndarray, s: float) -> np.ndarray:
-    """Backward-warp `img` by fraction s of `flow` taken at the target pixel (bilinear, edges replicated)."""
+def _warp(img: np.ndarray, flow: np.ndarray, s: float, cubic: bool = False) -> np.ndarray:
+    """Backward-warp `img` by fraction s of `flow` taken at the target pixel (bilinear or cubic, edges
+    replicated; a cubic result is clipped at 0)."""
     cv2 = _cv2()
     h, w = img.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     mx = (xx - np.float32(s) * flow[..., 0]).astype(np.float32)
     my = (yy - np.float32(s) * flow[..., 1]).astype(np.float32)
-    out = cv2.remap(img.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(img.shape)
+    kind = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    out = cv2.remap(img.astype(np.float32), mx, my, kind, borderMode=cv2.BORDER_REPLICATE)
+    return (np.maximum(out, 0.0) if cubic else out).reshape(img.shape)
+
+
+def sharpness(appearance: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Per pixel (HxW float32 in [0, 1]), the cubic interpolant's share in warping along the appearance flows
+    (a->b, b->a; HxWx2): 1 where both are forward-backward consistent within `SHARP_PX[0]` pixels, 0 beyond
+    `SHARP_PX[1]`, linear between."""
+    cv2 = _cv2()
+    fab, fba = (np.asarray(f, np.float32) for f in appearance)
+    h, w = fab.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def gap(f: np.ndarray, g: np.ndarray) -> np.ndarray:
+        back = cv2.remap(g, xx + f[..., 0], yy + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.hypot(f[..., 0] + back[..., 0], f[..., 1] + back[..., 1])
+
+    lo, hi = SHARP_PX
+    return np.clip((hi - np.maximum(gap(fab, fba), gap(fba, fab))) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def warped_neighbours(
+    a_img: np.ndarray,
+    b_img: np.ndarray,
+    appearance: tuple[np.ndarray, np.ndarray],
+    s: float,
+    sharp: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two neighbours (HxWxC) backward-warped along the appearance flows to fraction s: per pixel the
+    `sharpness` share of the cubic interpolant and the rest of the bilinear one."""
+    k = sharp[..., None]
+    out = []
+    for img, flow, frac in ((a_img, appearance[0], s), (b_img, appearance[1], 1.0 - s)):
+        lin, cub = _warp(img, flow, frac), _warp(img, flow, frac, cubic=True)
+        out.append(lin + k * (cub - lin))
+    return out[0], out[1]
 
 
 def _disagreement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -174,68 +217,78 @@ def unexplained_motion(flow: np.ndarray, ids: np.ndarray | None, radius: int = 2
     return out
 
 
+def at_sources(unexplained: np.ndarray, layers: list) -> np.ndarray:
+    """Per target pixel (HxW), the largest `unexplained_motion` of a neighbour (HxW) at the source pixels its
+    exact warp samples there (each `reverse.Layer`'s sx, sy, where it has coverage): where a thin structure's
+    mixed flow carried that neighbour's colour to."""
+    h, w = unexplained.shape
+    out = np.zeros(h * w, np.float32)
+    for layer in layers:
+        ok = (layer.coverage > 0) & np.isfinite(layer.sx) & np.isfinite(layer.sy)
+        x = np.clip(np.floor(np.where(ok, layer.sx, 0.5)).astype(np.int64), 0, w - 1)
+        y = np.clip(np.floor(np.where(ok, layer.sy, 0.5)).astype(np.int64), 0, h - 1)
+        out = np.maximum(out, np.where(ok, unexplained[y, x], 0.0))
+    return out.reshape(h, w)
+
+
 def mixed_at(
-    unexplained: tuple[np.ndarray, np.ndarray], appearance: tuple[np.ndarray, np.ndarray], s: float
+    unexplained: tuple[np.ndarray, np.ndarray],
+    appearance: tuple[np.ndarray, np.ndarray],
+    s: float,
+    carried: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per pixel at fraction s (HxW in [0, 1]), how surely a thin structure's mixed flow is there: each
     neighbour's `unexplained_motion` where it was and where the appearance flow carries it at s, over
     `MIXED_PX`, clipped to 1, and the largest of that over the pixel's 3x3 neighbours: the structure's colour
     reaches the pixels around those whose motion vectors it changed (the pixel filter, Blackman-Harris of
-    1.5 px by default, spreads a sample over the neighbours within 0.75 px)."""
+    1.5 px by default, spreads a sample over the neighbours within 0.75 px). `carried`: maps (HxW, like
+    `at_sources`) of where the exact warp carried mixed pixels, taken in the same way."""
     cv2 = _cv2()
     ua, ub = unexplained
     moved = (
         _warp(ua[..., None], appearance[0], s)[..., 0],
         _warp(ub[..., None], appearance[1], 1.0 - s)[..., 0],
     )
-    sure = np.clip(np.maximum.reduce([ua, ub, *moved]) / MIXED_PX, 0.0, 1.0).astype(np.float32)
+    sure = np.clip(np.maximum.reduce([ua, ub, *moved, *(carried or [])]) / MIXED_PX, 0.0, 1.0).astype(
+        np.float32
+    )
     return cv2.dilate(sure, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
 
 
 def appearance_weight(
     exact_sides: tuple[np.ndarray, np.ndarray],
     both: np.ndarray,
-    a_rgb: np.ndarray,
-    b_rgb: np.ndarray,
+    warped: tuple[np.ndarray, np.ndarray],
     appearance: tuple[np.ndarray, np.ndarray],
-    s: float,
     mixed: np.ndarray | None = None,
     exact: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Per pixel at fraction s, the appearance candidate's weight (HxW), and the two warped neighbours it
-    blends. `exact_sides`: each neighbour's colour as the exact warp sampled it at s (HxWxC), `both`: where
-    both neighbours see the pixel's surface (elsewhere one side alone is right and they cannot agree);
-    `appearance`: the appearance flows (a->b, b->a), HxWx2; `mixed`: `mixed_at` (None: no thin structures).
+) -> np.ndarray:
+    """Per pixel, the appearance candidate's weight (HxW). `exact_sides`: each neighbour's colour as the exact
+    warp sampled it (HxWxC), `both`: where both neighbours see the pixel's surface (elsewhere one side alone is
+    right and they cannot agree); `warped`: the neighbours warped along the appearance flows
+    (`warped_neighbours`); `appearance`: those flows (a->b, b->a), HxWx2; `mixed`: `mixed_at` (None: no thin
+    structures); `exact`: the exact flows (None: not compared).
 
     The weight is the share of the exact candidate's disagreement that the appearance candidate explains,
     1 - e_appearance^2 / e_exact^2, clipped to [0, 1]: 0 wherever the exact warp agrees as well."""
-    da = _warp(a_rgb, appearance[0], s)
-    db = _warp(b_rgb, appearance[1], 1.0 - s)
     ea, eb = (np.nan_to_num(x) for x in exact_sides)
     e_exact = _disagreement(np.where(both[..., None], ea, 0.0), np.where(both[..., None], eb, 0.0))
-    e_app = _disagreement(da, db)
+    e_app = _disagreement(*warped)
     if mixed is not None:
         e_exact = np.maximum(e_exact, (mixed * MIXED_DISAGREEMENT).astype(e_exact.dtype))
     w = np.clip(1.0 - (e_app / e_exact) ** POWER, 0.0, 1.0)
     if exact is not None:  # where the appearance flow is the exact one, it only adds its bilinear blur
         w *= np.clip(_flow_gap(exact[0], appearance[0], exact[1], appearance[1]) / DIFFERENT_PX, 0.0, 1.0)
-    return w, (da, db)
+    return w
 
 
 def fuse(
-    colour: np.ndarray,
-    a_img: np.ndarray,
-    b_img: np.ndarray,
-    weight: np.ndarray,
-    appearance: tuple[np.ndarray, np.ndarray],
-    s: float,
+    colour: np.ndarray, warped: tuple[np.ndarray, np.ndarray], weight: np.ndarray, s: float
 ) -> np.ndarray:
-    """`colour` (the exact warp's, HxWxC) blended with the appearance candidate of images a_img/b_img."""
-    da = _warp(a_img, appearance[0], s)
-    db = _warp(b_img, appearance[1], 1.0 - s)
-    app = (1.0 - s) * da + s * db
+    """`colour` (the exact warp's, HxWxC) blended by `weight` with the appearance candidate: the time blend of
+    the neighbours `warped` along the appearance flows to fraction s."""
     w = weight[..., None]
-    return (1.0 - w) * colour + w * app
+    return (1.0 - w) * colour + w * ((1.0 - s) * warped[0] + s * warped[1])
 
 
 def _flow_gap(e0: np.ndarray | float, f0: np.ndarray, e1: np.ndarray | float, f1: np.ndarray) -> np.ndarray:

@@ -463,8 +463,9 @@ def settings(factor: int, beta: float) -> dict[str, Any]:
 
 
 COLOUR_METHOD = (
-    "exact warp fused with DIS appearance flow where it explains the change better or the exact flow is a thin "
-    "structure's mix (and on its 3x3 neighbours); the neighbours' cross-fade below a pixel of motion (fusion.py)"
+    "exact warp fused with DIS appearance flow (cubic where the flows are consistent) where it explains the change "
+    "better or the exact flow is a thin structure's mix (on its 3x3 neighbours and where the exact warp carried "
+    "it); the neighbours' cross-fade below a pixel of motion (fusion.py)"
 )
 """How new frames' colours are made; part of the settings, so outputs of another method are not mixed in."""
 

@@ -257,6 +257,7 @@ class PairWarper:
         # Colour fusion with an appearance flow where the exact flow does not explain the change (fusion.py).
         self.exact_flows = (a.flow[..., 0:2], b.flow[..., 2:4])  # a -> b and b -> a
         self.appearance = fusion.appearance_flows(a.rgb, b.rgb, self.exact_flows) if appearance else None
+        self.sharp = fusion.sharpness(self.appearance) if self.appearance is not None else None
         self.unexplained = (
             (fusion.unexplained_motion(self.exact_flows[0], a.segmentation),
              fusion.unexplained_motion(self.exact_flows[1], b.segmentation))
@@ -432,13 +433,17 @@ class PairWarper:
             (ca, wa), (cb, wb) = per_side
             sides = (ca[:, :nc].reshape(h, w, nc), cb[:, :nc].reshape(h, w, nc))
             both = ((wa > fusion.BOTH) & (wb > fusion.BOTH)).reshape(h, w)
-            mixed = fusion.mixed_at(self.unexplained, self.appearance, s)  # type: ignore[arg-type]
-            wgt, (da, db) = fusion.appearance_weight(
-                sides, both, self.a.rgb, self.b.rgb, self.appearance, s, mixed, self.exact_flows
-            )
-            rgb = (1.0 - wgt[..., None]) * rgb + wgt[..., None] * ((1.0 - s) * da + s * db)
+            carried = [
+                fusion.at_sources(u, [near, far])
+                for u, (_, near, far, _s) in zip(self.unexplained, sampled, strict=True)
+            ]
+            mixed = fusion.mixed_at(self.unexplained, self.appearance, s, carried)  # type: ignore[arg-type]
+            warped = fusion.warped_neighbours(self.a.rgb, self.b.rgb, self.appearance, s, self.sharp)
+            wgt = fusion.appearance_weight(sides, both, warped, self.appearance, mixed, self.exact_flows)
+            rgb = fusion.fuse(rgb, warped, wgt, s)
             if linear is not None:
-                linear = fusion.fuse(linear, self.a.linear, self.b.linear, wgt, self.appearance, s)
+                lin = fusion.warped_neighbours(self.a.linear, self.b.linear, self.appearance, s, self.sharp)
+                linear = fusion.fuse(linear, lin, wgt, s)
             cwt = fusion.crossfade_weight(np.hypot(flow[..., 0], flow[..., 1]) * n_new, self.appearance)
             if cwt.any():
                 rgb = fusion.cross_fade(
