@@ -59,6 +59,24 @@ def test_output_does_not_depend_on_worker_count(source, tmp_path):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
+def test_each_source_frame_is_loaded_and_modelled_once_per_run_of_pairs(tmp_path, monkeypatch):
+    """A frame is the right side of one pair and the left of the next: consecutive pairs share it, in one
+    process and in a pool's chunks, and the output is the same bytes either way."""
+    from camsim.interpolate import sequence
+
+    S.write_sequence(tmp_path / "in", SCENE, 7)
+    modelled = []
+    real = sequence.colour_model
+    monkeypatch.setattr(sequence, "colour_model", lambda data, sigma: modelled.append(1) or real(data, sigma))
+    interpolate_sequence(tmp_path / "in", tmp_path / "a", 2, workers=1)
+    assert len(modelled) == 7  # not 2 per pair (12)
+    interpolate_sequence(tmp_path / "in", tmp_path / "b", 2, workers=2)  # chunks of 3 pairs: 4 + 4 frames
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
 def test_progress_counts_every_output_frame(source, tmp_path):
     done = []
     interpolate_sequence(source, tmp_path / "out", 4, workers=1, progress=done.append)

@@ -240,6 +240,27 @@ def _fill_holes(arrays: list[np.ndarray], hole: np.ndarray) -> None:
         a[hole] = a[iy[hole], ix[hole]]
 
 
+@dataclass
+class ColourModel:
+    """What sampling colours needs of one source frame alone (both pairs the frame belongs to can share it)."""
+
+    attached: FrameData
+    """The frame with its silhouette pixels moved with the nearer surface (`edge_attached`)."""
+    coeffs: np.ndarray
+    """Cubic-spline coefficients of `image` (`reverse.prefilter`)."""
+    image: np.ndarray
+    """HxWxC: the frame's colours, then its linear and albedo images where present."""
+    edges: reverse.EdgeModel
+
+
+def colour_model(src: FrameData, edge_sigma: float = reverse.EDGE_SIGMA) -> ColourModel:
+    """The `ColourModel` of a source frame."""
+    h, w = src.depth.shape
+    imgs = [src.rgb.reshape(h, w, -1)] + [x for x in (src.linear, src.albedo) if x is not None]
+    img = np.concatenate(imgs, axis=-1).astype(np.float64)
+    return ColourModel(edge_attached(src), reverse.prefilter(img), img, reverse.edge_model(img, edge_sigma))
+
+
 class PairWarper:
     """Interpolates any number of intermediate frames between two neighbouring rendered frames."""
 
@@ -250,7 +271,9 @@ class PairWarper:
         beta: float = 60.0,
         edge_sigma: float = reverse.EDGE_SIGMA,
         appearance: bool = True,
+        models: tuple[ColourModel, ColourModel] | None = None,
     ) -> None:
+        """`models`: the two frames' `colour_model` (with `edge_sigma`) where already made."""
         if a.depth.shape != b.depth.shape:
             raise ValueError("frames of a pair differ in size")
         self.a, self.b, self.beta = a, b, beta
@@ -264,7 +287,8 @@ class PairWarper:
             if appearance else None
         )  # fmt: skip
         self.sides = (_Side(a, b, +1), _Side(b, a, -1))
-        ea, eb = edge_attached(a), edge_attached(b)
+        ma, mb = models if models is not None else (colour_model(a, edge_sigma), colour_model(b, edge_sigma))
+        ea, eb = ma.attached, mb.attached
         self.colour_sides = (_Side(ea, eb, +1), _Side(eb, ea, -1))
         finite = [d[np.isfinite(d)] for d in (a.depth, b.depth)]
         far = max([float(f.max()) for f in finite if f.size] + [1.0])
@@ -273,12 +297,7 @@ class PairWarper:
             side.z_bg = np.where(side.bg, self.bg_depth, side.z_src)
             side.window = reverse.window_stats(side.z_bg, side.slope)
         # Cubic-spline coefficients of each neighbour's colours, for backward sampling (reverse.py).
-        self.coeffs = []
-        for src in (a, b):
-            h, w = src.depth.shape
-            imgs = [src.rgb.reshape(h, w, -1)] + [x for x in (src.linear, src.albedo) if x is not None]
-            img = np.concatenate(imgs, axis=-1).astype(np.float64)
-            self.coeffs.append((reverse.prefilter(img), img, reverse.edge_model(img, edge_sigma)))
+        self.coeffs = [(m.coeffs, m.image, m.edges) for m in (ma, mb)]
 
     def frame(self, s: float, c2w_t: np.ndarray, K_t: np.ndarray, n_new: int) -> WarpedFrame:
         """The frame at fraction `s` in (0, 1) of the pair, with camera `c2w_t`/`K_t`; flows per 1/n_new step."""
