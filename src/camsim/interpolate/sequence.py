@@ -572,5 +572,5 @@ def _import_what_workers_use() -> None:
     """Import the libraries the warp loads on first use, so that workers forked from this process start with
     them (each would otherwise spend ~0.15 s importing them)."""
     import cv2  # noqa: F401
-    import scipy.ndimage  # noqa: F401
+    import scipy.ndimage
     import scipy.special  # noqa: F401
