@@ -32,6 +32,7 @@ margin = camsim - best peer (of DIS+warp, RIFE, cross-fade) in dB; issue 17 asks
     python benchmarks/interpolate_peers.py --width 320 --height 240 --samples 64   # the issue's protocol
 
 --workdir DIR --reuse keeps scenes and renders in DIR and re-runs only the interpolators.
+--cost-check then renders one cell per scene again and times camsim right after it (one quiet window).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -180,6 +182,35 @@ def _db(v: float) -> str:
     return f"{v:.2f}" if np.isfinite(v) else "n/a"
 
 
+def cost_check(
+    w, work: Path, args, base: RenderConfig, threads: int
+) -> list[tuple[str, float, int, float, float]]:
+    """Per scene, the truth of its second motion's cell rendered again, then camsim x2 and x4 on that cell's
+    source (best of 2 runs): (scene, motion, factor, render s per frame, camsim s per new frame)."""
+    rows = []
+    target = args.motions[min(1, len(args.motions) - 1)]
+    for name in args.scenes:
+        cell = work / name / f"v{target:g}"
+        info = json.loads((cell / "x4" / "info.json").read_text())
+        out = work / "cost_check" / name
+        shutil.rmtree(out, ignore_errors=True)
+        cfg = base.replace(keyframe_multiplier=float(info["keyframe_multiplier"]))
+        render_sequence(w, SequenceJob(scene=work / "scenes" / f"{name}.blend", output=out, settings=cfg,
+                                       frame_start=info["frame_start"], frame_end=info["frame_end"]), threads=threads)  # fmt: skip
+        again = json.loads((out / "info.json").read_text())
+        per_render = again["render_seconds"] / again["frames_rendered"]
+        for m in (2, 4):
+            runs = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                meta = interpolate_sequence(
+                    cell / "src", work / "cost_check" / f"{name}_x{m}", m, overwrite=True
+                )
+                runs.append((time.perf_counter() - t0) / sum(fr["interpolated"] for fr in meta["frames"]))
+            rows.append((name, target, m, per_render, min(runs)))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=SCENES)
@@ -194,6 +225,11 @@ def main() -> None:
     ap.add_argument(
         "--reuse", action="store_true", help="with --workdir: reuse scenes and renders found there"
     )
+    ap.add_argument(
+        "--cost-check", action="store_true",
+        help="afterwards, per scene, render one cell's truth again and time camsim on that cell right after it "
+        "(the cost ratio from one quiet window; the recorded render times may come from a busier one)",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.reuse and args.workdir is None:
         sys.exit("--reuse needs --workdir")
@@ -294,6 +330,7 @@ def main() -> None:
                                                               for k, v in scores.items()}, len(scores["camsim"])))  # fmt: skip
                 print(f"{name} {target:g} px/frame (measured {measured:.2f}, multiplier {mult}): done",
                       file=sys.stderr)  # fmt: skip
+        checks = cost_check(w, work, args, base, threads) if args.cost_check else []
     total = time.perf_counter() - t_start
 
     print(f"\n{len(args.scenes)} scenes x {len(args.motions)} motions, {args.source_frames} source frames per cell, "
@@ -321,6 +358,9 @@ def main() -> None:
         print(f"cost x{m}: camsim {1e3 * per_new:.0f} ms per new frame ({c['new']} frames), rendering "
               f"{1e3 * per_render:.0f} ms per frame ({c['rendered']} truth frames): "
               f"{100 * per_new / per_render:.1f} % of rendering the same frames")  # fmt: skip
+    for name, target, m, per_render, per_new in checks:
+        print(f"cost check {name} {target:g} px x{m}: rendered again {1e3 * per_render:.0f} ms per frame, then camsim "
+              f"{1e3 * per_new:.0f} ms per new frame (best of 2): {100 * per_new / per_render:.1f} %")  # fmt: skip
     print(f"\nwall {total:.0f} s; render {timing['render']:.0f} s, camsim {timing['camsim']:.1f} s, "
           f"DIS+warp {timing['DIS+warp']:.1f} s, RIFE {timing['RIFE']:.1f} s; workdir: {work}")  # fmt: skip
     (work / "peers.json").write_text(json.dumps([dict(zip(("scene", "target", "motion", "factor", "psnr", "frames"),
