@@ -99,6 +99,7 @@ def reverse_layers(
     excess = np.maximum(0.0, (zk - zmin[idx]) / zmin[idx] - 2.0 * slope[k])
     m = np.exp(-beta * excess)
     du, dv = (u - x)[k], (v - y)[k]  # displacement from the target position back to the source
+    any_bg = bool(is_bg.any())
     layers = []
     for wt in (bil * m, bil * (1.0 - m)):
         cov = np.bincount(idx, weights=wt, minlength=npx)
@@ -107,7 +108,7 @@ def reverse_layers(
         def mean(vals: np.ndarray, wt: np.ndarray = wt, safe: np.ndarray = safe) -> np.ndarray:
             return np.bincount(idx, weights=wt * vals, minlength=npx) / safe
 
-        bgw = mean(is_bg[k].astype(np.float64))
+        bgw = mean(is_bg[k].astype(np.float64)) if any_bg else np.zeros(npx)
         layers.append(
             Layer(
                 coverage=cov,
@@ -375,11 +376,6 @@ def sample(
     ax, ay = fx - x0, fy - y0
     zs = np.maximum(layer.src_depth, 1e-12)
 
-    def match(dx: int, dy: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        xi, yi = np.clip(x0 + dx, 0, w - 1), np.clip(y0 + dy, 0, h - 1)
-        tol = DEPTH_TOLERANCE + 3.0 * np.maximum(slope[yi, xi], layer.slope)
-        return np.abs(depth[yi, xi] - zs) <= tol * zs, xi, yi
-
     # 4x4 window x0-1..x0+2: its depth range and steepest slope, precomputed per source pixel.
     zlo, zhi, slo = window
     xi, yi = np.clip(x0, 0, w - 1), np.clip(y0, 0, h - 1)
@@ -392,26 +388,34 @@ def sample(
         ],
         axis=-1,
     )
-    acc = np.zeros_like(out)
-    wsum = np.zeros(len(sx))
+    # Off a single surface: the 2x2 bilinear neighbours on the layer's surface, renormalised.
+    rest = np.flatnonzero(~all_match)
+    rx, ry, rax, ray, rzs, rsl = x0[rest], y0[rest], ax[rest], ay[rest], zs[rest], layer.slope[rest]
+    acc = np.zeros((rest.size, out.shape[1]))
+    wsum = np.zeros(rest.size)
     for dx, dy, bw in (
-        (0, 0, (1 - ax) * (1 - ay)),
-        (1, 0, ax * (1 - ay)),
-        (0, 1, (1 - ax) * ay),
-        (1, 1, ax * ay),
+        (0, 0, (1 - rax) * (1 - ray)),
+        (1, 0, rax * (1 - ray)),
+        (0, 1, (1 - rax) * ray),
+        (1, 1, rax * ray),
     ):
-        ok, xi, yi = match(dx, dy)
-        wk = bw * ok
+        xi, yi = np.clip(rx + dx, 0, w - 1), np.clip(ry + dy, 0, h - 1)
+        on = np.abs(depth[yi, xi] - rzs) <= (DEPTH_TOLERANCE + 3.0 * np.maximum(slope[yi, xi], rsl)) * rzs
+        wk = bw * on
         acc += wk[:, None] * image[yi, xi]
         wsum += wk
-    masked = ~all_match & (wsum > 1e-3)
-    out[masked] = acc[masked] / wsum[masked, None]
+    got = wsum > 1e-3
+    masked = np.zeros(len(sx), dtype=bool)
+    masked[rest[got]] = True
+    out[rest[got]] = acc[got] / wsum[got, None]
     if edges is not None:
         from scipy.special import ndtr
 
         px = np.clip(np.floor(fx + 0.5).astype(np.int64), 0, w - 1)
         py = np.clip(np.floor(fy + 0.5).astype(np.int64), 0, h - 1)
         # On one surface, or on the nearest one at a silhouette (its edge moves with it).
+        # Read at the 2x2's bottom-right pixel (the 4x4 window one pixel on), as it always was and was measured.
+        xi, yi = np.clip(x0 + 1, 0, w - 1), np.clip(y0 + 1, 0, h - 1)
         front = zs - zlo[yi, xi] <= tol
         use = edges.valid[py, px] & inside & (all_match | (masked & front))
         qx, qy = px[use], py[use]
