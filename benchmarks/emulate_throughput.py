@@ -75,12 +75,12 @@ def _reference(name: str, n: int, h: int, w: int, seq: MovingScene) -> float:
     """Seconds to draw the same random numbers with numpy alone."""
     t = time.perf_counter()
     if name == "spad":
-        # the dark-count map once (a normal and a uniform per pixel), a uniform per binary frame
+        # the dark-count map once (a normal and a uniform per pixel), an Exp(1) arrival per binary frame
         g = rng(1, "spad_dcr")
         g.standard_normal((h, w, 1))
         g.random((h, w, 1))
         for i in range(n):
-            rng(1, "spad_frame", i).random((h, w, 1), dtype=np.float32)
+            rng(1, "spad_frame", i).standard_exponential((h, w, 1), dtype=np.float32)
     elif name == "rgb":  # the fixed pattern once, then per frame the emulator's own Poisson means (frame 0's)
         cfg = rgb.RgbConfig(seed=1)
         t_exp = 1.0 / seq.fps

@@ -52,13 +52,13 @@ def _tree(out: Path, folder: str) -> list[str]:
 
 
 SPAD = {
-    "binary": (dict(seed=5, frames_per_input=3), "b3b24e22485ce82a"),
+    "binary": (dict(seed=5, frames_per_input=3), "2072eaa7a78fc575"),
     "dead-after-cross": (
         dict(seed=7, frames_per_input=4, dead_time=1e-2, afterpulsing=0.1, crosstalk=0.05),
-        "c058aa8e6fd0c2ac",
+        "de5cd0c1e3ae4853",
     ),
-    "colour-4bit": (dict(seed=2, frames_per_input=5, color=True, bits=4, gate_time=1e-4), "9edbbe11926ea3cc"),
-    "img-2bit": (dict(seed=3, frames_per_input=2, bits=2, mode="img"), "eab5735cbe3507a9"),
+    "colour-4bit": (dict(seed=2, frames_per_input=5, color=True, bits=4, gate_time=1e-4), "f4c24258a3f4d0af"),
+    "img-2bit": (dict(seed=3, frames_per_input=2, bits=2, mode="img"), "48218aabc19e4b00"),
 }
 
 

@@ -1,7 +1,9 @@
 """Single-photon (SPAD) camera: binary frames from linear light.
 
 Per pixel and gate: photo-electrons and dark counts are Poisson with mean
-`lambda = (qe * photons_per_s * L + dcr) * gate_time`, so a gate detects with `p = 1 - exp(-lambda)`.
+`lambda = (qe * photons_per_s * L + dcr) * gate_time`, so a gate detects with `p = 1 - exp(-lambda)`:
+the first arrival, in units of the mean arrival time, is an Exp(1) variate E, and the pixel detects when
+E < lambda (exactly probability p, with no transcendental function per pixel and gate).
 Auto-exposure (the default, when no gate time is given) picks one gate for the whole sequence: the one at
 which a pixel of the sequence's mean luminance (sampled on a few frames) detects with a target probability
 (0.5), at most the binary-frame period; params.json records the choice.
@@ -186,18 +188,18 @@ class _State:
 
     def __init__(self) -> None:
         self.prev: np.ndarray | None = None
-        self.u: np.ndarray | None = None
+        self.arrival: np.ndarray | None = None
         self.lam: np.ndarray | None = None
         self.det: list[np.ndarray] = []
 
     def buffers(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Uniforms, rates and a detection map of `shape`; the detection map alternates between two arrays, so
-        the previous frame's (`prev`) stays intact."""
-        if self.u is None or self.u.shape != shape:
-            self.u, self.lam = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        """Arrivals (Exp(1) variates), Poisson means and a detection map of `shape`; the detection map
+        alternates between two arrays, so the previous frame's (`prev`) stays intact."""
+        if self.arrival is None or self.arrival.shape != shape:
+            self.arrival, self.lam = np.empty(shape, np.float32), np.empty(shape, np.float32)
             self.det = [np.empty(shape, bool), np.empty(shape, bool)]
         self.det.reverse()
-        return self.u, self.lam, self.det[0]
+        return self.arrival, self.lam, self.det[0]
 
 
 def _binary_frame(
@@ -205,17 +207,14 @@ def _binary_frame(
 ) -> np.ndarray:
     """One binary frame (HxWxC bool) for global binary-frame index j from a rate map (counts/s)."""
     g = rng(cfg.seed, "spad_frame", j)
-    u, lam, det = state.buffers(rate.shape)
-    g.random(out=u, dtype=np.float32)
+    arrival, lam, det = state.buffers(rate.shape)
+    g.standard_exponential(out=arrival, dtype=np.float32)
     np.multiply(rate, np.float32(gate), out=lam)
     if state.prev is not None and cfg.dead_time > period - gate:
         blind = min(gate, cfg.dead_time - (period - gate))
         np.copyto(lam, rate * np.float32(gate - blind), where=state.prev)
-    # u < 1 - exp(-lam), computed in place (same float32 arithmetic as detection_probability).
-    np.negative(lam, out=lam)
-    np.expm1(lam, out=lam)
-    np.negative(lam, out=lam)
-    np.less(u, lam, out=det)
+    # The first arrival (in mean arrival times) comes within the gate: probability 1 - exp(-lam).
+    np.less(arrival, lam, out=det)
     if cfg.afterpulsing > 0 and state.prev is not None:
         det |= state.prev & (g.random(rate.shape, dtype=np.float32) < cfg.afterpulsing)
     if cfg.crosstalk > 0:
