@@ -9,7 +9,8 @@ written to a temporary folder (SPAD: frames.npy; RGB: 8-bit PNGs; events: events
 frames.npy; LiDAR: histograms.npy, points.npy). The reference draws exactly the random numbers each emulator
 draws per pixel with numpy's Philox generator (iToF: one tap per input frame, a Poisson and a float32 normal per
 pixel; LiDAR: per 4096-pixel block a binomial and a multinomial over the first-photon law's segments per
-pixel, then a uniform and a normal per detection). Memory: tracemalloc peak (numpy
+pixel, then a uniform and a normal per detection; `spad cuda`, only where PyTorch sees a GPU: SPAD's
+`--device cuda` against the same exponentials drawn by PyTorch on the GPU). Memory: tracemalloc peak (numpy
 allocations are traced) of one run on 1,000 and on 10,000 frames of --mem-size pixels squared.
 The references include the one-time draws (SPAD dark-count map, RGB fixed pattern, event pixel array), and
 RGB's Poissons use the emulator's own means. The source's reading time is measured inside each run
@@ -60,9 +61,26 @@ def _lidar_laws(seq: MovingScene, n: int) -> Iterator[tuple[np.ndarray, np.ndarr
             yield first_detection_law(photon_model(cfg, rho[lo:hi], alb[lo:hi], amb[lo:hi]))
 
 
+def _has_cuda() -> bool:
+    """Whether PyTorch sees a GPU (the `spad cuda` row: SPAD's `--device cuda`)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _spad_cuda(seq, out, cb=None):
+    import torch
+
+    spad._run(seq, out, spad.SpadConfig(seed=1, device="cuda"), cb)
+    torch.cuda.synchronize()
+
+
 def _runners():
     return {
         "spad": lambda seq, out, cb=None: spad._run(seq, out, spad.SpadConfig(seed=1), cb),
+        **({"spad cuda": _spad_cuda} if _has_cuda() else {}),
         "rgb": lambda seq, out, cb=None: rgb._run(seq, out, rgb.RgbConfig(seed=1), cb),
         "events": lambda seq, out, cb=None: events._run(seq, out, events.EventsConfig(seed=1), cb),
         "imu": lambda seq, out, cb=None: imu._run(seq, out, imu.ImuConfig(seed=1, rate=1000.0), cb),
@@ -72,9 +90,19 @@ def _runners():
 
 
 def _reference(name: str, n: int, h: int, w: int, seq: MovingScene) -> float:
-    """Seconds to draw the same random numbers with numpy alone."""
+    """Seconds to draw the same random numbers with numpy alone (spad cuda: with PyTorch on the GPU)."""
     t = time.perf_counter()
-    if name == "spad":
+    if name == "spad cuda":  # an Exp(1) arrival per binary frame from the frame's re-seeded generator
+        import torch
+
+        from camsim.emulate.gpu import reseed
+
+        g = torch.Generator(device="cuda")
+        out = torch.empty((h, w, 1), device="cuda")
+        for i in range(n):
+            out.exponential_(generator=reseed(g, 1, "spad_frame", i))
+        torch.cuda.synchronize()
+    elif name == "spad":
         # the dark-count map once (a normal and a uniform per pixel), an Exp(1) arrival per binary frame
         g = rng(1, "spad_dcr")
         g.standard_normal((h, w, 1))

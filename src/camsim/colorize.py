@@ -16,7 +16,7 @@ _TURBO_B = (0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 2
 def turbo(x: np.ndarray) -> np.ndarray:
     """Google's Turbo colormap (polynomial fit by Ruofei Du) of values in [0, 1] (float32: a picture for people)."""
     x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
-    out = np.empty((*x.shape, 3), np.float32)
+    out = np.empty((*x.shape, 3), np.uint8)
     acc = np.empty_like(x)
     for c, coeffs in enumerate((_TURBO_R, _TURBO_G, _TURBO_B)):
         acc.fill(coeffs[-1])
@@ -24,9 +24,10 @@ def turbo(x: np.ndarray) -> np.ndarray:
             acc *= x
             acc += np.float32(k)
         np.clip(acc, 0.0, 1.0, out=acc)
-        np.multiply(acc, 255, out=out[..., c])
-    out += 0.5
-    return out.astype(np.uint8)
+        acc *= 255
+        acc += 0.5
+        out[..., c] = acc
+    return out
 
 
 def robust_limits(values: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
@@ -43,15 +44,20 @@ def robust_limits(values: np.ndarray, low: float = 1.0, high: float = 99.0) -> t
 
 def depth(d: np.ndarray, limits: tuple[float, float] | None = None) -> np.ndarray:
     """Turbo of inverse depth (near = red, far = blue); background (inf) is black."""
-    d = np.asarray(d, dtype=np.float64)
-    finite = np.isfinite(d) & (d > 0)
-    inv = np.where(finite, 1.0 / np.where(finite, d, 1.0), np.nan)
+    inv = np.array(d, dtype=np.float64)  # a copy: inverted in place
+    finite = np.isfinite(inv)
+    finite &= inv > 0
+    np.divide(1.0, inv, out=inv, where=finite)
     if limits is None:
-        lo, hi = robust_limits(inv)
+        lo, hi = robust_limits(inv[finite])
     else:
         lo, hi = 1.0 / max(limits[1], 1e-12), 1.0 / max(limits[0], 1e-12)
-    rgb = turbo((np.nan_to_num(inv, nan=lo) - lo) / (hi - lo))
-    rgb[~finite] = 0
+    np.logical_not(finite, out=finite)  # now the background
+    np.copyto(inv, lo, where=finite)  # (drawn black below)
+    inv -= lo
+    inv /= hi - lo
+    rgb = turbo(inv)
+    rgb[finite] = 0
     return rgb
 
 
@@ -103,15 +109,16 @@ def _make_colorwheel() -> np.ndarray:
 
 
 _WHEEL = _make_colorwheel()
-_WHEEL32 = (_WHEEL / 255.0).astype(np.float32)
+_WHEEL32_PLANES = np.ascontiguousarray((_WHEEL / 255.0).astype(np.float32).T)
+"""The colour wheel as three contiguous channel tables (R, G, B), values in [0, 1]."""
 
 
 def flow(f: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
     """Middlebury colour coding of an HxWx2 flow (hue = direction, saturation = magnitude; float32: a picture
     for people)."""
     f = np.asarray(f)
-    u = np.nan_to_num(f[..., 0].astype(np.float32))
-    v = np.nan_to_num(f[..., 1].astype(np.float32))
+    u = np.nan_to_num(f[..., 0].astype(np.float32), copy=False)
+    v = np.nan_to_num(f[..., 1].astype(np.float32), copy=False)
     mag = np.hypot(u, v)
     scale = max_magnitude if max_magnitude else max(float(mag.max()), 1e-9)
     n = len(_WHEEL)
@@ -121,25 +128,44 @@ def flow(f: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
     fk *= np.float32((n - 1) / (2 * np.pi))
     fk += np.float32((n - 1) / 2)  # in [0, n - 1]
     k0 = fk.astype(np.intp)  # floor: fk >= 0
-    w = fk - k0
+    w = fk - k0  # float64 (float32 - intp)
     k0 %= n
-    col = _WHEEL32[k0]
-    col += w[..., None] * (_WHEEL32[(k0 + 1) % n] - col)
+    k1 = k0 + 1
+    k1 %= n
     np.minimum(np.divide(mag, np.float32(scale), out=mag), 1.0, out=mag)
-    col -= 1.0
-    col *= mag[..., None]
-    col += 1.0
-    np.clip(col, 0.0, 1.0, out=col)
-    col *= 255
-    col += 0.5
-    return col.astype(np.uint8)
+    out = np.empty((*mag.shape, 3), np.uint8)
+    # Channel by channel (contiguous planes, not 3-wide rows): wheel colour a + w (b - a) (in float64, stored
+    # as float32), faded to white by the magnitude.
+    for c in range(3):
+        col = _WHEEL32_PLANES[c].take(k0)
+        step = _WHEEL32_PLANES[c].take(k1)
+        step -= col
+        np.add(col, w * step, out=col)
+        col -= 1.0
+        col *= mag
+        col += 1.0
+        np.clip(col, 0.0, 1.0, out=col)
+        col *= 255
+        col += 0.5
+        out[..., c] = col
+    return out
 
 
 def normals(n: np.ndarray) -> np.ndarray:
     """Map unit normals from [-1, 1] to RGB; zero-length (background) is black."""
-    n = np.nan_to_num(np.asarray(n, dtype=np.float64))
-    rgb = ((n * 0.5 + 0.5) * 255 + 0.5).clip(0, 255).astype(np.uint8)
-    rgb[np.all(n == 0, axis=-1)] = 0
+    n = np.asarray(n)
+    rgb = np.empty(n.shape, np.uint8)
+    zero = np.ones(n.shape[:-1], bool)
+    for c in range(n.shape[-1]):  # channel planes, in float64: ((x * 0.5 + 0.5) * 255 + 0.5) clipped
+        x = np.nan_to_num(n[..., c].astype(np.float64), copy=False)
+        zero &= x == 0
+        x *= 0.5
+        x += 0.5
+        x *= 255
+        x += 0.5
+        np.clip(x, 0, 255, out=x)
+        rgb[..., c] = x
+    rgb[zero] = 0
     return rgb
 
 

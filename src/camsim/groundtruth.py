@@ -55,10 +55,16 @@ def normals_to_camera(n_world: np.ndarray, c2w: np.ndarray) -> np.ndarray:
     """
     r = np.asarray(c2w, dtype=np.float32)[:3, :3]
     n = np.asarray(n_world, dtype=np.float32) @ r  # == (R^T n) for row vectors; float32 as the pass is
-    length = np.sqrt(np.einsum("...i,...i->...", n, n))[..., None]
-    valid = length > 1e-6
-    np.divide(n, length, out=n, where=valid)
-    n[~valid[..., 0]] = 0.0  # no surface
+    x, y, z = n[..., 0], n[..., 1], n[..., 2]
+    length = x * x  # the length by channel planes (a 3-wide inner axis is slow to broadcast over)
+    length += y * y
+    length += z * z
+    np.sqrt(length, out=length)
+    none = ~(length > 1e-6)  # no surface
+    length[none] = 1.0
+    for c in range(3):
+        n[..., c] /= length
+    n[none] = 0.0
     return n
 
 

@@ -41,12 +41,16 @@ IMU_BLOCK = 4096
 """Samples per IMU noise block: a constant, so noise never depends on the user's batch size."""
 
 
-def rng(seed: int, stream: str, index: int = 0) -> np.random.Generator:
-    """A Philox generator keyed on (seed, stream, global index): independent of processing order."""
-    ss = np.random.SeedSequence(
+def seed_sequence(seed: int, stream: str, index: int = 0) -> np.random.SeedSequence:
+    """The entropy of stream `stream`'s draw `index` under `seed`: the key of every generator (numpy and GPU)."""
+    return np.random.SeedSequence(
         [int(seed) & 0xFFFFFFFF, int(seed) >> 32 & 0xFFFFFFFF, STREAMS[stream], int(index)]
     )
-    return np.random.Generator(np.random.Philox(ss))
+
+
+def rng(seed: int, stream: str, index: int = 0) -> np.random.Generator:
+    """A Philox generator keyed on (seed, stream, global index): independent of processing order."""
+    return np.random.Generator(np.random.Philox(seed_sequence(seed, stream, index)))
 
 
 def batches(n: int, size: int) -> Iterator[tuple[int, int]]:

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from camsim import trajectory, transforms
-from camsim.emulate import timebase
+from camsim.emulate import gpu, timebase
 from camsim.emulate.common import (
     Progress,
     batches,
@@ -41,6 +41,7 @@ from camsim.emulate.common import (
     write_params,
     write_transforms_streamed,
 )
+from camsim.emulate.gpu import Device
 from camsim.emulate.light import LUMA, Sequence, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import atomic_path, write_image
@@ -89,6 +90,8 @@ class SpadConfig:
     """Input light: linear EXR when present (auto), or force the linear EXR or the sRGB PNG."""
     seed: int = 0
     """Random seed; same seed and input give bit-identical output."""
+    device: Device = "cpu"
+    """Where the binary frames are drawn: cpu (numpy, bit-identical on every machine), cuda (PyTorch on an NVIDIA GPU: same seeding, another generator, so other bits from the same law; without PyTorch or a GPU it falls back to cpu with a warning) or auto (cuda when PyTorch sees a GPU)."""
     batch_size: int = 64
     """Input frames processed at once (bounds memory; does not change the output)."""
 
@@ -111,6 +114,8 @@ class SpadConfig:
             check_positive("gate_time", self.gate_time)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.device not in gpu.DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(gpu.DEVICES)}, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -311,6 +316,16 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
 
     packed_w = math.ceil(w / 8)
     state = _State()
+    device = gpu.resolve(cfg.device)
+    if device is None:
+
+        def draw(rate: np.ndarray, gate: float, period: float, j: int) -> np.ndarray:
+            return _binary_frame(cfg, rate, gate, period, j, state)
+
+    else:
+        from camsim.emulate.spad_gpu import TorchFrames
+
+        draw = TorchFrames(cfg, device)
     arr = None
     tmp_ctx = None
     if cfg.mode == "npy":
@@ -331,7 +346,7 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
                     j = i * k + kk
                     if o >= n_out:
                         break
-                    det = _binary_frame(cfg, rate, gate, period, j, state)
+                    det = draw(rate, gate, period, j)
                     if levels == 1:  # binary output: the frame itself
                         _emit(cfg, out, arr, det, o, numbers[o], levels, dtype)
                         o += 1
@@ -381,6 +396,7 @@ def _run(seq: Sequence, out: Path, cfg: SpadConfig, progress: Progress, workers:
         binary_frames_per_output=levels,
         input_light=seq.light_name,
         dark_count_rate_mean=float(dcr.mean()),
+        device_used=gpu.describe(device),
     )
     pose = blockwise(
         lambda os: trajectory.linear_poses(seq.poses, [_middle(int(o), levels, k) for o in os]), n_out

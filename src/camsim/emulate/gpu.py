@@ -1,0 +1,62 @@
+"""The emulators' optional GPU path: PyTorch on a CUDA device, chosen by a sensor config's `device`.
+
+`cpu` (the default) draws with numpy: bit-identical on every machine. `cuda` draws with PyTorch's generator
+(Philox on the GPU) re-seeded for every frame from the same key as the numpy path, (seed, stream, index)
+(`common.seed_sequence`), so a GPU run keeps the seeding semantics: deterministic for a seed on one GPU and
+PyTorch version, and independent of batch size and workers. It is not bit-identical to the numpy path: the
+generator differs, the law is the same. `auto` takes the GPU when PyTorch sees one. Without PyTorch or a GPU,
+`cuda` falls back to numpy with a warning (as rendering falls back to the CPU) and `auto` quietly; params.json
+records what ran (`device_used`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from camsim.emulate.common import seed_sequence
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+Device = Literal["cpu", "cuda", "auto"]
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+
+
+def resolve(requested: str) -> torch.device | None:
+    """The torch device a run uses for `requested`, or None for the numpy path."""
+    if requested == "cpu":
+        return None
+    try:
+        import torch
+    except ImportError:
+        why = "PyTorch is not installed"
+    else:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        why = "PyTorch sees no CUDA GPU"
+    (log.warning if requested == "cuda" else log.info)(
+        "device %s: %s; drawing on the CPU (numpy)", requested, why
+    )
+    return None
+
+
+def describe(device: torch.device | None) -> str:
+    """What ran, for params.json: `cpu (numpy)`, or the torch device and, on a GPU, its name."""
+    if device is None:
+        return "cpu (numpy)"
+    if device.type == "cuda":
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(device)}), torch {torch.__version__}"
+    return f"{device}, torch {__import__('torch').__version__}"
+
+
+def reseed(generator: Any, seed: int, stream: str, index: int) -> Any:
+    """Re-seed a torch.Generator for draw `index` of `stream`, from the same key as `common.rng`."""
+    generator.manual_seed(int(seed_sequence(seed, stream, index).generate_state(1, np.uint64)[0]))
+    return generator
