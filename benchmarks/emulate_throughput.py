@@ -9,8 +9,8 @@ written to a temporary folder (SPAD: frames.npy; RGB: 8-bit PNGs; events: events
 frames.npy; LiDAR: histograms.npy, points.npy). The reference draws exactly the random numbers each emulator
 draws per pixel with numpy's Philox generator (iToF: one tap per input frame, a Poisson and a float32 normal per
 pixel; LiDAR: per 4096-pixel block a binomial and a multinomial over the first-photon law's segments per
-pixel, then a uniform and a normal per detection; `spad cuda`, only where PyTorch sees a GPU: SPAD's
-`--device cuda` against the same exponentials drawn by PyTorch on the GPU). Memory: tracemalloc peak (numpy
+pixel, then a uniform and a normal per detection; `spad cuda` and `rgb cuda`, only where PyTorch sees a GPU:
+`--device cuda` against the same draws made by PyTorch on the GPU). Memory: tracemalloc peak (numpy
 allocations are traced) of one run on 1,000 and on 10,000 frames of --mem-size pixels squared.
 The references include the one-time draws (SPAD dark-count map, RGB fixed pattern, event pixel array), and
 RGB's Poissons use the emulator's own means. The source's reading time is measured inside each run
@@ -62,7 +62,7 @@ def _lidar_laws(seq: MovingScene, n: int) -> Iterator[tuple[np.ndarray, np.ndarr
 
 
 def _has_cuda() -> bool:
-    """Whether PyTorch sees a GPU (the `spad cuda` row: SPAD's `--device cuda`)."""
+    """Whether PyTorch sees a GPU (the `spad cuda` and `rgb cuda` rows: `--device cuda`)."""
     try:
         import torch
     except ImportError:
@@ -70,18 +70,24 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _spad_cuda(seq, out, cb=None):
-    import torch
+def _on_cuda(module, config):
+    """A runner of `module` with `config(seed=1, device="cuda")`, synchronised at the end."""
 
-    spad._run(seq, out, spad.SpadConfig(seed=1, device="cuda"), cb)
-    torch.cuda.synchronize()
+    def run(seq, out, cb=None):
+        import torch
+
+        module._run(seq, out, config(seed=1, device="cuda"), cb)
+        torch.cuda.synchronize()
+
+    return run
 
 
 def _runners():
     return {
         "spad": lambda seq, out, cb=None: spad._run(seq, out, spad.SpadConfig(seed=1), cb),
-        **({"spad cuda": _spad_cuda} if _has_cuda() else {}),
+        **({"spad cuda": _on_cuda(spad, spad.SpadConfig)} if _has_cuda() else {}),
         "rgb": lambda seq, out, cb=None: rgb._run(seq, out, rgb.RgbConfig(seed=1), cb),
+        **({"rgb cuda": _on_cuda(rgb, rgb.RgbConfig)} if _has_cuda() else {}),
         "events": lambda seq, out, cb=None: events._run(seq, out, events.EventsConfig(seed=1), cb),
         "imu": lambda seq, out, cb=None: imu._run(seq, out, imu.ImuConfig(seed=1, rate=1000.0), cb),
         "itof": lambda seq, out, cb=None: itof._run(seq, out, itof.ItofConfig(seed=1), cb),
@@ -101,6 +107,25 @@ def _reference(name: str, n: int, h: int, w: int, seq: MovingScene) -> float:
         out = torch.empty((h, w, 1), device="cuda")
         for i in range(n):
             out.exponential_(generator=reseed(g, 1, "spad_frame", i))
+        torch.cuda.synchronize()
+    elif name == "rgb cuda":  # per frame: the photon and dark Poissons and the read-noise normals, on the GPU
+        import torch
+
+        from camsim.emulate.gpu import reseed
+
+        cfg = rgb.RgbConfig(seed=1)
+        means = rgb.fixed_pattern(cfg, (h, w))
+        tu = time.perf_counter()
+        photons = photon_rate(cfg.flux, cfg.flux_per, seq.fps) * seq.linear(0) / seq.fps
+        lam = torch.from_numpy(cfg.qe * rgb.mosaic(photons) * means[0]).float().cuda()
+        dark = torch.from_numpy(rgb.dark_mean(cfg, 1.0 / seq.fps, means)).float().cuda()
+        t += time.perf_counter() - tu  # computing the means is not drawing
+        g = torch.Generator(device="cuda")
+        for i in range(n):
+            reseed(g, 1, "rgb_frame", i)
+            torch.poisson(lam, generator=g)
+            torch.poisson(dark, generator=g)
+            torch.randn((h, w), generator=g, device="cuda")
         torch.cuda.synchronize()
     elif name == "spad":
         # the dark-count map once (a normal and a uniform per pixel), an Exp(1) arrival per binary frame

@@ -12,11 +12,13 @@ records what ran (`device_used`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from camsim.emulate.common import seed_sequence
+from camsim.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -25,6 +27,18 @@ log = logging.getLogger(__name__)
 
 Device = Literal["cpu", "cuda", "auto"]
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+
+
+@dataclass
+class OnDevice:
+    """The `device` field of the sensors that have a GPU path (SPAD, RGB)."""
+
+    device: Device = "cpu"
+    """Where the random draws and the per-pixel model run: cpu (numpy, bit-identical on every machine), cuda (PyTorch on an NVIDIA GPU: the same seeding from another generator, so other bits of the same law; without PyTorch or a GPU it falls back to cpu with a warning) or auto (cuda when PyTorch sees a GPU)."""
+
+    def check_device(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
 
 def resolve(requested: str) -> torch.device | None:

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from camsim import trajectory
-from camsim.emulate import srgb8, timebase
+from camsim.emulate import gpu, srgb8, timebase
 from camsim.emulate.common import (
     Progress,
     blockwise,
@@ -38,6 +38,7 @@ from camsim.emulate.common import (
     write_params,
     write_transforms_streamed,
 )
+from camsim.emulate.gpu import OnDevice
 from camsim.emulate.light import Sequence, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import write_image
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class RgbConfig:
+class RgbConfig(OnDevice):
     """Conventional camera parameters (defaults: a typical global-shutter machine-vision camera)."""
 
     chunk_size: int = 1
@@ -117,6 +118,7 @@ class RgbConfig:
             raise ConfigError(f"color_matrix needs 9 numbers, got {len(self.color_matrix)}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        self.check_device()
 
     @property
     def white_level(self) -> int:
@@ -389,12 +391,22 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
             fr[RAW.key] = RAW.relpath(numbers[o])
         return fr
 
+    device = gpu.resolve(cfg.device)
+    if device is not None:
+        from camsim.emulate.rgb_gpu import TorchCamera
+
+        camera = TorchCamera(cfg, fpn, dark, white_e, device)
+
     def one(o: int) -> None:
         first = o * m
         lin = expose([cache[first + j] for j in range(ex.frames_of(o))], ex.weights_of(o))
         photons = phot * t_exp * lin
-        raw = sense(cfg, mosaic(photons) if cfg.bayer else photons, t_exp, fpn, o, dark)
-        img = isp(cfg, raw, white_e)
+        sensed = mosaic(photons) if cfg.bayer else photons
+        if device is None:
+            raw = sense(cfg, sensed, t_exp, fpn, o, dark)
+            img = isp(cfg, raw, white_e)
+        else:
+            img, raw = camera(sensed, o)
         write_image(out / FRAME.relpath(numbers[o]), img)
         if cfg.raw:
             write_image(out / RAW.relpath(numbers[o]), raw)
@@ -423,6 +435,7 @@ def _run(seq: Sequence, out: Path, cfg: RgbConfig, progress: Progress, workers: 
         gain_dn_per_e=cfg.gain,
         photons_per_pixel_per_s_at_white=phot,
         electrons_at_white=white_e,
+        device_used=gpu.describe(device),
         input_frames_per_exposure=n_span,
         output_frames=n_out,
         partial_last_exposure=(

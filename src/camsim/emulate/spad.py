@@ -41,7 +41,7 @@ from camsim.emulate.common import (
     write_params,
     write_transforms_streamed,
 )
-from camsim.emulate.gpu import Device
+from camsim.emulate.gpu import OnDevice
 from camsim.emulate.light import LUMA, Sequence, output_meta, photon_rate, run_emulator
 from camsim.errors import ConfigError
 from camsim.fileio import atomic_path, write_image
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SpadConfig:
+class SpadConfig(OnDevice):
     """Single-photon camera parameters (defaults: a typical SPAD array, e.g. SPAD512-like)."""
 
     flux: float = 1e6
@@ -90,8 +90,6 @@ class SpadConfig:
     """Input light: linear EXR when present (auto), or force the linear EXR or the sRGB PNG."""
     seed: int = 0
     """Random seed; same seed and input give bit-identical output."""
-    device: Device = "cpu"
-    """Where the binary frames are drawn: cpu (numpy, bit-identical on every machine), cuda (PyTorch on an NVIDIA GPU: same seeding, another generator, so other bits from the same law; without PyTorch or a GPU it falls back to cpu with a warning) or auto (cuda when PyTorch sees a GPU)."""
     batch_size: int = 64
     """Input frames processed at once (bounds memory; does not change the output)."""
 
@@ -114,8 +112,7 @@ class SpadConfig:
             check_positive("gate_time", self.gate_time)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.device not in gpu.DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(gpu.DEVICES)}, got {self.device!r}")
+        self.check_device()
 
 
 @dataclass(frozen=True)
