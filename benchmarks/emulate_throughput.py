@@ -9,7 +9,7 @@ written to a temporary folder (SPAD: frames.npy; RGB: 8-bit PNGs; events: events
 frames.npy; LiDAR: histograms.npy, points.npy). The reference draws exactly the random numbers each emulator
 draws per pixel with numpy's Philox generator (iToF: one tap per input frame, a Poisson and a float32 normal per
 pixel; LiDAR: per 4096-pixel block a binomial and a multinomial over the first-photon law's segments per
-pixel, then a uniform and a normal per detection; `spad cuda` and `rgb cuda`, only where PyTorch sees a GPU:
+pixel, then a uniform and a normal per detection; `spad cuda`, `rgb cuda` and `itof cuda`, only where PyTorch sees a GPU:
 `--device cuda` against the same draws made by PyTorch on the GPU). Memory: tracemalloc peak (numpy
 allocations are traced) of one run on 1,000 and on 10,000 frames of --mem-size pixels squared.
 The references include the one-time draws (SPAD dark-count map, RGB fixed pattern, event pixel array), and
@@ -62,7 +62,7 @@ def _lidar_laws(seq: MovingScene, n: int) -> Iterator[tuple[np.ndarray, np.ndarr
 
 
 def _has_cuda() -> bool:
-    """Whether PyTorch sees a GPU (the `spad cuda` and `rgb cuda` rows: `--device cuda`)."""
+    """Whether PyTorch sees a GPU (the `... cuda` rows: `--device cuda`)."""
     try:
         import torch
     except ImportError:
@@ -91,12 +91,13 @@ def _runners():
         "events": lambda seq, out, cb=None: events._run(seq, out, events.EventsConfig(seed=1), cb),
         "imu": lambda seq, out, cb=None: imu._run(seq, out, imu.ImuConfig(seed=1, rate=1000.0), cb),
         "itof": lambda seq, out, cb=None: itof._run(seq, out, itof.ItofConfig(seed=1), cb),
+        **({"itof cuda": _on_cuda(itof, itof.ItofConfig)} if _has_cuda() else {}),
         "lidar": _lidar_runner(),
     }
 
 
 def _reference(name: str, n: int, h: int, w: int, seq: MovingScene) -> float:
-    """Seconds to draw the same random numbers with numpy alone (spad cuda: with PyTorch on the GPU)."""
+    """Seconds to draw the same random numbers with numpy alone (the `cuda` rows: with PyTorch on the GPU)."""
     t = time.perf_counter()
     if name == "spad cuda":  # an Exp(1) arrival per binary frame from the frame's re-seeded generator
         import torch
@@ -125,6 +126,20 @@ def _reference(name: str, n: int, h: int, w: int, seq: MovingScene) -> float:
             reseed(g, 1, "rgb_frame", i)
             torch.poisson(lam, generator=g)
             torch.poisson(dark, generator=g)
+            torch.randn((h, w), generator=g, device="cuda")
+        torch.cuda.synchronize()
+    elif (
+        name == "itof cuda"
+    ):  # per tap: a Poisson (lambda 130, as the numpy reference) and a normal, on the GPU
+        import torch
+
+        from camsim.emulate.gpu import reseed
+
+        lam = torch.full((h, w), 130.0, device="cuda")
+        g = torch.Generator(device="cuda")
+        for i in range(n):
+            reseed(g, 1, "itof_tap", i)
+            torch.poisson(lam, generator=g)
             torch.randn((h, w), generator=g, device="cuda")
         torch.cuda.synchronize()
     elif name == "spad":

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from camsim import trajectory, transforms
-from camsim.emulate import timebase
+from camsim.emulate import gpu, timebase
 from camsim.emulate.common import (
     Progress,
     batches,
@@ -47,6 +47,7 @@ from camsim.emulate.common import (
     write_params,
     write_transforms_streamed,
 )
+from camsim.emulate.gpu import OnDevice
 from camsim.emulate.itof_codes import CODES, C, correlation, phase_response, tap_phases, unambiguous_range
 from camsim.emulate.itof_decode import check_frequencies, common_frequency_mhz, decode, extended_range
 from camsim.emulate.light import LUMA, Sequence, output_meta, run_emulator
@@ -62,7 +63,7 @@ ALBEDO_CHANNELS = {"red": 0, "green": 1, "blue": 2}
 
 
 @dataclass
-class ItofConfig:
+class ItofConfig(OnDevice):
     """Continuous-wave indirect time-of-flight camera (defaults: a 20 MHz, 4-tap sensor with a 12-bit ADC)."""
 
     frequencies: tuple[float, ...] = (20.0,)
@@ -126,6 +127,7 @@ class ItofConfig:
             check_positive("adc_gain", self.adc_gain)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        self.check_device()
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -239,6 +241,16 @@ def _run(seq: Sequence, out: Path, cfg: ItofConfig, progress: Progress, workers:
     geometry = RayGeometry(seq)
     limit = extended_range(cfg.frequencies)
     stats = {"max_depth": 0.0, "frames_beyond": 0, "saturated": 0}
+    device = gpu.resolve(cfg.device)
+    if device is None:
+
+        def digitised(mean: np.ndarray, i: int) -> tuple[np.ndarray, int]:
+            return digitise(cfg, mean, i)
+
+    else:
+        from camsim.emulate.itof_gpu import TorchDigitiser
+
+        digitised = TorchDigitiser(cfg, device)
 
     def tap(i: int) -> tuple[np.ndarray, int, float]:
         t = i % kt
@@ -248,7 +260,7 @@ def _run(seq: Sequence, out: Path, cfg: ItofConfig, progress: Progress, workers:
         lum = seq.linear(i) @ LUMA.astype(np.float32)
         mean = tap_mean(cfg, radial, _reflectance(seq.albedo(i), cfg.albedo_channel), lum, freqs[t], psis[t],
                         cos_i)  # fmt: skip
-        dn, saturated = digitise(cfg, mean, i)
+        dn, saturated = digitised(mean, i)
         return dn, saturated, float(np.max(radial, where=radial < np.inf, initial=0.0))
 
     with atomic_path(out / "frames.npy") as tmp:
@@ -290,6 +302,7 @@ def _run(seq: Sequence, out: Path, cfg: ItofConfig, progress: Progress, workers:
         saturated_fraction=stats["saturated"] / max(1, n_out * kt * h * w),
         input_light=seq.light_name,
         warnings=warnings,
+        device_used=gpu.describe(device),
     )
     write_transforms_streamed(
         out / "transforms.json", meta, lambda o: _frame_entry(seq, o, numbers[o], kt), n_out
