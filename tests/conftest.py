@@ -71,6 +71,16 @@ def demo_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return make_scenes(out, 3, seed=0, options=WorkerOptions(log_dir=out / "logs", name="demo-scenes"))
 
 
+@pytest.fixture
+def torch_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Route the emulators' `--device cuda` and `auto` to PyTorch's CPU device, as they go to the GPU on a
+    machine with one: the GPU path's code runs here, only the device differs (skips without PyTorch)."""
+    torch = pytest.importorskip("torch")
+    from camsim.emulate import gpu
+
+    monkeypatch.setattr(gpu, "resolve", lambda requested: None if requested == "cpu" else torch.device("cpu"))
+
+
 BLENDER_FIXTURES = frozenset({"worker", "build_scene", "render", "demo_scenes"})
 """Fixtures that start Blender: a test using one, directly or through another fixture, is a `blender` test."""
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from synthetic_active import pinhole_radial, plane_frame, write_active_sequence
 
-from camsim.emulate import gpu
 from camsim.emulate.itof import ItofConfig, decode, emulate_itof, read_taps
 from camsim.emulate.itof_decode import depth_std_crb
 
@@ -22,11 +21,6 @@ torch = pytest.importorskip("torch")
 H, W = 32, 32
 Z, RHO, LUM = 1.5, 0.5, 0.2
 FRAMES = 24
-
-
-@pytest.fixture
-def torch_cpu(monkeypatch):
-    monkeypatch.setattr(gpu, "resolve", lambda requested: None if requested == "cpu" else torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,17 @@ sums and the sRGB curve may round differently). With noise the draws differ and 
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
 from synthetic_sensors import constant_frames, write_sequence
 
-from camsim.emulate import gpu
 from camsim.emulate.rgb import RgbConfig, emulate_rgb
 from camsim.fileio import read_image
 
 torch = pytest.importorskip("torch")
 
 H, W = 24, 30
-
-
-@pytest.fixture
-def torch_cpu(monkeypatch):
-    monkeypatch.setattr(gpu, "resolve", lambda requested: None if requested == "cpu" else torch.device("cpu"))
 
 
 def _gradient_seq(tmp_path, n=4):
@@ -90,13 +83,3 @@ def test_the_torch_path_is_seeded_per_frame(tmp_path, torch_cpu):
     c = emulate_rgb(seq, tmp_path / "c", RgbConfig(device="cuda", seed=4))
     np.testing.assert_array_equal(_frames(a), _frames(b))
     assert not np.array_equal(_frames(a), _frames(c))
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: cuda does not fall back")
-def test_cuda_without_a_gpu_falls_back_to_the_numpy_path_with_a_warning(tmp_path, caplog):
-    seq = _gradient_seq(tmp_path)
-    cpu = emulate_rgb(seq, tmp_path / "cpu", RgbConfig(seed=5))
-    with caplog.at_level(logging.WARNING):
-        cuda = emulate_rgb(seq, tmp_path / "cuda", RgbConfig(seed=5, device="cuda"))
-    assert "drawing on the CPU (numpy)" in caplog.text
-    np.testing.assert_array_equal(_frames(cuda), _frames(cpu))

@@ -7,24 +7,16 @@ and `cuda` without a GPU must fall back to the numpy path with a warning.
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
 from synthetic_sensors import constant_frames, write_sequence
 
-from camsim.emulate import gpu
-from camsim.emulate.spad import SpadConfig, _binary_frame, _State, emulate_spad, unpack_frames
+from camsim.emulate.spad import SpadConfig, emulate_spad, unpack_frames
 
 torch = pytest.importorskip("torch")
 
 H, W = 12, 21
-
-
-@pytest.fixture
-def torch_cpu(monkeypatch):
-    """Route `cuda` and `auto` to PyTorch's CPU device, as they go to the GPU on a machine with one."""
-    monkeypatch.setattr(gpu, "resolve", lambda requested: None if requested == "cpu" else torch.device("cpu"))
 
 
 def _seq(tmp_path, value=0.4, n=6, fps=50.0):
@@ -92,32 +84,3 @@ def test_the_torch_path_follows_the_numpy_paths_law_with_every_effect_on(tmp_pat
     p = np.mean(rates)
     assert 0.05 < p < 0.95
     assert abs(rates[0] - rates[1]) < 4 * np.sqrt(2 * p * (1 - p) / n), rates
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: cuda does not fall back")
-def test_cuda_without_a_gpu_falls_back_to_the_numpy_path_with_a_warning(tmp_path, caplog):
-    seq = _seq(tmp_path)
-    cpu = emulate_spad(seq, tmp_path / "cpu", SpadConfig(seed=7, frames_per_input=3))
-    with caplog.at_level(logging.WARNING):
-        cuda = emulate_spad(seq, tmp_path / "cuda", SpadConfig(seed=7, frames_per_input=3, device="cuda"))
-    assert "drawing on the CPU (numpy)" in caplog.text
-    assert (cpu / "frames.npy").read_bytes() == (cuda / "frames.npy").read_bytes()
-    assert json.loads((cuda / "params.json").read_text())["derived"]["device_used"] == "cpu (numpy)"
-
-
-def test_an_unknown_device_is_refused():
-    from camsim.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="device must be one of cpu, cuda, auto"):
-        SpadConfig(device="tpu").validate()  # type: ignore[arg-type]
-
-
-def test_the_numpy_binary_frame_is_untouched_by_the_device_option():
-    """The numpy path keeps its draws: one binary frame equals a direct Exp(1) comparison."""
-    cfg = SpadConfig(seed=9)
-    rate = np.full((4, 5, 1), 0.8, np.float32)
-    det = _binary_frame(cfg, rate, 1.0, 1.0, 3, _State())
-    from camsim.emulate.common import rng
-
-    arrival = rng(9, "spad_frame", 3).standard_exponential((4, 5, 1), dtype=np.float32)
-    assert np.array_equal(det, arrival < rate)
