@@ -33,6 +33,7 @@ from moving_scene import MovingScene
 
 from camsim.emulate import events, imu, itof, lidar, rgb, spad
 from camsim.emulate.common import rng
+from camsim.emulate.gpu import cuda_available
 from camsim.emulate.light import photon_rate
 
 LIDAR = {"seed": 1, "bins": 16}
@@ -61,15 +62,6 @@ def _lidar_laws(seq: MovingScene, n: int) -> Iterator[tuple[np.ndarray, np.ndarr
             yield first_detection_law(photon_model(cfg, rho[lo:hi], alb[lo:hi], amb[lo:hi]))
 
 
-def _has_cuda() -> bool:
-    """Whether PyTorch sees a GPU (the `... cuda` rows: `--device cuda`)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
 def _on_cuda(module, config):
     """A runner of `module` with `config(seed=1, device="cuda")`, synchronised at the end."""
 
@@ -85,13 +77,13 @@ def _on_cuda(module, config):
 def _runners():
     return {
         "spad": lambda seq, out, cb=None: spad._run(seq, out, spad.SpadConfig(seed=1), cb),
-        **({"spad cuda": _on_cuda(spad, spad.SpadConfig)} if _has_cuda() else {}),
+        **({"spad cuda": _on_cuda(spad, spad.SpadConfig)} if cuda_available() else {}),
         "rgb": lambda seq, out, cb=None: rgb._run(seq, out, rgb.RgbConfig(seed=1), cb),
-        **({"rgb cuda": _on_cuda(rgb, rgb.RgbConfig)} if _has_cuda() else {}),
+        **({"rgb cuda": _on_cuda(rgb, rgb.RgbConfig)} if cuda_available() else {}),
         "events": lambda seq, out, cb=None: events._run(seq, out, events.EventsConfig(seed=1), cb),
         "imu": lambda seq, out, cb=None: imu._run(seq, out, imu.ImuConfig(seed=1, rate=1000.0), cb),
         "itof": lambda seq, out, cb=None: itof._run(seq, out, itof.ItofConfig(seed=1), cb),
-        **({"itof cuda": _on_cuda(itof, itof.ItofConfig)} if _has_cuda() else {}),
+        **({"itof cuda": _on_cuda(itof, itof.ItofConfig)} if cuda_available() else {}),
         "lidar": _lidar_runner(),
     }
 

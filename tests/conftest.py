@@ -78,7 +78,9 @@ def torch_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
     from camsim.emulate import gpu
 
-    monkeypatch.setattr(gpu, "resolve", lambda requested: None if requested == "cpu" else torch.device("cpu"))
+    monkeypatch.setattr(
+        gpu, "choose", lambda requested: (None if requested == "cpu" else torch.device("cpu"), "")
+    )
 
 
 BLENDER_FIXTURES = frozenset({"worker", "build_scene", "render", "demo_scenes"})

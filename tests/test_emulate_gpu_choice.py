@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from synthetic_active import plane_frame, write_active_sequence
 
+from camsim.emulate.gpu import cuda_available
 from camsim.emulate.itof import ItofConfig, emulate_itof
 from camsim.emulate.rgb import RgbConfig, emulate_rgb
 from camsim.emulate.spad import SpadConfig, emulate_spad
@@ -17,14 +18,6 @@ from camsim.errors import ConfigError
 
 SENSORS = {"spad": (SpadConfig, emulate_spad, "frames.npy"), "rgb": (RgbConfig, emulate_rgb, "frames"),
            "itof": (ItofConfig, emulate_itof, "frames.npy")}  # fmt: skip
-
-
-def _cuda_present() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def _files(out, rel):
@@ -38,7 +31,7 @@ def seq(tmp_path_factory):
                                  8, 10, 14)  # fmt: skip
 
 
-@pytest.mark.skipif(_cuda_present(), reason="this machine has a GPU: cuda does not fall back")
+@pytest.mark.skipif(cuda_available(), reason="this machine has a GPU: cuda does not fall back")
 @pytest.mark.parametrize("sensor", list(SENSORS))
 def test_cuda_without_a_gpu_falls_back_to_the_numpy_path_with_a_warning(seq, tmp_path, caplog, sensor):
     config, emulate, rel = SENSORS[sensor]
@@ -47,7 +40,10 @@ def test_cuda_without_a_gpu_falls_back_to_the_numpy_path_with_a_warning(seq, tmp
         cuda = emulate(seq, tmp_path / "cuda", config(seed=7, device="cuda"))
     assert "device cuda: " in caplog.text and "drawing on the CPU (numpy)" in caplog.text
     assert _files(cuda, rel) == _files(cpu, rel)
-    assert json.loads((cuda / "params.json").read_text())["derived"]["device_used"] == "cpu (numpy)"
+    params = [json.loads((out / "params.json").read_text()) for out in (cpu, cuda)]
+    assert params[1]["derived"]["device_used"] == "cpu (numpy)"
+    # What ran is the numpy path: the same settings as cpu (a rerun may keep it), recorded as cpu.
+    assert params[1]["config"]["device"] == "cpu" and params[1]["settings_hash"] == params[0]["settings_hash"]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         emulate(seq, tmp_path / "auto", config(seed=7, device="auto"))
@@ -69,3 +65,24 @@ def test_the_numpy_spad_frame_is_a_direct_exponential_comparison():
     det = _binary_frame(SpadConfig(seed=9), rate, 1.0, 1.0, 3, _State())
     arrival = rng(9, "spad_frame", 3).standard_exponential((4, 5, 1), dtype=np.float32)
     assert np.array_equal(det, arrival < rate)
+
+
+@pytest.mark.parametrize("sensor", list(SENSORS))
+def test_the_settings_record_where_the_draws_run(monkeypatch, sensor):
+    """`auto` and `cuda` are recorded as the device that draws: `cuda` where a GPU takes them (other bits than
+    numpy's: other settings to a rerun), `cpu` where they fall back (the numpy path's bits)."""
+    torch = pytest.importorskip("torch")
+    from camsim.derive import settings_hash
+    from camsim.emulate import gpu
+    from camsim.emulate.common import settings
+
+    config = SENSORS[sensor][0]
+    cpu = settings(config(device="cpu"))
+    monkeypatch.setattr(gpu, "choose", lambda requested: (None, "no GPU here"))
+    assert settings(config(device="auto")) == settings(config(device="cuda")) == cpu
+    monkeypatch.setattr(
+        gpu, "choose", lambda requested: (None if requested == "cpu" else torch.device("cuda"), "")
+    )
+    on_gpu = settings(config(device="auto"))
+    assert on_gpu["device"] == "cuda" and on_gpu == settings(config(device="cuda"))
+    assert settings_hash(sensor, on_gpu) != settings_hash(sensor, cpu)

@@ -122,8 +122,14 @@ def _jsonable(x: Any) -> Any:
 
 
 def settings(config: Any) -> dict[str, Any]:
-    """A config as recorded in params.json (`config`) and compared by --allow-skips."""
-    return _jsonable(config)
+    """A config as recorded in params.json (`config`) and compared by --allow-skips; a `device` as the draws run
+    here (`gpu.runs_on`)."""
+    out = _jsonable(config)
+    if "device" in out:
+        from camsim.emulate.gpu import runs_on  # imported here: gpu imports this module
+
+        out["device"] = runs_on(out["device"])
+    return out
 
 
 class Source(Protocol):
