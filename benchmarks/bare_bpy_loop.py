@@ -15,6 +15,14 @@ import time
 import bpy
 
 
+def _has_denoiser() -> bool:
+    try:
+        import _cycles
+    except ImportError:
+        return True
+    return bool(getattr(_cycles, "with_openimagedenoise", True))
+
+
 def setup(path: str, width: int, height: int, samples: int, threads: int):
     bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=False)
     sc = bpy.context.scene
@@ -24,7 +32,7 @@ def setup(path: str, width: int, height: int, samples: int, threads: int):
     sc.render.threads_mode, sc.render.threads = "FIXED", threads
     sc.cycles.samples = samples
     sc.cycles.use_adaptive_sampling, sc.cycles.adaptive_threshold = True, 0.05
-    sc.cycles.use_denoising = True
+    sc.cycles.use_denoising = _has_denoiser()  # as camsim: Debian's Blender has no OpenImageDenoise
     sc.render.use_motion_blur = False
     sc.render.use_compositing = False
     vl = sc.view_layers[0]

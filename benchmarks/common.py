@@ -14,13 +14,15 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def demo_scenes(folder: Path, count: int) -> list[Path]:
+def demo_scenes(folder: Path, count: int, executable: Path | None = None) -> list[Path]:
+    """`count` demo scenes, saved by bpy or by the installed Blender `executable`. A benchmark that also runs
+    an older installed Blender builds them with it: newer Blenders open older files, not the reverse (a
+    file saved by Blender 5 is "not a blend file" to Blender 3.4)."""
     from camsim.blender.worker import WorkerOptions
     from camsim.scenes import make_scenes
 
-    return make_scenes(
-        folder, count, seed=0, options=WorkerOptions(log_dir=folder / "logs", name="bench-scenes")
-    )
+    options = WorkerOptions(executable=executable, log_dir=folder / "logs", name="bench-scenes")
+    return make_scenes(folder, count, seed=0, options=options)
 
 
 def bare_cmd(

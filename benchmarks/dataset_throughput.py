@@ -80,7 +80,7 @@ def main() -> None:
         print("no installed Blender (none on PATH, none given): bpy only")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        scenes = demo_scenes(tmp_path / "scenes", 2)
+        scenes = demo_scenes(tmp_path / "scenes", 2, blender)  # read by every Blender measured
         # create-datasets with one sequence of F frames per scene places it in the middle of 1..600.
         first = 1 + (600 - args.frames) // 2
         specs = [(s, first, first + args.frames - 1) for s in scenes]

@@ -106,7 +106,7 @@ def main() -> None:
         print("no installed Blender (none on PATH, none given): bpy only")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        scenes = demo_scenes(tmp_path / "scenes", 2)
+        scenes = demo_scenes(tmp_path / "scenes", 2, blender)  # read by every Blender measured
         specs = [(s, 100, 100 + args.frames - 1) for s in scenes]
         frames = len(specs) * args.frames
         logs = tmp_path / "logs"

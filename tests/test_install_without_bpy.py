@@ -23,7 +23,9 @@ import pytest
 from conftest import FAST
 
 from camsim import transforms
+from camsim.blender.worker import WorkerOptions
 from camsim.loader import Dataset
+from camsim.scenes import make_scenes
 from camsim.validate import validate_dataset
 
 pytestmark = pytest.mark.blender  # the dataset is rendered here, with bpy
@@ -177,14 +179,17 @@ def test_render_animation_without_blender_says_how_to_get_one(venv312, demo_scen
     assert not out.exists()  # nothing created
 
 
-def test_render_animation_with_an_installed_blender_renders(venv312, demo_scenes, tmp_path):
+def test_render_animation_with_an_installed_blender_renders(venv312, tmp_path):
     blender = shutil.which("blender")
     if blender is None:
         pytest.skip(
             "no `blender` on PATH: rendering from Python 3.12 with --render-config.executable is untested"
         )
+    # The scene is saved by that Blender: an older one (Debian's 3.4) cannot read files saved by bpy 5.
+    options = WorkerOptions(executable=Path(blender), log_dir=tmp_path / "logs", name="installed-scene")
+    scene = make_scenes(tmp_path / "scenes", 1, seed=0, options=options)[0]
     out = tmp_path / "out"
-    venv312.ok("render-animation", str(demo_scenes[0]), str(out), "--frame-start", "1", "--frame-end", "2",
+    venv312.ok("render-animation", str(scene), str(out), "--frame-start", "1", "--frame-end", "2",
                "--render-config.width", "32", "--render-config.height", "24", "--render-config.max-samples", "2",
                "--render-config.executable", blender, "--render-config.log-dir", str(tmp_path / "logs"))  # fmt: skip
     meta = json.loads((out / "transforms.json").read_text())

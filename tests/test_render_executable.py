@@ -9,7 +9,11 @@ Blender on PATH, `make test` also runs the analytic ground-truth tests on it (CA
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
+import shutil
 import stat
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -55,3 +59,38 @@ def test_installed_blender_command_line_runs_the_service(build_scene, tmp_path):
         render_sequence(worker, SequenceJob(blend, tmp_path / "out", config, 1, 2))
     meta = transforms.read(tmp_path / "out")
     assert [f["frame_number"] for f in meta["frames"]] == [1, 2]
+
+
+def _installed_blender() -> tuple[str, tuple[int, int]] | None:
+    """`blender` on PATH and its (major, minor), from `blender --version`."""
+    exe = shutil.which("blender")
+    if exe is None:
+        return None
+    got = re.search(
+        r"Blender (\d+)\.(\d+)", subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    )
+    return (exe, (int(got[1]), int(got[2]))) if got else None
+
+
+def test_a_file_saved_by_a_newer_blender_is_refused_in_one_line_naming_both(demo_scenes, tmp_path):
+    installed = _installed_blender()
+    saved = tuple(
+        int(v) for v in importlib.metadata.version("bpy").split(".")[:2]
+    )  # bpy saved the demo scenes
+    if installed is None or installed[1] >= saved:
+        pytest.skip(
+            "needs an installed Blender older than bpy on PATH (Debian's blender 3.4: apt install blender)"
+        )
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "camsim", "render-animation", str(demo_scenes[0]), str(out), "--frame-start", "1",
+           "--frame-end", "1", "--render-config.width", "32", "--render-config.height", "24",
+           "--render-config.executable", installed[0], "--render-config.log-dir", str(tmp_path / "logs")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("camsim: error:"), proc.stderr
+    assert f"saved by Blender {saved[0]}.{saved[1]}," in lines[0], lines[
+        0
+    ]  # what Blender itself says: "not a blend file"
+    assert f"this Blender {installed[1][0]}.{installed[1][1]}" in lines[0], lines[0]
+    assert not (out / "transforms.json").exists()

@@ -21,6 +21,7 @@ import array
 import contextlib
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -973,7 +974,32 @@ def _open(path: str, autoexec: bool) -> None:
     try:
         bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=bool(autoexec))
     except RuntimeError as exc:
+        saved = _saved_by(path)
+        if saved is not None and saved > tuple(bpy.app.version[:2]):  # Blender itself says "not a blend file"
+            raise SceneProblem(
+                f"cannot open {path}: saved by Blender {saved[0]}.{saved[1]}, whose file format this Blender "
+                f"{bpy.app.version_string} cannot read; render it with Blender {saved[0]}.{saved[1]} or newer"
+            ) from None
         raise SceneProblem(f"cannot open {path}: {str(exc).strip().splitlines()[-1]}") from None
+
+
+_HEADER = re.compile(rb"BLENDER(?:\d\d-\d\d[vV](\d{4})|[_-][vV](\d{3}))")
+
+
+def _saved_by(path: str) -> tuple[int, int] | None:
+    """(major, minor) of the Blender that saved `path`, from its header: `BLENDER-v304` (3.4; `_` for 32-bit
+    pointers, `V` for big-endian) or `BLENDER17-01v0500` (the header of Blender 5). None where the header is
+    not in the first bytes as written (a compressed file whose first zstd block does not keep it literally)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    m = _HEADER.search(head)
+    if m is None:
+        return None
+    version = int(m.group(1) or m.group(2))
+    return version // 100, version % 100
 
 
 _SCENE: list[str] = []  # name of the scene being rendered (the file's active one unless asked)
