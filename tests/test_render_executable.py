@@ -74,9 +74,8 @@ def _installed_blender() -> tuple[str, tuple[int, int]] | None:
 
 def test_a_file_saved_by_a_newer_blender_is_refused_in_one_line_naming_both(demo_scenes, tmp_path):
     installed = _installed_blender()
-    saved = tuple(
-        int(v) for v in importlib.metadata.version("bpy").split(".")[:2]
-    )  # bpy saved the demo scenes
+    # bpy saved the demo scenes
+    saved = tuple(int(v) for v in importlib.metadata.version("bpy").split(".")[:2])
     if installed is None or installed[1] >= saved:
         pytest.skip(
             "needs an installed Blender older than bpy on PATH (Debian's blender 3.4: apt install blender)"
@@ -89,8 +88,7 @@ def test_a_file_saved_by_a_newer_blender_is_refused_in_one_line_naming_both(demo
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("camsim: error:"), proc.stderr
-    assert f"saved by Blender {saved[0]}.{saved[1]}," in lines[0], lines[
-        0
-    ]  # what Blender itself says: "not a blend file"
+    # Blender itself says only "not a blend file"
+    assert f"saved by Blender {saved[0]}.{saved[1]}," in lines[0], lines[0]
     assert f"this Blender {installed[1][0]}.{installed[1][1]}" in lines[0], lines[0]
     assert not (out / "transforms.json").exists()
